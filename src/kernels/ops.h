@@ -1,0 +1,76 @@
+// Backend-neutral kernel API. Model code calls only these functions; SIMD details stay inside
+// src/kernels/ (reference/ holds the scalar versions every optimized path is tested against).
+//
+// Conventions: activations are f32 and row-major; a weight matrix is row-major [rows][cols] in its
+// stored dtype (f32, f16 or bf16: never up-converted as a whole) and is applied as y = x * W^T,
+// the layout of a Hugging Face nn.Linear. All accumulation is in f32.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+
+namespace longctx::kernels {
+
+// A read-only weight matrix in its stored dtype: row r starts at data + r * cols elements.
+struct WeightView {
+  DType dtype = DType::kF32;
+  const void* data = nullptr;
+  int64_t rows = 0;  // output features
+  int64_t cols = 0;  // input features
+};
+
+// y[i][r] = sum_c x[i][c] * W[r][c] (+ bias[r] when bias != nullptr), for i < n.
+// x: [n][w.cols], y: [n][w.rows]; bias: [w.rows] f32 or nullptr. Threads split the work.
+void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, const float* bias,
+            float* y);
+
+// Row `row` of an embedding table (stored dtype) into f32 dst[w.cols].
+void embedding_row(const WeightView& w, int64_t row, float* dst);
+
+// y[i] = x[i] / sqrt(mean(x[i]^2) + eps) * weight, for n rows of `dim`. In place allowed (y == x).
+void rmsnorm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* y);
+
+// Hugging Face "rotate_half" RoPE, in place. x: [n_tokens][n_heads][head_dim]. For token t at
+// position pos[t] and i < rot_dim/2, with angle a = pos[t] * inv_freq[i]:
+//   x'[i]           = x[i] * cos(a) * attn_factor - x[i + rot_dim/2] * sin(a) * attn_factor
+//   x'[i+rot_dim/2] = x[i+rot_dim/2] * cos(a) * attn_factor + x[i] * sin(a) * attn_factor
+// Elements at index >= rot_dim (partial rotary) are left unchanged. Angles are computed in double.
+void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int rot_dim, const int64_t* pos,
+          const float* inv_freq, float attn_factor);
+
+// out[i] = silu(gate[i]) * up[i] for n elements; silu(g) = g / (1 + exp(-g)). out may alias gate.
+void silu_mul(const float* gate, const float* up, int64_t n, float* out);
+
+// Key/value cache of one layer as the attention kernel sees it: a list of fixed-size blocks.
+// Block b holds positions [b*block_size, (b+1)*block_size); inside a block the layout is
+// [n_kv_heads][block_size][head_dim] in `dtype`, so one head's keys in a block are contiguous.
+struct KVView {
+  DType dtype = DType::kF32;
+  int block_size = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  const void* const* k_blocks = nullptr;
+  const void* const* v_blocks = nullptr;
+  int64_t n_tokens = 0;  // positions [0, n_tokens) are valid
+};
+
+struct AttentionParams {
+  int n_heads = 0;     // query heads; query head h reads kv head h / (n_heads / n_kv_heads)
+  float scale = 0.f;   // usually 1/sqrt(head_dim)
+  int64_t window = 0;  // 0: full causal; else key j visible to query i iff i - j < window
+};
+
+// Causal attention of n_q queries at positions q_pos0 .. q_pos0 + n_q - 1 against kv.
+// q: [n_q][n_heads][head_dim], out: [n_q][n_heads][head_dim]. Key j is visible to query at
+// position i iff j <= i and (window == 0 || i - j < window); requires q_pos0 + n_q <= kv.n_tokens.
+// No mask is materialized: visibility comes from indices, softmax is online (running max/sum),
+// and scratch memory is O(threads x tile), independent of context length.
+void attention(ThreadPool& pool, const AttentionParams& p, const float* q, int64_t n_q,
+               int64_t q_pos0, const KVView& kv, float* out);
+
+// Name of the SIMD path chosen at run time for this CPU ("avx512", "avx2", "scalar").
+const char* simd_path();
+
+}  // namespace longctx::kernels

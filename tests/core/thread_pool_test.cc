@@ -15,7 +15,9 @@ TEST(ThreadPool, ParallelForCoversRangeOnce) {
       std::vector<std::atomic<int>> hits(n);
       pool.parallel_for(n, 4, [&](int64_t b, int64_t e, int t) {
         EXPECT_LT(t, threads);
-        if (b != 0) EXPECT_EQ(b % 4, 0);
+        if (b != 0) {
+          EXPECT_EQ(b % 4, 0);
+        }
         for (int64_t i = b; i < e; ++i) hits[i]++;
       });
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << n << " " << i;

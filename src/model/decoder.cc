@@ -1,0 +1,238 @@
+#include "model/decoder.h"
+
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+#include "model/rope_freqs.h"
+
+namespace longctx {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+const io::TensorInfo& expect_tensor(const io::WeightSource& w, const std::string& name,
+                                    const std::vector<int64_t>& shape) {
+  const io::TensorInfo& t = w.get(name);
+  if (t.shape != shape)
+    throw Error(ErrorKind::kShape, "tensor " + name + " has shape " + shape_str(t.shape) +
+                                       " but config.json implies " + shape_str(shape) +
+                                       "; the weights do not belong to this config.json");
+  return t;
+}
+
+kernels::WeightView matrix(const io::TensorInfo& t, int64_t row0, int64_t rows) {
+  kernels::WeightView v;
+  v.dtype = t.dtype;
+  v.cols = t.shape[1];
+  v.rows = rows;
+  v.data = static_cast<const uint8_t*>(t.data) + row0 * v.cols * dtype_size(t.dtype);
+  return v;
+}
+
+std::vector<float> to_vec(const io::TensorInfo& t, int64_t off = 0, int64_t n = -1) {
+  if (n < 0) n = t.numel();
+  std::vector<float> out(static_cast<size_t>(n));
+  to_f32(t.dtype, static_cast<const uint8_t*>(t.data) + off * dtype_size(t.dtype), out.data(),
+         out.size());
+  return out;
+}
+
+// Loads an optional bias "<name without .weight>.bias" of `rows` elements; `required` makes its
+// absence an error.
+std::vector<float> load_bias(const io::WeightSource& w, const std::string& weight_name,
+                             int64_t rows, bool required) {
+  std::string name = weight_name.substr(0, weight_name.size() - std::string("weight").size()) +
+                     "bias";
+  if (!w.find(name)) {
+    if (required)
+      throw Error(ErrorKind::kShape, "tensor " + name +
+                                         " is missing but config.json says the model has biases");
+    return {};
+  }
+  return to_vec(expect_tensor(w, name, {rows}));
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& dir) {
+  ModelConfig cfg = load_model_config(dir);
+  arch_spec_for(cfg.model_type);  // fail on an unknown architecture before mapping anything
+  return std::make_unique<Model>(std::move(cfg), io::WeightSource::open_dir(dir));
+}
+
+Model::Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights)
+    : cfg_(std::move(cfg)), weights_(std::move(weights)) {
+  const ArchSpec& arch = arch_spec_for(cfg_.model_type);
+  const io::WeightSource& w = *weights_;
+  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, V = cfg_.vocab_size;
+  const int64_t qd = static_cast<int64_t>(cfg_.num_attention_heads) * cfg_.head_dim;
+  const int64_t kvd = static_cast<int64_t>(cfg_.num_key_value_heads) * cfg_.head_dim;
+
+  embed_ = matrix(expect_tensor(w, arch.embed, {V, H}), 0, V);
+  if (const io::TensorInfo* head = w.find(arch.lm_head)) {
+    lm_head_ = matrix(expect_tensor(w, arch.lm_head, {V, H}), 0, V);
+    (void)head;
+  } else if (cfg_.tie_word_embeddings) {
+    lm_head_ = embed_;
+  } else {
+    throw Error(ErrorKind::kShape, "tensor " + arch.lm_head +
+                                       " is missing and config.json does not set "
+                                       "tie_word_embeddings; the checkpoint is incomplete");
+  }
+  final_norm_ = to_vec(expect_tensor(w, arch.final_norm, {H}));
+
+  const bool qkv_bias = arch.qkv_bias_always || cfg_.attention_bias;
+  const bool o_bias = cfg_.attention_bias && arch.o_bias_with_attention_bias;
+  layers_.resize(cfg_.num_hidden_layers);
+  for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
+    LayerWeights& L = layers_[l];
+    auto name = [&](const std::string& t) { return layer_tensor_name(t, l); };
+    L.attn_norm = to_vec(expect_tensor(w, name(arch.attn_norm), {H}));
+    L.mlp_norm = to_vec(expect_tensor(w, name(arch.mlp_norm), {H}));
+    if (!arch.qkv_proj.empty()) {
+      const std::string n = name(arch.qkv_proj);
+      const io::TensorInfo& t = expect_tensor(w, n, {qd + 2 * kvd, H});
+      L.wq = matrix(t, 0, qd);
+      L.wk = matrix(t, qd, kvd);
+      L.wv = matrix(t, qd + kvd, kvd);
+      std::vector<float> b = load_bias(w, n, qd + 2 * kvd, qkv_bias);
+      if (!b.empty()) {
+        L.bq.assign(b.begin(), b.begin() + qd);
+        L.bk.assign(b.begin() + qd, b.begin() + qd + kvd);
+        L.bv.assign(b.begin() + qd + kvd, b.end());
+      }
+    } else {
+      L.wq = matrix(expect_tensor(w, name(arch.q_proj), {qd, H}), 0, qd);
+      L.wk = matrix(expect_tensor(w, name(arch.k_proj), {kvd, H}), 0, kvd);
+      L.wv = matrix(expect_tensor(w, name(arch.v_proj), {kvd, H}), 0, kvd);
+      L.bq = load_bias(w, name(arch.q_proj), qd, qkv_bias);
+      L.bk = load_bias(w, name(arch.k_proj), kvd, qkv_bias);
+      L.bv = load_bias(w, name(arch.v_proj), kvd, qkv_bias);
+    }
+    L.wo = matrix(expect_tensor(w, name(arch.o_proj), {H, qd}), 0, H);
+    L.bo = load_bias(w, name(arch.o_proj), H, o_bias);
+    if (!arch.gate_up_proj.empty()) {
+      const io::TensorInfo& t = expect_tensor(w, name(arch.gate_up_proj), {2 * I, H});
+      L.w_gate = matrix(t, 0, I);
+      L.w_up = matrix(t, I, I);
+    } else {
+      L.w_gate = matrix(expect_tensor(w, name(arch.gate_proj), {I, H}), 0, I);
+      L.w_up = matrix(expect_tensor(w, name(arch.up_proj), {I, H}), 0, I);
+    }
+    L.w_down = matrix(expect_tensor(w, name(arch.down_proj), {H, I}), 0, H);
+    if (cfg_.mlp_bias)
+      throw Error(ErrorKind::kUnsupported, "mlp_bias=true is not supported yet");
+    L.window = l < static_cast<int>(cfg_.layer_window.size()) ? cfg_.layer_window[l] : 0;
+  }
+
+  const RopeFreqs rf = compute_rope_freqs(cfg_);
+  inv_freq_ = rf.inv_freq;
+  rope_attn_factor_ = rf.attn_factor;
+}
+
+KVCacheShape Model::kv_shape(DType dtype, int64_t capacity) const {
+  KVCacheShape s;
+  s.n_layers = cfg_.num_hidden_layers;
+  s.n_kv_heads = cfg_.num_key_value_heads;
+  s.head_dim = cfg_.head_dim;
+  s.dtype = dtype;
+  s.capacity = capacity;
+  return s;
+}
+
+Activations::Activations(const ModelConfig& cfg, int64_t max_tokens) : max_tokens_(max_tokens) {
+  const size_t n = static_cast<size_t>(max_tokens);
+  const size_t qd = static_cast<size_t>(cfg.num_attention_heads) * cfg.head_dim;
+  const size_t kvd = static_cast<size_t>(cfg.num_key_value_heads) * cfg.head_dim;
+  x.resize(n * cfg.hidden_size);
+  xb.resize(n * cfg.hidden_size);
+  q.resize(n * qd);
+  k.resize(n * kvd);
+  v.resize(n * kvd);
+  att.resize(n * qd);
+  gate.resize(n * cfg.intermediate_size);
+  up.resize(n * cfg.intermediate_size);
+  pos.resize(n);
+}
+
+size_t Activations::bytes_for(const ModelConfig& cfg, int64_t max_tokens) {
+  const size_t qd = static_cast<size_t>(cfg.num_attention_heads) * cfg.head_dim;
+  const size_t kvd = static_cast<size_t>(cfg.num_key_value_heads) * cfg.head_dim;
+  const size_t floats = 2 * cfg.hidden_size + 2 * qd + 2 * kvd + 2 * cfg.intermediate_size;
+  return static_cast<size_t>(max_tokens) * (floats * sizeof(float) + sizeof(int64_t));
+}
+
+void Model::attention_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0, KVCache& kv,
+                            Activations& a) const {
+  const LayerWeights& L = layers_[layer];
+  const int64_t H = cfg_.hidden_size;
+  kernels::rmsnorm(a.x.data(), L.attn_norm.data(), n, H, cfg_.rms_norm_eps, a.xb.data());
+  kernels::matmul(pool, a.xb.data(), n, L.wq, L.bq.empty() ? nullptr : L.bq.data(), a.q.data());
+  kernels::matmul(pool, a.xb.data(), n, L.wk, L.bk.empty() ? nullptr : L.bk.data(), a.k.data());
+  kernels::matmul(pool, a.xb.data(), n, L.wv, L.bv.empty() ? nullptr : L.bv.data(), a.v.data());
+  kernels::rope(a.q.data(), n, cfg_.num_attention_heads, cfg_.head_dim, cfg_.rot_dim(),
+                a.pos.data(), inv_freq_.data(), rope_attn_factor_);
+  kernels::rope(a.k.data(), n, cfg_.num_key_value_heads, cfg_.head_dim, cfg_.rot_dim(),
+                a.pos.data(), inv_freq_.data(), rope_attn_factor_);
+  kv.write(layer, pos0, n, a.k.data(), a.v.data());
+
+  kernels::AttentionParams p;
+  p.n_heads = cfg_.num_attention_heads;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
+  p.window = L.window;
+  kernels::attention(pool, p, a.q.data(), n, pos0, kv.view(layer, pos0 + n), a.att.data());
+
+  kernels::matmul(pool, a.att.data(), n, L.wo, L.bo.empty() ? nullptr : L.bo.data(), a.xb.data());
+  for (int64_t i = 0; i < n * H; ++i) a.x[i] += a.xb[i];
+}
+
+void Model::mlp_block(ThreadPool& pool, int layer, int64_t n, Activations& a) const {
+  const LayerWeights& L = layers_[layer];
+  const int64_t H = cfg_.hidden_size;
+  kernels::rmsnorm(a.x.data(), L.mlp_norm.data(), n, H, cfg_.rms_norm_eps, a.xb.data());
+  kernels::matmul(pool, a.xb.data(), n, L.w_gate, nullptr, a.gate.data());
+  kernels::matmul(pool, a.xb.data(), n, L.w_up, nullptr, a.up.data());
+  kernels::silu_mul(a.gate.data(), a.up.data(), n * cfg_.intermediate_size, a.gate.data());
+  kernels::matmul(pool, a.gate.data(), n, L.w_down, nullptr, a.xb.data());
+  for (int64_t i = 0; i < n * H; ++i) a.x[i] += a.xb[i];
+}
+
+void Model::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t pos0, KVCache& kv,
+                    Activations& a, float* logits, bool all_logits) const {
+  if (n <= 0) return;
+  if (n > a.max_tokens())
+    throw Error(ErrorKind::kInternal, "forward chunk larger than its activation buffers");
+  if (kv.n_tokens() != pos0)
+    throw Error(ErrorKind::kInternal, "forward at position " + std::to_string(pos0) +
+                                          " but the KV cache holds " +
+                                          std::to_string(kv.n_tokens()) + " tokens");
+  const int64_t H = cfg_.hidden_size;
+  for (int64_t t = 0; t < n; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= cfg_.vocab_size)
+      throw Error(ErrorKind::kOutOfRange,
+                  "token id " + std::to_string(tokens[t]) + " is outside the vocabulary [0, " +
+                      std::to_string(cfg_.vocab_size) + "); check the tokenizer matches the model");
+  }
+  kv.reserve(pos0 + n);
+  for (int64_t t = 0; t < n; ++t) {
+    kernels::embedding_row(embed_, tokens[t], a.x.data() + t * H);
+    a.pos[t] = pos0 + t;
+  }
+  for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
+    attention_block(pool, l, n, pos0, kv, a);
+    mlp_block(pool, l, n, a);
+  }
+  const int64_t first = all_logits ? 0 : n - 1;
+  const int64_t rows = n - first;
+  kernels::rmsnorm(a.x.data() + first * H, final_norm_.data(), rows, H, cfg_.rms_norm_eps,
+                   a.xb.data());
+  kernels::matmul(pool, a.xb.data(), rows, lm_head_, nullptr, logits);
+}
+
+}  // namespace longctx

@@ -1,0 +1,85 @@
+// The one decoder for every supported architecture: RMSNorm, RoPE (rotate_half), grouped-query
+// attention without a mask, SiLU-gated MLP, optional q/k/v/o biases, tied or separate output head.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/model_config.h"
+#include "core/thread_pool.h"
+#include "io/weights.h"
+#include "kernels/ops.h"
+#include "kv/kv_cache.h"
+#include "model/arch_spec.h"
+
+namespace longctx {
+
+struct LayerWeights {
+  kernels::WeightView wq, wk, wv, wo, w_gate, w_up, w_down;
+  std::vector<float> bq, bk, bv, bo;  // empty when the projection has no bias
+  std::vector<float> attn_norm, mlp_norm;
+  int64_t window = 0;  // 0: full attention
+};
+
+// Activation buffers for one forward call of up to `max_tokens` tokens. Sized by the chunk, never
+// by the context: this is all the activation memory a forward pass uses.
+class Activations {
+ public:
+  Activations(const ModelConfig& cfg, int64_t max_tokens);
+  // Bytes that Activations(cfg, max_tokens) allocates (for the memory plan).
+  static size_t bytes_for(const ModelConfig& cfg, int64_t max_tokens);
+  int64_t max_tokens() const { return max_tokens_; }
+
+  // Shapes (n = tokens of the chunk):
+  std::vector<float> x;       // [n][hidden]        residual stream
+  std::vector<float> xb;      // [n][hidden]        normed input / block output
+  std::vector<float> q;       // [n][n_heads*head_dim]
+  std::vector<float> k, v;    // [n][n_kv_heads*head_dim]
+  std::vector<float> att;     // [n][n_heads*head_dim]  attention output
+  std::vector<float> gate;    // [n][intermediate]
+  std::vector<float> up;      // [n][intermediate]
+  std::vector<int64_t> pos;   // [n]
+
+ private:
+  int64_t max_tokens_;
+};
+
+class Model {
+ public:
+  // Reads DIR/config.json, maps DIR's safetensors weights and checks every tensor's shape and
+  // dtype against the config. Errors name the tensor, what was expected and what was found.
+  static std::unique_ptr<Model> load(const std::string& dir);
+  // Builds a model from an already parsed config and opened weights.
+  Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights);
+
+  const ModelConfig& config() const { return cfg_; }
+  const io::WeightSource& weights() const { return *weights_; }
+  int64_t vocab_size() const { return cfg_.vocab_size; }
+
+  // Runs tokens[0..n) at positions pos0..pos0+n through the model, appending their keys/values to
+  // `kv` (which must hold exactly pos0 tokens). n <= act.max_tokens().
+  // logits: [vocab] for the last token, or [n][vocab] when all_logits. Token ids outside
+  // [0, vocab) are Error(kOutOfRange).
+  void forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t pos0, KVCache& kv,
+               Activations& act, float* logits, bool all_logits = false) const;
+
+  // The KV-cache shape this model needs (layers, kv heads, head_dim) for dtype and capacity.
+  KVCacheShape kv_shape(DType dtype, int64_t capacity) const;
+
+ private:
+  void attention_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0, KVCache& kv,
+                       Activations& act) const;
+  void mlp_block(ThreadPool& pool, int layer, int64_t n, Activations& act) const;
+
+  ModelConfig cfg_;
+  std::unique_ptr<io::WeightSource> weights_;
+  kernels::WeightView embed_, lm_head_;
+  std::vector<float> final_norm_;
+  std::vector<LayerWeights> layers_;
+  std::vector<float> inv_freq_;  // [rot_dim/2]
+  float rope_attn_factor_ = 1.f;
+};
+
+}  // namespace longctx

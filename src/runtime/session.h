@@ -1,0 +1,49 @@
+// A Session is one sequence being run through a model: its KV cache, its activation buffers and
+// its position. Prompts are always run in chunks (DESIGN.md decision 4): one chunk and many
+// chunks give the same logits.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kv/kv_cache.h"
+#include "model/decoder.h"
+
+namespace longctx {
+
+struct SessionOptions {
+  int64_t context = 0;        // cap on tokens held (prompt + generated); required > 0
+  int64_t prefill_chunk = 256;
+  DType kv_dtype = DType::kF16;
+};
+
+class Session {
+ public:
+  Session(const Model& model, ThreadPool& pool, const SessionOptions& opt);
+
+  // Runs `tokens` after what the session holds, prefill_chunk tokens at a time, and returns the
+  // next-token logits after the last one ([vocab]). When all_logits is given it receives
+  // [tokens.size()][vocab]: the logits after every token. Error(kOutOfRange) when the tokens do
+  // not fit in the context (nothing is run then).
+  const std::vector<float>& append(const std::vector<int32_t>& tokens,
+                                   std::vector<float>* all_logits = nullptr);
+
+  int64_t n_past() const { return kv_.n_tokens(); }
+  int64_t context() const { return opt_.context; }
+  const KVCache& kv() const { return kv_; }
+  const Model& model() const { return model_; }
+  void reset() { kv_.truncate(0); }
+
+ private:
+  const Model& model_;
+  ThreadPool& pool_;
+  SessionOptions opt_;
+  KVCache kv_;
+  Activations act_;
+  std::vector<float> logits_;
+  std::vector<float> chunk_logits_;
+};
+
+}  // namespace longctx

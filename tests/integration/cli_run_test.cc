@@ -1,0 +1,60 @@
+// `longctx run` end to end on a real trained checkpoint.
+#include <gtest/gtest.h>
+
+#include "integration/cli_util.h"
+#include "model/test_util.h"
+
+namespace longctx {
+namespace {
+
+TEST(CliRun, GreedyTextMatchesGoldenAndSummaryLineIsPrinted) {
+  const std::string dir = test::model_dir("stories260K");
+  const auto golden = test::read_json(dir + "/golden.json");
+  const auto& c = golden["cases"][1];
+  const std::string prompt = c["prompt_text"];
+  const auto r = test::run_cli("run -m " + test::quote(dir) + " -p " + test::quote(prompt) +
+                               " -n " + std::to_string(c["greedy_ids"].size()) + " -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // The prompt, then the continuation with its leading space (as it reads after the prompt).
+  EXPECT_NE(r.output.find(prompt + " " + c["greedy_text"].get<std::string>()), std::string::npos)
+      << r.output;
+  for (const char* field : {"prompt 16 tok", "generated 24 tok", "prefill ", "decode ",
+                            "peak RSS "})
+    EXPECT_NE(r.output.find(field), std::string::npos) << field << "\n" << r.output;
+}
+
+TEST(CliRun, ChunkSizeAndKvDtypeDoNotChangeGreedyText) {
+  const std::string dir = test::model_dir("stories260K");
+  const std::string base = "run -m " + test::quote(dir) + " -p 'Tom and his dog went' -n 20 ";
+  const auto a = test::run_cli(base + "--prefill-chunk 1 --kv-dtype f32");
+  const auto b = test::run_cli(base + "--prefill-chunk 64 --kv-dtype f32");
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  const auto text = [](const std::string& out) { return out.substr(out.find("Tom and")); };
+  const auto line = [&](const std::string& out) {
+    const std::string t = text(out);
+    return t.substr(0, t.find('\n'));
+  };
+  EXPECT_EQ(line(a.output), line(b.output));
+}
+
+TEST(CliRun, SamplingIsReproducibleWithASeed) {
+  const std::string dir = test::model_dir("stories260K");
+  const std::string args = "run -m " + test::quote(dir) +
+                           " -p 'Once upon a time' -n 30 --temp 0.9 --top-k 40 --top-p 0.95 "
+                           "--min-p 0.05 --repeat-penalty 1.1 --seed 11";
+  const auto a = test::run_cli(args);
+  const auto b = test::run_cli(args);
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  const auto first_line = [](const std::string& s) { return s.substr(s.find("Once upon")).substr(0, 200); };
+  EXPECT_EQ(first_line(a.output), first_line(b.output));
+}
+
+TEST(CliRun, DefaultJobRunsWithoutArguments) {
+  const auto r = test::run_cli("run -n 8");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("peak RSS"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace longctx

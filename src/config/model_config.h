@@ -15,32 +15,36 @@ struct ModelConfig {
   int64_t intermediate_size = 0;
   int num_hidden_layers = 0;
   int num_attention_heads = 0;
-  int num_key_value_heads = 0;       // defaults to num_attention_heads when absent
-  int head_dim = 0;                  // defaults to hidden_size / num_attention_heads
+  // Absent: num_attention_heads (llama, phi3); MistralConfig's 8 and Qwen2Config's 32 (the HF
+  // class defaults, which are the values of their 7B models).
+  int num_key_value_heads = 0;
+  int head_dim = 0;  // defaults to hidden_size / num_attention_heads
   int64_t vocab_size = 0;
   int64_t max_position_embeddings = 0;
+  // Pre-extension context of Phi-3 long-context models (longrope); 0 when absent (phi3: 4096).
+  int64_t original_max_position_embeddings = 0;
   float rms_norm_eps = 1e-6f;
   double rope_theta = 10000.0;
   double partial_rotary_factor = 1.0;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;       // q/k/v biases (qwen2: always true)
+  bool attention_bias = false;  // q/k/v biases (qwen2: always true)
   bool mlp_bias = false;
   std::string hidden_act = "silu";
-  int64_t sliding_window = 0;        // 0: none (all layers full attention)
+  int64_t sliding_window = 0;  // 0: none (all layers full attention)
   // Per layer: 0 for full attention, else the window length. Filled from sliding_window,
   // use_sliding_window and max_window_layers.
   std::vector<int64_t> layer_window;
-  int bos_token_id = -1;             // -1: none
-  std::vector<int> eos_token_ids;    // config may give one id or a list
-  DType torch_dtype = DType::kF32;   // informational
-  std::string rope_scaling_json;     // raw "rope_scaling" object ("" or "null" when absent)
+  int bos_token_id = -1;            // -1: none
+  std::vector<int> eos_token_ids;   // config may give one id or a list
+  DType torch_dtype = DType::kF32;  // informational
+  std::string rope_scaling_json;    // raw "rope_scaling" object ("" when absent or null)
 
   int rot_dim() const;  // head_dim * partial_rotary_factor, rounded down to even
 };
 
-// Parses the text of a config.json. `origin` names the file in messages. Unknown fields are ignored;
-// a missing required field, a wrong JSON type or an impossible value is an Error(kConfig) that
-// names the field; an unknown model_type is Error(kUnsupported) listing the supported ones.
+// Parses the text of a config.json. `origin` names the file in messages. Unknown fields are
+// ignored; a missing required field, a wrong JSON type or an impossible value is an Error(kConfig)
+// that names the field; an unknown model_type is Error(kUnsupported) listing the supported ones.
 ModelConfig parse_model_config(const std::string& json_text, const std::string& origin);
 // Reads DIR/config.json (Error(kIo) when missing).
 ModelConfig load_model_config(const std::string& dir);

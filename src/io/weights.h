@@ -24,6 +24,12 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
+  // Paging hints (madvise) for a byte range inside the mapping; ranges outside are clipped.
+  // Advice only: it never changes what is read. kWillNeed starts readahead (e.g. the next
+  // layer's weights); kDontNeed drops clean pages of a private read-only mapping (re-read later).
+  enum class Advice { kNormal, kWillNeed, kSequential, kRandom, kDontNeed };
+  void advise(const void* begin, size_t nbytes, Advice advice) const;
+
  private:
   MappedFile() = default;
   const uint8_t* data_ = nullptr;
@@ -37,14 +43,22 @@ struct TensorInfo {
   std::vector<int64_t> shape;
   const void* data = nullptr;  // inside the mapping of `file`
   size_t nbytes = 0;
-  std::string file;            // the file it was read from (for messages)
+  std::string file;   // the file it was read from (for messages)
+  size_t offset = 0;  // byte offset of `data` in `file`
 
   int64_t numel() const;
 };
 
-// All tensors of one model folder. Header parsing validates every entry (known dtype, offsets in
-// bounds and consistent with shape x dtype size, no overlap past the file end); a truncated or
-// malformed file is an Error naming the file and what is wrong.
+// All tensors of one model folder. Header parsing validates every entry (offsets in bounds,
+// ordered, not overlapping, consistent with shape x dtype size); a truncated or malformed file is
+// an Error naming the file and what is wrong.
+//
+// Tensors stored in a dtype other than F32/F16/BF16 (I8, F64, F8_E4M3, I64, ...) are validated
+// but not listed in tensors(); looking one up by name (find or get) throws Error(kUnsupported)
+// naming the tensor and its dtype. So a checkpoint with an unused integer buffer still loads.
+//
+// Data pointers are where the file puts them: aligned to the element size only when the writer
+// padded the header to 8 bytes (write_safetensors and Hugging Face's writer do).
 class WeightSource {
  public:
   // Opens DIR/model.safetensors, or DIR/model.safetensors.index.json and its shards.
@@ -52,7 +66,7 @@ class WeightSource {
   // Opens one .safetensors file.
   static std::unique_ptr<WeightSource> open_file(const std::string& path);
 
-  // nullptr when absent.
+  // nullptr when absent; throws Error(kUnsupported) when stored in an unsupported dtype.
   const TensorInfo* find(const std::string& name) const;
   // Throws Error(kShape) naming the tensor and the folder when absent.
   const TensorInfo& get(const std::string& name) const;
@@ -62,9 +76,24 @@ class WeightSource {
   // Bytes of all mapped files.
   size_t mapped_bytes() const;
 
+  // Tensors present but stored in an unsupported dtype: name -> safetensors dtype ("I8", ...).
+  const std::map<std::string, std::string>& unsupported() const { return unsupported_; }
+  // "__metadata__" string entries of all files (first file wins on a repeated key).
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const std::vector<std::shared_ptr<MappedFile>>& files() const { return files_; }
+  // The folder or file this was opened from.
+  const std::string& origin() const { return origin_; }
+
  private:
+  // Maps PATH, validates its header and adds its tensors (a name already present is an error).
+  // Returns the names of all tensors in the file, unsupported ones included.
+  std::vector<std::string> add_file(const std::string& path);
+
   std::vector<std::shared_ptr<MappedFile>> files_;
   std::map<std::string, TensorInfo> tensors_;
+  std::map<std::string, std::string> unsupported_;
+  std::map<std::string, std::string> unsupported_file_;
+  std::map<std::string, std::string> metadata_;
   std::string origin_;
 };
 
@@ -78,6 +107,8 @@ struct TensorToWrite {
 
 // Writes a .safetensors file (header JSON padded to 8 bytes, tensors in the given order).
 // Writes to PATH.tmp then renames, so a crash never leaves a half-written file at PATH.
+// Throws Error(kInvalidArg) on a repeated or empty name, a negative dimension or missing data,
+// and Error(kIo) when the file cannot be written.
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 

@@ -1,0 +1,339 @@
+// Hugging Face config.json -> ModelConfig. Defaults follow transformers' config classes
+// (LlamaConfig, MistralConfig, Qwen2Config, Phi3Config); see docs/model-folders.md.
+#include "config/model_config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace longctx {
+
+namespace {
+
+using json = nlohmann::json;
+
+// Per-architecture defaults for fields absent from config.json (transformers' class defaults).
+struct ArchDefaults {
+  const char* name;
+  int64_t max_position_embeddings;
+  float rms_norm_eps;
+  int num_key_value_heads;  // 0: num_attention_heads
+  int64_t sliding_window;   // when the key is absent; 0: none
+  int bos, eos;             // -1: none
+};
+
+constexpr ArchDefaults kArchs[] = {
+    {"llama", 2048, 1e-6f, 0, 0, 1, 2},
+    {"mistral", 4096 * 32, 1e-6f, 8, 4096, 1, 2},
+    {"qwen2", 32768, 1e-6f, 32, 4096, -1, -1},
+    {"phi3", 4096, 1e-5f, 0, 0, 1, 32000},
+};
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1] ? 1 : 0)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+const ArchDefaults& arch_for(const std::string& type, const std::string& origin) {
+  for (const ArchDefaults& a : kArchs)
+    if (type == a.name) return a;
+  std::string list, closest;
+  size_t best = SIZE_MAX;
+  for (const ArchDefaults& a : kArchs) {
+    list += (list.empty() ? "" : ", ") + std::string(a.name);
+    size_t d = edit_distance(type, a.name);
+    if (type.rfind(a.name, 0) == 0) d = 0;  // "qwen2_moe" -> qwen2
+    if (d < best) best = d, closest = a.name;
+  }
+  throw Error(ErrorKind::kUnsupported,
+              origin + ": model_type \"" + type + "\" is not supported; longctx runs " + list +
+                  " (closest: " + closest +
+                  "). Use a checkpoint of a supported architecture; "
+                  "editing model_type does not make another architecture loadable");
+}
+
+// Typed access to config.json fields with errors that name the field.
+class Fields {
+ public:
+  Fields(const json& j, const std::string& origin) : j_(j), origin_(origin) {}
+
+  bool present(const char* key) const { return j_.contains(key); }
+  // Present and not null.
+  bool has(const char* key) const { return j_.contains(key) && !j_[key].is_null(); }
+  // Only for present keys.
+  const json& at(const char* key) const { return j_.at(key); }
+
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    throw Error(ErrorKind::kConfig,
+                origin_ + ": field \"" + key + "\" " + what +
+                    "; use the config.json that came with the checkpoint, or fix the field");
+  }
+
+  int64_t integer(const char* key, int64_t lo, int64_t hi) const {
+    if (!has(key)) fail(key, "is required but missing");
+    return checked_int(key, j_[key], lo, hi);
+  }
+  int64_t integer_or(const char* key, int64_t def, int64_t lo, int64_t hi) const {
+    return has(key) ? checked_int(key, j_[key], lo, hi) : def;
+  }
+  int64_t checked_int(const std::string& key, const json& v, int64_t lo, int64_t hi) const {
+    if (!v.is_number_integer()) fail(key, "must be an integer but is " + v.dump());
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
+      fail(key, "is " + v.dump() + ", beyond any real model (at most " + std::to_string(hi) + ")");
+    int64_t x = v.get<int64_t>();
+    if (x < lo)
+      fail(key, "is " + v.dump() + " but must be " +
+                    (lo == 1 ? std::string("positive") : ">= " + std::to_string(lo)));
+    if (x > hi)
+      fail(key, "is " + v.dump() + ", beyond any real model (at most " + std::to_string(hi) + ")");
+    return x;
+  }
+  double number_or(const char* key, double def) const {
+    if (!has(key)) return def;
+    if (!j_[key].is_number()) fail(key, "must be a number but is " + j_[key].dump());
+    return j_[key].get<double>();
+  }
+  bool boolean_or(const char* key, bool def) const {
+    if (!has(key)) return def;
+    if (!j_[key].is_boolean()) fail(key, "must be true or false but is " + j_[key].dump());
+    return j_[key].get<bool>();
+  }
+  std::string string_or(const char* key, const std::string& def) const {
+    if (!has(key)) return def;
+    if (!j_[key].is_string()) fail(key, "must be a string but is " + j_[key].dump());
+    return j_[key].get<std::string>();
+  }
+
+ private:
+  const json& j_;
+  const std::string& origin_;
+};
+
+json parse_or_throw(const std::string& text, const std::string& origin) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    size_t pos = std::min(e.byte, text.size()), line = 1, col = 1;
+    for (size_t i = 0; i + 1 < pos; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+    }
+    // e.what() repeats the position: "[json...] parse error at line L, column C: <detail>".
+    std::string detail = e.what();
+    if (size_t p = detail.find("parse error"); p != std::string::npos)
+      if (size_t q = detail.find(": ", p); q != std::string::npos) detail = detail.substr(q + 2);
+    throw Error(ErrorKind::kFormat, origin + ": invalid JSON at line " + std::to_string(line) +
+                                        ", column " + std::to_string(col) + " (byte " +
+                                        std::to_string(e.byte) + "): " + detail +
+                                        "; fix the file or re-download it");
+  }
+}
+
+void parse_windows(const Fields& f, const ArchDefaults& arch, ModelConfig& c) {
+  const int layers = c.num_hidden_layers;
+  c.layer_window.assign(static_cast<size_t>(layers), 0);
+  if (c.model_type == "llama") return;  // LlamaConfig has no sliding window
+  const int64_t kMaxWindow = int64_t{1} << 30;
+  // An absent key takes the class default; an explicit null means no window.
+  int64_t window = 0;
+  if (f.has("sliding_window"))
+    window = f.integer("sliding_window", 0, kMaxWindow);
+  else if (!f.present("sliding_window"))
+    window = arch.sliding_window;
+  if (c.model_type != "qwen2") {
+    c.sliding_window = window;
+    std::fill(c.layer_window.begin(), c.layer_window.end(), window);
+    return;
+  }
+  // Qwen2: the window applies only with use_sliding_window, to layers >= max_window_layers
+  // (or to the layers that "layer_types" marks "sliding_attention", when given).
+  if (!f.boolean_or("use_sliding_window", false)) window = 0;
+  const int64_t max_window_layers = f.integer_or("max_window_layers", 28, 0, kMaxWindow);
+  std::vector<bool> sliding(static_cast<size_t>(layers));
+  if (f.has("layer_types")) {
+    const json& types = f.at("layer_types");
+    if (!types.is_array() || types.size() != static_cast<size_t>(layers))
+      f.fail("layer_types",
+             "must be a list of num_hidden_layers (" + std::to_string(layers) + ") strings");
+    for (int i = 0; i < layers; ++i) {
+      const json& t = types[static_cast<size_t>(i)];
+      if (t != "full_attention" && t != "sliding_attention")
+        f.fail("layer_types",
+               "has entry " + t.dump() + "; expected \"full_attention\" or \"sliding_attention\"");
+      sliding[static_cast<size_t>(i)] = t == "sliding_attention";
+    }
+  } else {
+    for (int i = 0; i < layers; ++i) sliding[static_cast<size_t>(i)] = i >= max_window_layers;
+  }
+  bool any = false;
+  for (int i = 0; i < layers; ++i)
+    if (sliding[static_cast<size_t>(i)] && window > 0) {
+      c.layer_window[static_cast<size_t>(i)] = window;
+      any = true;
+    }
+  c.sliding_window = any ? window : 0;
+}
+
+void parse_special_tokens(const Fields& f, const ArchDefaults& arch, ModelConfig& c) {
+  const int64_t max_id = c.vocab_size - 1;
+  auto id = [&](const std::string& key, const json& v) {
+    if (!v.is_number_integer()) f.fail(key, "must be a token id (integer) but is " + v.dump());
+    return static_cast<int>(f.checked_int(key, v, 0, max_id));
+  };
+  // An absent key takes the class default (dropped if outside the vocabulary of a small
+  // model); an explicit null means none.
+  c.bos_token_id = f.present("bos_token_id") || arch.bos > max_id ? -1 : arch.bos;
+  if (f.has("bos_token_id")) c.bos_token_id = id("bos_token_id", f.at("bos_token_id"));
+  c.eos_token_ids.clear();
+  if (f.has("eos_token_id")) {
+    const json& e = f.at("eos_token_id");
+    if (e.is_array()) {
+      for (const json& x : e) c.eos_token_ids.push_back(id("eos_token_id", x));
+    } else {
+      c.eos_token_ids.push_back(id("eos_token_id", e));
+    }
+  } else if (!f.present("eos_token_id") && arch.eos >= 0 && arch.eos <= max_id) {
+    c.eos_token_ids.push_back(arch.eos);
+  }
+}
+
+}  // namespace
+
+int ModelConfig::rot_dim() const {
+  int r = static_cast<int>(static_cast<double>(head_dim) * partial_rotary_factor);
+  return r & ~1;
+}
+
+ModelConfig parse_model_config(const std::string& json_text, const std::string& origin) {
+  const json j = parse_or_throw(json_text, origin);
+  if (!j.is_object())
+    throw Error(ErrorKind::kFormat, origin +
+                                        ": expected a JSON object at the top level; "
+                                        "this is not a Hugging Face config.json");
+  const Fields f(j, origin);
+  ModelConfig c;
+  if (!f.has("model_type"))
+    f.fail("model_type",
+           "is required but missing (a Hugging Face config.json names its "
+           "architecture, e.g. \"llama\")");
+  c.model_type = f.string_or("model_type", "");
+  const ArchDefaults& arch = arch_for(c.model_type, origin);
+
+  c.hidden_size = f.integer("hidden_size", 1, int64_t{1} << 20);
+  c.intermediate_size = f.integer("intermediate_size", 1, int64_t{1} << 22);
+  c.num_hidden_layers = static_cast<int>(f.integer("num_hidden_layers", 1, 4096));
+  c.num_attention_heads = static_cast<int>(f.integer("num_attention_heads", 1, 4096));
+  c.vocab_size = f.integer("vocab_size", 1, int64_t{1} << 24);
+  const int kv_default =
+      arch.num_key_value_heads ? arch.num_key_value_heads : c.num_attention_heads;
+  c.num_key_value_heads =
+      static_cast<int>(f.integer_or("num_key_value_heads", kv_default, 1, 4096));
+  if (c.num_attention_heads % c.num_key_value_heads != 0)
+    f.fail("num_key_value_heads", "is " + std::to_string(c.num_key_value_heads) +
+                                      " but must divide num_attention_heads (" +
+                                      std::to_string(c.num_attention_heads) + ")");
+  if (f.has("head_dim")) {
+    c.head_dim = static_cast<int>(f.integer("head_dim", 1, 1 << 14));
+  } else {
+    if (c.hidden_size % c.num_attention_heads != 0)
+      f.fail("hidden_size", "is " + std::to_string(c.hidden_size) +
+                                ", not divisible by num_attention_heads (" +
+                                std::to_string(c.num_attention_heads) + ") and head_dim is absent");
+    c.head_dim = static_cast<int>(c.hidden_size / c.num_attention_heads);
+  }
+  if (c.head_dim % 2 != 0)
+    f.fail("head_dim", "is " + std::to_string(c.head_dim) + " but rotary embeddings need it even");
+
+  c.max_position_embeddings =
+      f.integer_or("max_position_embeddings", arch.max_position_embeddings, 1, int64_t{1} << 28);
+  c.original_max_position_embeddings = f.integer_or(
+      "original_max_position_embeddings", c.model_type == "phi3" ? 4096 : 0, 1, int64_t{1} << 28);
+  const double eps = f.number_or("rms_norm_eps", arch.rms_norm_eps);
+  if (!(eps > 0 && eps < 1)) f.fail("rms_norm_eps", "must be in (0, 1)");
+  c.rms_norm_eps = static_cast<float>(eps);
+
+  // rope: top-level rope_theta / rope_scaling; newer files may nest them in rope_parameters.
+  const json* rope_params = f.has("rope_parameters") && f.at("rope_parameters").is_object()
+                                ? &f.at("rope_parameters")
+                                : nullptr;
+  double theta = 10000.0;
+  if (f.has("rope_theta")) {
+    theta = f.number_or("rope_theta", theta);
+  } else if (rope_params && rope_params->contains("rope_theta")) {
+    theta = Fields(*rope_params, origin).number_or("rope_theta", theta);
+  }
+  if (!(theta > 0 && std::isfinite(theta))) f.fail("rope_theta", "must be a positive number");
+  c.rope_theta = theta;
+  if (f.has("rope_scaling")) {
+    if (!f.at("rope_scaling").is_object())
+      f.fail("rope_scaling", "must be an object or null but is " + f.at("rope_scaling").dump());
+    c.rope_scaling_json = f.at("rope_scaling").dump();
+  } else if (rope_params && rope_params->contains("rope_type") &&
+             (*rope_params)["rope_type"] != "default") {
+    c.rope_scaling_json = rope_params->dump();
+  }
+  c.partial_rotary_factor = f.number_or("partial_rotary_factor", 1.0);
+  if (!(c.partial_rotary_factor > 0 && c.partial_rotary_factor <= 1))
+    f.fail("partial_rotary_factor", "must be in (0, 1]");
+  if (c.rot_dim() < 2) f.fail("partial_rotary_factor", "leaves fewer than 2 rotary dimensions");
+
+  c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
+  c.hidden_act = f.string_or("hidden_act", "silu");
+  // Llama reads attention_bias/mlp_bias; Qwen2 always has q/k/v biases; Mistral and Phi-3 none.
+  c.attention_bias =
+      c.model_type == "qwen2" || (c.model_type == "llama" && f.boolean_or("attention_bias", false));
+  c.mlp_bias = c.model_type == "llama" && f.boolean_or("mlp_bias", false);
+
+  parse_windows(f, arch, c);
+  parse_special_tokens(f, arch, c);
+
+  // Informational only: anything but the three float types is ignored.
+  for (const char* key : {"dtype", "torch_dtype"}) {
+    if (!f.has(key) || !f.at(key).is_string()) continue;
+    const std::string d = f.at(key).get<std::string>();
+    if (d == "float32")
+      c.torch_dtype = DType::kF32;
+    else if (d == "float16")
+      c.torch_dtype = DType::kF16;
+    else if (d == "bfloat16")
+      c.torch_dtype = DType::kBF16;
+    else
+      continue;
+    break;
+  }
+  return c;
+}
+
+ModelConfig load_model_config(const std::string& dir) {
+  const std::string path =
+      dir.empty() || dir.back() == '/' ? dir + "config.json" : dir + "/config.json";
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw Error(ErrorKind::kIo, path +
+                                    " cannot be opened; a model folder needs the config.json "
+                                    "of its Hugging Face checkpoint (check the folder path)");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parse_model_config(ss.str(), path);
+}
+
+}  // namespace longctx

@@ -1,0 +1,337 @@
+// safetensors reading (header parsing and validation) and writing.
+// Format: u64 little-endian header length N, N bytes of JSON header, then the data section.
+// Header: {"__metadata__": {str: str}, "<name>": {"dtype": "F32", "shape": [..],
+// "data_offsets": [begin, end]}} with offsets relative to the start of the data section.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <tuple>
+
+#include "core/error.h"
+#include "io/json_util.h"
+#include "io/weights.h"
+
+namespace longctx::io {
+
+static_assert(std::endian::native == std::endian::little,
+              "safetensors stores little-endian data; big-endian hosts are not supported");
+
+namespace {
+
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // 100 MB; real headers are at most a few MB
+
+// Element size of a safetensors dtype name; 0 when the name is not known.
+size_t safetensors_elem_size(const std::string& d) {
+  static const std::map<std::string, size_t> kSizes = {
+      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
+      {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+      {"U32", 4},  {"F32", 4}, {"F64", 8}, {"I64", 8},     {"U64", 8}};
+  auto it = kSizes.find(d);
+  return it == kSizes.end() ? 0 : it->second;
+}
+
+bool supported_dtype(const std::string& d, DType* out) {
+  if (d == "F32")
+    *out = DType::kF32;
+  else if (d == "F16")
+    *out = DType::kF16;
+  else if (d == "BF16")
+    *out = DType::kBF16;
+  else
+    return false;
+  return true;
+}
+
+const char* safetensors_name(DType t) {
+  switch (t) {
+    case DType::kF32:
+      return "F32";
+    case DType::kF16:
+      return "F16";
+    case DType::kBF16:
+      return "BF16";
+  }
+  return "F32";
+}
+
+[[noreturn]] void bad(ErrorKind kind, const std::string& path, const std::string& what) {
+  throw Error(kind, path + ": " + what);
+}
+
+const char* kRedownload = "; re-download the file";
+
+// Reads a non-negative integer; false when `j` is not one.
+bool get_u64(const nlohmann::json& j, uint64_t* out) {
+  if (j.is_number_unsigned()) {
+    *out = j.get<uint64_t>();
+    return true;
+  }
+  if (j.is_number_integer() && j.get<int64_t>() >= 0) {
+    *out = static_cast<uint64_t>(j.get<int64_t>());
+    return true;
+  }
+  return false;
+}
+
+struct Entry {
+  std::string name, dtype;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;
+};
+
+Entry parse_entry(const std::string& path, const std::string& name, const nlohmann::json& v,
+                  uint64_t data_size) {
+  const std::string where = "tensor " + name;
+  if (!v.is_object()) bad(ErrorKind::kFormat, path, where + " is not a JSON object" + kRedownload);
+  for (const char* key : {"dtype", "shape", "data_offsets"})
+    if (!v.contains(key))
+      bad(ErrorKind::kFormat, path,
+          where + " lacks \"" + key + "\"; the header is malformed" + kRedownload +
+              " or re-export it with safetensors");
+  Entry e;
+  e.name = name;
+  if (!v["dtype"].is_string())
+    bad(ErrorKind::kFormat, path, where + " has a non-string dtype" + kRedownload);
+  e.dtype = v["dtype"].get<std::string>();
+  const auto& shape = v["shape"];
+  if (!shape.is_array()) bad(ErrorKind::kFormat, path, where + " has a shape that is not an array");
+  for (const auto& d : shape) {
+    uint64_t dim = 0;
+    if (!get_u64(d, &dim) || dim > static_cast<uint64_t>(INT64_MAX))
+      bad(ErrorKind::kFormat, path,
+          where + " has shape " + shape.dump() +
+              " with a negative or non-integer dimension; the file is corrupt" + kRedownload);
+    e.shape.push_back(static_cast<int64_t>(dim));
+  }
+  const auto& off = v["data_offsets"];
+  if (!off.is_array() || off.size() != 2 || !get_u64(off[0], &e.begin) || !get_u64(off[1], &e.end))
+    bad(ErrorKind::kFormat, path,
+        where + " has data_offsets " + off.dump() +
+            "; expected [begin, end] with non-negative integers" + kRedownload);
+  if (e.begin > e.end)
+    bad(ErrorKind::kFormat, path,
+        where + " has reversed data_offsets [" + std::to_string(e.begin) + ", " +
+            std::to_string(e.end) + "]; the header is corrupt" + kRedownload);
+  if (e.end > data_size)
+    bad(ErrorKind::kIo, path,
+        "file is truncated: " + where + " needs bytes [" + std::to_string(e.begin) + "," +
+            std::to_string(e.end) + ") but the data section has only " + std::to_string(data_size) +
+            " bytes" + kRedownload);
+  if (size_t es = safetensors_elem_size(e.dtype)) {
+    uint64_t bytes = es;
+    for (int64_t d : e.shape)
+      if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes))
+        bad(ErrorKind::kFormat, path, where + " has an impossibly large shape " + shape.dump());
+    if (bytes != e.end - e.begin)
+      bad(ErrorKind::kFormat, path,
+          where + " is " + e.dtype + " " + shape.dump() + " = " + std::to_string(bytes) +
+              " bytes but its data_offsets span " + std::to_string(e.end - e.begin) +
+              " bytes; the header is corrupt" + kRedownload);
+  }
+  return e;
+}
+
+}  // namespace
+
+int64_t TensorInfo::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::vector<std::string> WeightSource::add_file(const std::string& path) {
+  auto file = MappedFile::open(path);
+  const size_t size = file->size();
+  if (size < 8)
+    bad(ErrorKind::kIo, path,
+        "file is " + std::to_string(size) +
+            " bytes, shorter than the 8-byte header length of a safetensors file; it is "
+            "truncated or not safetensors" +
+            kRedownload);
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, file->data(), 8);
+  if (header_len > kMaxHeaderBytes)
+    bad(ErrorKind::kFormat, path,
+        "header length " + std::to_string(header_len) +
+            " bytes is absurd (over 100 MB); this is not a safetensors file" + kRedownload);
+  if (header_len > size - 8)
+    bad(ErrorKind::kIo, path,
+        "file is truncated: the header needs " + std::to_string(header_len) + " bytes but only " +
+            std::to_string(size - 8) + " follow the length" + kRedownload);
+  const char* hbegin = reinterpret_cast<const char*>(file->data() + 8);
+  nlohmann::json header =
+      parse_json_or_throw(std::string_view(hbegin, header_len), path + " (safetensors header)");
+  if (!header.is_object())
+    bad(ErrorKind::kFormat, path, "the header is not a JSON object" + std::string(kRedownload));
+
+  const uint64_t data_start = 8 + header_len;
+  const uint64_t data_size = size - data_start;
+  std::vector<Entry> entries;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__") {
+      if (!it->is_object())
+        bad(ErrorKind::kFormat, path,
+            "__metadata__ is not a JSON object" + std::string(kRedownload));
+      for (auto m = it->begin(); m != it->end(); ++m)
+        metadata_.emplace(m.key(), m->is_string() ? m->get<std::string>() : m->dump());
+      continue;
+    }
+    entries.push_back(parse_entry(path, it.key(), *it, data_size));
+  }
+
+  // Non-empty tensors must not share bytes.
+  std::vector<const Entry*> order;
+  for (const Entry& e : entries)
+    if (e.end > e.begin) order.push_back(&e);
+  std::sort(order.begin(), order.end(), [](const Entry* a, const Entry* b) {
+    return std::tie(a->begin, a->end) < std::tie(b->begin, b->end);
+  });
+  for (size_t i = 1; i < order.size(); ++i)
+    if (order[i]->begin < order[i - 1]->end)
+      bad(ErrorKind::kFormat, path,
+          "tensors " + order[i - 1]->name + " and " + order[i]->name +
+              " overlap in the data section; the header is corrupt" + kRedownload);
+
+  std::vector<std::string> names;
+  for (const Entry& e : entries) {
+    auto clash = [&](const std::string& other_file) {
+      bad(ErrorKind::kFormat, path,
+          "tensor " + e.name + " also appears in " + other_file +
+              "; each tensor must be stored once. Remove stray .safetensors files or "
+              "re-download the checkpoint");
+    };
+    if (auto t = tensors_.find(e.name); t != tensors_.end()) clash(t->second.file);
+    if (auto u = unsupported_file_.find(e.name); u != unsupported_file_.end()) clash(u->second);
+    names.push_back(e.name);
+    DType dt;
+    if (!supported_dtype(e.dtype, &dt)) {
+      unsupported_.emplace(e.name, e.dtype);
+      unsupported_file_.emplace(e.name, path);
+      continue;
+    }
+    TensorInfo t;
+    t.name = e.name;
+    t.dtype = dt;
+    t.shape = e.shape;
+    t.offset = static_cast<size_t>(data_start + e.begin);
+    t.data = file->data() + t.offset;
+    t.nbytes = static_cast<size_t>(e.end - e.begin);
+    t.file = path;
+    tensors_.emplace(e.name, std::move(t));
+  }
+  files_.push_back(std::move(file));
+  return names;
+}
+
+std::unique_ptr<WeightSource> WeightSource::open_file(const std::string& path) {
+  std::unique_ptr<WeightSource> w(new WeightSource());
+  w->origin_ = path;
+  w->add_file(path);
+  return w;
+}
+
+const TensorInfo* WeightSource::find(const std::string& name) const {
+  if (auto it = tensors_.find(name); it != tensors_.end()) return &it->second;
+  if (auto u = unsupported_.find(name); u != unsupported_.end())
+    throw Error(ErrorKind::kUnsupported,
+                unsupported_file_.at(name) + ": tensor " + name + " is stored as " + u->second +
+                    ", which longctx does not support (F32, F16 and BF16 are); convert the "
+                    "checkpoint to one of those, e.g. load and save it with torch_dtype=bfloat16");
+  return nullptr;
+}
+
+const TensorInfo& WeightSource::get(const std::string& name) const {
+  if (const TensorInfo* t = find(name)) return *t;
+  throw Error(ErrorKind::kShape, "tensor " + name + " not found in " + origin_ + " (" +
+                                     std::to_string(tensors_.size()) +
+                                     " tensors); the weights do not match this architecture or "
+                                     "the checkpoint is incomplete");
+}
+
+size_t WeightSource::total_bytes() const {
+  size_t n = 0;
+  for (const auto& [name, t] : tensors_) n += t.nbytes;
+  return n;
+}
+
+size_t WeightSource::mapped_bytes() const {
+  size_t n = 0;
+  for (const auto& f : files_) n += f->size();
+  return n;
+}
+
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  std::vector<size_t> sizes;
+  std::set<std::string> seen;
+  for (const TensorToWrite& t : tensors) {
+    if (t.name.empty() || t.name == "__metadata__" || !seen.insert(t.name).second)
+      throw Error(ErrorKind::kInvalidArg,
+                  "write_safetensors(" + path + "): tensor name '" + t.name +
+                      "' is empty, reserved or repeated; give each tensor a unique name");
+    uint64_t bytes = dtype_size(t.dtype);
+    for (int64_t d : t.shape)
+      if (d < 0 || __builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes))
+        throw Error(ErrorKind::kInvalidArg, "write_safetensors(" + path + "): tensor " + t.name +
+                                                " has a negative or too large dimension");
+    if (bytes > 0 && t.data == nullptr)
+      throw Error(ErrorKind::kInvalidArg,
+                  "write_safetensors(" + path + "): tensor " + t.name + " has no data");
+    header[t.name] = {{"dtype", safetensors_name(t.dtype)},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    sizes.push_back(static_cast<size_t>(bytes));
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');
+  const uint64_t hlen = h.size();
+
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw Error(ErrorKind::kIo, "cannot create " + tmp + ": " + std::strerror(errno) +
+                                    "; check that the folder exists and is writable");
+  auto write_all = [&](const void* p, size_t n) {
+    const char* c = static_cast<const char*>(p);
+    while (n > 0) {
+      ssize_t k = ::write(fd, c, n);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) {
+        int err = errno;
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw Error(ErrorKind::kIo,
+                    "cannot write " + tmp + ": " + std::strerror(err) + "; check free disk space");
+      }
+      c += k;
+      n -= static_cast<size_t>(k);
+    }
+  };
+  write_all(&hlen, 8);
+  write_all(h.data(), h.size());
+  for (size_t i = 0; i < tensors.size(); ++i) write_all(tensors[i].data, sizes[i]);
+  const int synced = ::fsync(fd);
+  const int sync_err = errno;
+  if (::close(fd) != 0 || synced != 0) {
+    const int err = synced != 0 ? sync_err : errno;
+    ::unlink(tmp.c_str());
+    throw Error(ErrorKind::kIo, "cannot flush " + tmp + ": " + std::strerror(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error(ErrorKind::kIo, "cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
+  }
+}
+
+}  // namespace longctx::io

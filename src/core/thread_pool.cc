@@ -1,11 +1,36 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define LONGCTX_CPU_RELAX() _mm_pause()
+#else
+#define LONGCTX_CPU_RELAX() std::this_thread::yield()
+#endif
 
 namespace longctx {
 
+namespace {
+// How long a thread spins for the next job / the end of a job before blocking.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+// Spins until pred() holds or kSpin passes; returns pred().
+template <typename Pred>
+bool spin_until(Pred pred) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (pred()) return true;
+    LONGCTX_CPU_RELAX();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return pred();
+  }
+}
+}  // namespace
+
 ThreadPool::ThreadPool(int n_threads) {
-  if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n_threads <= 0)
+    n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = n_threads;
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
@@ -13,7 +38,7 @@ ThreadPool::ThreadPool(int n_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   cv_start_.notify_all();
   for (auto& t : workers_) t.join();
@@ -22,18 +47,19 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int)>* job;
-    {
+    auto ready = [&] { return stop_.load() || generation_.load() != seen; };
+    if (!spin_until(ready)) {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_start_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
+      sleepers_.fetch_add(1);
+      cv_start_.wait(lock, ready);
+      sleepers_.fetch_sub(1);
     }
-    (*job)(index);
-    {
+    if (stop_.load()) return;
+    seen = generation_.load();
+    (*job_)(index);
+    if (pending_.fetch_sub(1) == 1 && caller_waiting_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) cv_done_.notify_one();
+      cv_done_.notify_one();
     }
   }
 }
@@ -43,17 +69,21 @@ void ThreadPool::run(const std::function<void(int)>& fn) {
     fn(0);
     return;
   }
-  {
+  job_ = &fn;
+  pending_.store(n_threads_ - 1);
+  generation_.fetch_add(1);  // publishes job_ and pending_
+  if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    pending_ = n_threads_ - 1;
-    ++generation_;
+    cv_start_.notify_all();
   }
-  cv_start_.notify_all();
   fn(0);
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_done_.wait(lock, [&] { return pending_ == 0; });
-  job_ = nullptr;
+  auto done = [&] { return pending_.load() == 0; };
+  if (!spin_until(done)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    caller_waiting_.store(true);
+    cv_done_.wait(lock, done);
+    caller_waiting_.store(false);
+  }
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain,

@@ -6,6 +6,7 @@
 // the layout of a Hugging Face nn.Linear. All accumulation is in f32.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "core/dtype.h"
@@ -70,7 +71,23 @@ struct AttentionParams {
 void attention(ThreadPool& pool, const AttentionParams& p, const float* q, int64_t n_q,
                int64_t q_pos0, const KVView& kv, float* out);
 
+// Bytes of scratch attention() uses for these arguments (all threads together). It depends on the
+// thread count, head counts, head_dim and n_q, never on kv.n_tokens (DESIGN.md decision 1).
+size_t attention_scratch_bytes(const ThreadPool& pool, const AttentionParams& p, int64_t n_q,
+                               const KVView& kv);
+
 // Name of the SIMD path chosen at run time for this CPU ("avx512", "avx2", "scalar").
 const char* simd_path();
+
+// SIMD paths, lowest first. The best one the build and the CPU support is chosen at start-up;
+// LONGCTX_SIMD=scalar|avx2|avx512 in the environment forces a lower one.
+enum class SimdPath : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+const char* simd_path_name(SimdPath path);
+// Highest path this build can produce and this CPU can run.
+SimdPath best_simd_path();
+SimdPath active_simd_path();
+// Switches every kernel to `path` (clamped to best_simd_path()); returns the path in effect.
+// For tests and benchmarks: call it while no kernel runs.
+SimdPath set_simd_path(SimdPath path);
 
 }  // namespace longctx::kernels

@@ -1,0 +1,189 @@
+// AVX-512 attention tile: converts one tile of keys (transposed, so 16 keys' scores come out of
+// one vector of FMAs) and values to f32, then does the online-softmax update for every query row.
+#include <immintrin.h>
+
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/vmath_avx512.h"
+
+namespace longctx::kernels::cpu::avx512 {
+namespace {
+
+constexpr int kT = kAttnTile;  // 64 keys = 4 vectors of scores
+
+template <DType DT>
+inline __m512 load_kv(const void* p, int64_t off, __mmask16 m) {
+  if constexpr (DT == DType::kF32) {
+    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(p) + off);
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(p) + off);
+    if constexpr (DT == DType::kF16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+// kt[d][j] = K[j][d] for j < n_keys (zero up to the next multiple of 16), d < hd.
+template <DType DT>
+void transpose_keys(const void* k, int n_keys, int hd, float* kt) {
+  int slot[16];
+  for (int c = 0; c < 16; ++c) slot[c] = transpose_slot(c);
+  for (int j0 = 0; j0 < n_keys; j0 += 16) {
+    for (int d0 = 0; d0 < hd; d0 += 16) {
+      const __mmask16 m = mask16(hd - d0);
+      __m512 r[16];
+      for (int j = 0; j < 16; ++j)
+        r[j] = j0 + j < n_keys ? load_kv<DT>(k, static_cast<int64_t>(j0 + j) * hd + d0, m)
+                               : _mm512_setzero_ps();
+      transpose16(r);
+      const int dn = hd - d0 < 16 ? hd - d0 : 16;
+      for (int d = 0; d < dn; ++d) _mm512_storeu_ps(kt + (d0 + d) * kT + j0, r[slot[d]]);
+    }
+  }
+}
+
+template <DType DT>
+void convert_values(const void* v, int n, float* dst) {
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 m = mask16(n - i);
+    _mm512_mask_storeu_ps(dst + i, m, load_kv<DT>(v, i, m));
+  }
+}
+
+// Bits [lo, hi) of a 64-bit mask, split into four 16-lane masks.
+inline uint64_t range_bits(int lo, int hi) {
+  if (hi <= lo) return 0;
+  const uint64_t up = hi >= 64 ? ~uint64_t{0} : ((uint64_t{1} << hi) - 1);
+  return up & ~((uint64_t{1} << lo) - 1);
+}
+
+// Scores of rows r (and r+1 when two) against key groups [0, ng): s[row][j] = q[row] . k[j].
+template <int NR>
+inline void scores(const float* q, int hd, const float* kt, int ng, float* s) {
+  for (int g0 = 0; g0 < ng; g0 += 4) {
+    __m512 acc[NR][4];
+    for (int i = 0; i < NR; ++i)
+      for (int g = 0; g < 4; ++g) acc[i][g] = _mm512_setzero_ps();
+    const int gn = ng - g0 < 4 ? ng - g0 : 4;
+    for (int d = 0; d < hd; ++d) {
+      const float* kd = kt + d * kT + g0 * 16;
+      for (int i = 0; i < NR; ++i) {
+        const __m512 b = _mm512_set1_ps(q[i * hd + d]);
+        for (int g = 0; g < 4; ++g)
+          if (g < gn) acc[i][g] = _mm512_fmadd_ps(b, _mm512_loadu_ps(kd + g * 16), acc[i][g]);
+      }
+    }
+    for (int i = 0; i < NR; ++i)
+      for (int g = 0; g < gn; ++g) _mm512_storeu_ps(s + i * kT + (g0 + g) * 16, acc[i][g]);
+  }
+}
+
+// acc[row] += sum_{j in [lo, hi)} p[row][j] * v[j], for NR rows sharing the value loads.
+template <int NR>
+inline void accumulate_values(const float* p, const float* vf, int hd, int lo, int hi, float* acc) {
+  for (int d0 = 0; d0 < hd; d0 += 64) {
+    const int nv = (hd - d0 + 15) / 16 < 4 ? (hd - d0 + 15) / 16 : 4;
+    __mmask16 m[4];
+    __m512 a[NR][4];
+    for (int c = 0; c < 4; ++c) {
+      m[c] = mask16(hd - d0 - 16 * c);
+      for (int i = 0; i < NR; ++i)
+        a[i][c] =
+            c < nv ? _mm512_maskz_loadu_ps(m[c], acc + i * hd + d0 + 16 * c) : _mm512_setzero_ps();
+    }
+    for (int j = lo; j < hi; ++j) {
+      const float* vj = vf + j * hd + d0;
+      __m512 pv[NR];
+      for (int i = 0; i < NR; ++i) pv[i] = _mm512_set1_ps(p[i * kT + j]);
+      for (int c = 0; c < 4; ++c) {
+        if (c >= nv) break;
+        const __m512 v = _mm512_maskz_loadu_ps(m[c], vj + 16 * c);
+        for (int i = 0; i < NR; ++i) a[i][c] = _mm512_fmadd_ps(pv[i], v, a[i][c]);
+      }
+    }
+    for (int c = 0; c < nv; ++c)
+      for (int i = 0; i < NR; ++i) _mm512_mask_storeu_ps(acc + i * hd + d0 + 16 * c, m[c], a[i][c]);
+  }
+}
+
+// Online-softmax update of one row: scores s[0..kT) -> probabilities in place (zero outside
+// [lo, hi)); rescales acc by exp(m_old - m_new). Returns false if the row sees no key here.
+inline bool softmax_row(float* s, int lo, int hi, float* m, float* l, float* acc, int hd) {
+  if (hi <= lo) return false;
+  const uint64_t bits = range_bits(lo, hi);
+  __m512 mx = _mm512_set1_ps(-__builtin_inff());
+  for (int g = 0; g < 4; ++g)
+    mx = _mm512_mask_max_ps(mx, static_cast<__mmask16>(bits >> (16 * g)), mx,
+                            _mm512_loadu_ps(s + 16 * g));
+  const float m_tile = _mm512_reduce_max_ps(mx);
+  const float m_new = *m > m_tile ? *m : m_tile;
+  const __m512 vm = _mm512_set1_ps(m_new);
+  __m512 sum = _mm512_setzero_ps();
+  for (int g = 0; g < 4; ++g) {
+    const __mmask16 k = static_cast<__mmask16>(bits >> (16 * g));
+    const __m512 e = _mm512_maskz_mov_ps(k, exp_ps(_mm512_sub_ps(_mm512_loadu_ps(s + 16 * g), vm)));
+    _mm512_storeu_ps(s + 16 * g, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  if (*m != -__builtin_inff() && *m != m_new) {
+    const float corr = _mm512_cvtss_f32(exp_ps(_mm512_set1_ps(*m - m_new)));
+    *l *= corr;
+    const __m512 vc = _mm512_set1_ps(corr);
+    for (int d = 0; d < hd; d += 16) {
+      const __mmask16 k = mask16(hd - d);
+      _mm512_mask_storeu_ps(acc + d, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, acc + d), vc));
+    }
+  }
+  *l += _mm512_reduce_add_ps(sum);
+  *m = m_new;
+  return true;
+}
+
+template <DType DT>
+void tile(const AttnTile& t) {
+  const int hd = t.head_dim, nk = t.n_keys;
+  transpose_keys<DT>(t.k, nk, hd, t.kf);
+  const float* vf = static_cast<const float*>(t.v);
+  if constexpr (DT != DType::kF32) {
+    convert_values<DT>(t.v, nk * hd, t.vf);
+    vf = t.vf;
+  }
+  const int ng = (nk + 15) / 16;
+  int r = 0;
+  for (; r + 2 <= t.rows; r += 2) scores<2>(t.q + r * hd, hd, t.kf, ng, t.s + r * kT);
+  if (r < t.rows) scores<1>(t.q + r * hd, hd, t.kf, ng, t.s + r * kT);
+  // Softmax per row, then values two rows at a time over the union of their visible ranges.
+  for (r = 0; r < t.rows; r += 2) {
+    const int two = r + 1 < t.rows;
+    bool live[2] = {false, false};
+    for (int i = 0; i <= two; ++i)
+      live[i] = softmax_row(t.s + (r + i) * kT, t.lo[r + i], t.hi[r + i], t.m + r + i, t.l + r + i,
+                            t.acc + (r + i) * hd, hd);
+    if (two && live[0] && live[1]) {
+      const int lo = t.lo[r] < t.lo[r + 1] ? t.lo[r] : t.lo[r + 1];
+      const int hi = t.hi[r] > t.hi[r + 1] ? t.hi[r] : t.hi[r + 1];
+      accumulate_values<2>(t.s + r * kT, vf, hd, lo, hi, t.acc + r * hd);
+    } else {
+      for (int i = 0; i <= two; ++i)
+        if (live[i])
+          accumulate_values<1>(t.s + (r + i) * kT, vf, hd, t.lo[r + i], t.hi[r + i],
+                               t.acc + (r + i) * hd);
+    }
+  }
+}
+
+}  // namespace
+
+void attn_tile(const AttnTile& t) {
+  switch (t.dtype) {
+    case DType::kF32:
+      tile<DType::kF32>(t);
+      break;
+    case DType::kF16:
+      tile<DType::kF16>(t);
+      break;
+    case DType::kBF16:
+      tile<DType::kBF16>(t);
+      break;
+  }
+}
+
+}  // namespace longctx::kernels::cpu::avx512

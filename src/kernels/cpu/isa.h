@@ -1,0 +1,88 @@
+// Internal: the entry points each SIMD path provides. The drivers (ops.cc, cpu/attention.cc) own
+// threading and scratch and call these through one table per path. Each path lives in its own
+// namespace and translation units compiled with that path's -m flags; those TUs use no std
+// containers or other inline library code, so no code built for a higher ISA can leak into a lower
+// path through the linker's choice among duplicate inline definitions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/ops.h"
+
+namespace longctx::kernels::cpu {
+
+// Geometry of the blocked GEMM: x rows per micro-kernel, weight rows per packed panel, and
+// input features per packed block (f32 panel / bf16-pair panel).
+struct GemmGeometry {
+  int mr, nr, kc_f32, kc_bf16;
+};
+
+// One tile of keys for a set of query rows (online-softmax update, see cpu/attention.cc).
+struct AttnTile {
+  const float* q;  // [rows][head_dim], already multiplied by the softmax scale
+  int rows;        // query rows (query positions x heads of one kv group)
+  int head_dim;
+  DType dtype;    // of k and v
+  const void* k;  // [n_keys][head_dim]
+  const void* v;  // [n_keys][head_dim]
+  int n_keys;     // keys in this tile (<= kAttnTile)
+  const int* lo;  // [rows]: keys [lo[r], hi[r]) of the tile are visible to row r (may be empty)
+  const int* hi;
+  float* m;    // [rows] running max (-inf initially)
+  float* l;    // [rows] running sum
+  float* acc;  // [rows][head_dim] running weighted sum of values
+  float* kf;   // scratch [kAttnTile][head_dim]
+  float* vf;   // scratch [kAttnTile][head_dim]
+  float* s;    // scratch [rows][kAttnTile]
+};
+inline constexpr int kAttnTile = 64;
+
+struct Isa {
+  SimdPath path;
+  GemmGeometry gemm_geometry;
+  // Rows [r0, r1) of y = x W^T + bias for x [n][w.cols], streaming each weight row once per
+  // group of up to 4 x rows (the decode path).
+  void (*matvec)(const float* x, int64_t n, const WeightView& w, const float* bias, float* y,
+                 int64_t r0, int64_t r1);
+  // Same, cache-blocked with packed weight panels (prefill). xb: x as bf16 [n][round_up(cols,2)]
+  // (zero padded) when w.dtype is bf16 and use_bf16_dot, else unused. pack: scratch of
+  // gemm_pack_bytes() bytes.
+  void (*gemm)(const float* x, const uint16_t* xb, int64_t n, const WeightView& w,
+               const float* bias, float* y, int64_t r0, int64_t r1, void* pack);
+  size_t gemm_pack_bytes;
+  // Whether gemm() uses bf16 dot products (activations rounded to bf16) for bf16 weights.
+  bool bf16_dot;
+  // dst[n][ld] bf16 from src[n][cols] f32, zero-padding columns [cols, ld).
+  void (*to_bf16_rows)(const float* src, int64_t n, int64_t cols, uint16_t* dst, int64_t ld);
+  void (*to_f32)(DType t, const void* src, float* dst, int64_t n);
+  void (*rmsnorm_row)(const float* x, const float* weight, int64_t dim, float eps, float* y);
+  void (*silu_mul)(const float* gate, const float* up, int64_t n, float* out);
+  // Rotates n_vec vectors of head_dim (stride head_dim) with cos/sin [half] (attn_factor folded
+  // in).
+  void (*rope_apply)(float* x, int64_t n_vec, int head_dim, int half, const float* cs,
+                     const float* sn);
+  void (*attn_tile)(const AttnTile& t);
+};
+
+const Isa& scalar_isa();
+#if defined(LONGCTX_X86_PATHS)
+const Isa& avx2_isa();
+const Isa& avx512_isa();
+#endif
+
+}  // namespace longctx::kernels::cpu
+
+// Declares one path's entry points inside its namespace (cpu::scalar, cpu::avx2, cpu::avx512).
+#define LONGCTX_DECLARE_ISA_KERNELS                                                                \
+  void matvec(const float* x, int64_t n, const WeightView& w, const float* bias, float* y,         \
+              int64_t r0, int64_t r1);                                                             \
+  void gemm(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, const float* bias, \
+            float* y, int64_t r0, int64_t r1, void* pack);                                         \
+  void to_bf16_rows(const float* src, int64_t n, int64_t cols, uint16_t* dst, int64_t ld);         \
+  void to_f32(DType t, const void* src, float* dst, int64_t n);                                    \
+  void rmsnorm_row(const float* x, const float* weight, int64_t dim, float eps, float* y);         \
+  void silu_mul(const float* gate, const float* up, int64_t n, float* out);                        \
+  void rope_apply(float* x, int64_t n_vec, int head_dim, int half, const float* cs,                \
+                  const float* sn);                                                                \
+  void attn_tile(const AttnTile& t);

@@ -1,0 +1,338 @@
+// AVX-512 matmul: a streaming matvec for decode and a packed, cache-blocked GEMM for prefill.
+// BF16 weights in the GEMM use vdpbf16ps on bf16-rounded activations (see docs/kernels.md);
+// F32 and F16 weights use f32 FMA only.
+#include <immintrin.h>
+
+#include <type_traits>
+
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/vmath_avx512.h"
+
+namespace longctx::kernels::cpu::avx512 {
+namespace {
+
+constexpr int kMR = 6;     // x rows per micro-kernel
+constexpr int kNR = 64;    // weight rows per packed panel (4 zmm)
+constexpr int kKC = 256;   // input features per packed f32 block (64 KiB panel)
+constexpr int kKCB = 512;  // input features per packed bf16-pair block (64 KiB panel)
+
+inline __mmask16 tail_mask(int64_t n) { return mask16(n); }
+
+// 16 weights at p (f32, f16 or bf16) as f32; `m` masks the loaded elements (others are zero).
+template <DType DT>
+inline __m512 load16(const void* p, int64_t off, __mmask16 m) {
+  if constexpr (DT == DType::kF32) {
+    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(p) + off);
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(p) + off);
+    if constexpr (DT == DType::kF16) {
+      return _mm512_cvtph_ps(h);
+    } else {
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+  }
+}
+template <DType DT>
+inline __m512 load16(const void* p, int64_t off) {
+  if constexpr (DT == DType::kF32) {
+    return _mm512_loadu_ps(static_cast<const float*>(p) + off);
+  } else {
+    const __m256i h =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(p) + off));
+    if constexpr (DT == DType::kF16) {
+      return _mm512_cvtph_ps(h);
+    } else {
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+  }
+}
+
+// ---- decode: y[i][r] for NX x rows and NW weight rows at a time, weights streamed once ----
+
+template <DType DT, int NX, int NW>
+inline void matvec_tile(const float* x, int64_t cols, const void* w, int64_t r, const float* bias,
+                        float* y, int64_t ldy) {
+  __m512 acc[NX][NW];
+  for (int i = 0; i < NX; ++i)
+    for (int k = 0; k < NW; ++k) acc[i][k] = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 16 <= cols; c += 16) {
+    __m512 wv[NW];
+    for (int k = 0; k < NW; ++k) wv[k] = load16<DT>(w, (r + k) * cols + c);
+    for (int i = 0; i < NX; ++i) {
+      const __m512 xv = _mm512_loadu_ps(x + i * cols + c);
+      for (int k = 0; k < NW; ++k) acc[i][k] = _mm512_fmadd_ps(xv, wv[k], acc[i][k]);
+    }
+  }
+  if (c < cols) {
+    const __mmask16 m = tail_mask(cols - c);
+    __m512 wv[NW];
+    for (int k = 0; k < NW; ++k) wv[k] = load16<DT>(w, (r + k) * cols + c, m);
+    for (int i = 0; i < NX; ++i) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + i * cols + c);
+      for (int k = 0; k < NW; ++k) acc[i][k] = _mm512_fmadd_ps(xv, wv[k], acc[i][k]);
+    }
+  }
+  for (int i = 0; i < NX; ++i)
+    for (int k = 0; k < NW; ++k)
+      y[i * ldy + r + k] = _mm512_reduce_add_ps(acc[i][k]) + (bias ? bias[r + k] : 0.f);
+}
+
+template <DType DT, int NX>
+void matvec_rows(const float* x, const WeightView& w, const float* bias, float* y, int64_t r0,
+                 int64_t r1) {
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) matvec_tile<DT, NX, 4>(x, w.cols, w.data, r, bias, y, w.rows);
+  for (; r < r1; ++r) matvec_tile<DT, NX, 1>(x, w.cols, w.data, r, bias, y, w.rows);
+}
+
+template <DType DT>
+void matvec_dt(const float* x, int64_t n, const WeightView& w, const float* bias, float* y,
+               int64_t r0, int64_t r1) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) matvec_rows<DT, 4>(x + i * w.cols, w, bias, y + i * w.rows, r0, r1);
+  const float* xi = x + i * w.cols;
+  float* yi = y + i * w.rows;
+  switch (n - i) {
+    case 3:
+      matvec_rows<DT, 3>(xi, w, bias, yi, r0, r1);
+      break;
+    case 2:
+      matvec_rows<DT, 2>(xi, w, bias, yi, r0, r1);
+      break;
+    case 1:
+      matvec_rows<DT, 1>(xi, w, bias, yi, r0, r1);
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- prefill: packed panels + MR x NR micro-kernel ----
+
+// f32 panel: dst[k][kNR] for weight rows [r, r + nr) and columns [k0, k0 + kc), zero padded.
+template <DType DT>
+void pack_f32(const WeightView& w, int64_t r, int nr, int64_t k0, int kc, float* dst) {
+  for (int rb = 0; rb < kNR; rb += 16) {
+    for (int kb = 0; kb < kc; kb += 16) {
+      const __mmask16 m = tail_mask(kc - kb);
+      __m512 v[16];
+      for (int i = 0; i < 16; ++i)
+        v[i] = rb + i < nr ? load16<DT>(w.data, (r + rb + i) * w.cols + k0 + kb, m)
+                           : _mm512_setzero_ps();
+      transpose16(v);
+      const int kn = kc - kb < 16 ? kc - kb : 16;
+      for (int j = 0; j < kn; ++j)
+        _mm512_storeu_ps(dst + (kb + j) * kNR + rb, v[transpose_slot(j)]);
+    }
+  }
+}
+
+// bf16-pair panel: dst[p][kNR] of 32-bit (two bf16: columns k0+2p, k0+2p+1), zero padded.
+void pack_bf16(const WeightView& w, int64_t r, int nr, int64_t k0, int kc, uint32_t* dst) {
+  const uint16_t* wp = static_cast<const uint16_t*>(w.data);
+  const int np = (kc + 1) / 2;
+  for (int rb = 0; rb < kNR; rb += 16) {
+    for (int pb = 0; pb < np; pb += 16) {
+      const int64_t e = kc - 2 * pb;  // bf16 elements left in this row segment
+      const __mmask32 m =
+          e >= 32 ? ~static_cast<__mmask32>(0) : ((static_cast<__mmask32>(1) << e) - 1);
+      __m512 v[16];
+      for (int i = 0; i < 16; ++i)
+        v[i] = rb + i < nr ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
+                                 m, wp + (r + rb + i) * w.cols + k0 + 2 * pb))
+                           : _mm512_setzero_ps();
+      transpose16(v);
+      const int pn = np - pb < 16 ? np - pb : 16;
+      for (int j = 0; j < pn; ++j)
+        _mm512_storeu_ps(reinterpret_cast<float*>(dst + (pb + j) * kNR + rb), v[transpose_slot(j)]);
+    }
+  }
+}
+
+// Writes acc (MR x 4 zmm) to y: y = acc + bias (first block) or y += acc.
+template <int MR>
+inline void store_tile(__m512 (&acc)[MR][4], float* y, int64_t ldy, int nr, bool first,
+                       const float* bias) {
+  for (int j = 0; j < 4; ++j) {
+    const int left = nr - 16 * j;
+    if (left <= 0) break;
+    const __mmask16 m = tail_mask(left);
+    __m512 add = _mm512_setzero_ps();
+    if (first && bias) add = _mm512_maskz_loadu_ps(m, bias + 16 * j);
+    for (int i = 0; i < MR; ++i) {
+      float* yp = y + i * ldy + 16 * j;
+      const __m512 base = first ? add : _mm512_maskz_loadu_ps(m, yp);
+      _mm512_mask_storeu_ps(yp, m, _mm512_add_ps(acc[i][j], base));
+    }
+  }
+}
+
+template <int MR>
+void ukernel_f32(const float* x, int64_t ldx, const float* panel, int kc, float* y, int64_t ldy,
+                 int nr, bool first, const float* bias) {
+  __m512 acc[MR][4];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int k = 0; k < kc; ++k) {
+    const float* p = panel + k * kNR;
+    const __m512 w0 = _mm512_loadu_ps(p), w1 = _mm512_loadu_ps(p + 16),
+                 w2 = _mm512_loadu_ps(p + 32), w3 = _mm512_loadu_ps(p + 48);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 b = _mm512_set1_ps(x[i * ldx + k]);
+      acc[i][0] = _mm512_fmadd_ps(b, w0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(b, w1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(b, w2, acc[i][2]);
+      acc[i][3] = _mm512_fmadd_ps(b, w3, acc[i][3]);
+    }
+  }
+  store_tile<MR>(acc, y, ldy, nr, first, bias);
+}
+
+template <int MR>
+void ukernel_bf16(const uint16_t* xb, int64_t ldx, const uint32_t* panel, int np, float* y,
+                  int64_t ldy, int nr, bool first, const float* bias) {
+  __m512 acc[MR][4];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int p = 0; p < np; ++p) {
+    const uint32_t* pp = panel + p * kNR;
+    const __m512bh w0 = (__m512bh)_mm512_loadu_si512(pp),
+                   w1 = (__m512bh)_mm512_loadu_si512(pp + 16),
+                   w2 = (__m512bh)_mm512_loadu_si512(pp + 32),
+                   w3 = (__m512bh)_mm512_loadu_si512(pp + 48);
+    for (int i = 0; i < MR; ++i) {
+      int pair;
+      __builtin_memcpy(&pair, xb + i * ldx + 2 * p, 4);
+      const __m512bh b = (__m512bh)_mm512_set1_epi32(pair);
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], b, w0);
+      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], b, w1);
+      acc[i][2] = _mm512_dpbf16_ps(acc[i][2], b, w2);
+      acc[i][3] = _mm512_dpbf16_ps(acc[i][3], b, w3);
+    }
+  }
+  store_tile<MR>(acc, y, ldy, nr, first, bias);
+}
+
+template <typename F>
+inline void for_mr(int64_t n, F&& f) {
+  int64_t i = 0;
+  for (; i + kMR <= n; i += kMR) f(i, std::integral_constant<int, kMR>{});
+  switch (n - i) {
+    case 5:
+      f(i, std::integral_constant<int, 5>{});
+      break;
+    case 4:
+      f(i, std::integral_constant<int, 4>{});
+      break;
+    case 3:
+      f(i, std::integral_constant<int, 3>{});
+      break;
+    case 2:
+      f(i, std::integral_constant<int, 2>{});
+      break;
+    case 1:
+      f(i, std::integral_constant<int, 1>{});
+      break;
+    default:
+      break;
+  }
+}
+
+template <DType DT>
+void gemm_f32(const float* x, int64_t n, const WeightView& w, const float* bias, float* y,
+              int64_t r0, int64_t r1, float* panel) {
+  for (int64_t r = r0; r < r1; r += kNR) {
+    const int nr = static_cast<int>(r1 - r < kNR ? r1 - r : kNR);
+    for (int64_t k0 = 0; k0 < w.cols; k0 += kKC) {
+      const int kc = static_cast<int>(w.cols - k0 < kKC ? w.cols - k0 : kKC);
+      pack_f32<DT>(w, r, nr, k0, kc, panel);
+      for_mr(n, [&](int64_t i, auto mr) {
+        ukernel_f32<decltype(mr)::value>(x + i * w.cols + k0, w.cols, panel, kc, y + i * w.rows + r,
+                                         w.rows, nr, k0 == 0, bias ? bias + r : nullptr);
+      });
+    }
+  }
+}
+
+void gemm_bf16(const uint16_t* xb, int64_t n, const WeightView& w, const float* bias, float* y,
+               int64_t r0, int64_t r1, uint32_t* panel) {
+  const int64_t ldx = (w.cols + 1) & ~int64_t{1};
+  for (int64_t r = r0; r < r1; r += kNR) {
+    const int nr = static_cast<int>(r1 - r < kNR ? r1 - r : kNR);
+    for (int64_t k0 = 0; k0 < w.cols; k0 += kKCB) {
+      const int kc = static_cast<int>(w.cols - k0 < kKCB ? w.cols - k0 : kKCB);
+      pack_bf16(w, r, nr, k0, kc, panel);
+      for_mr(n, [&](int64_t i, auto mr) {
+        ukernel_bf16<decltype(mr)::value>(xb + i * ldx + k0, ldx, panel, (kc + 1) / 2,
+                                          y + i * w.rows + r, w.rows, nr, k0 == 0,
+                                          bias ? bias + r : nullptr);
+      });
+    }
+  }
+}
+
+}  // namespace
+
+void matvec(const float* x, int64_t n, const WeightView& w, const float* bias, float* y, int64_t r0,
+            int64_t r1) {
+  switch (w.dtype) {
+    case DType::kF32:
+      matvec_dt<DType::kF32>(x, n, w, bias, y, r0, r1);
+      break;
+    case DType::kF16:
+      matvec_dt<DType::kF16>(x, n, w, bias, y, r0, r1);
+      break;
+    case DType::kBF16:
+      matvec_dt<DType::kBF16>(x, n, w, bias, y, r0, r1);
+      break;
+  }
+}
+
+void gemm(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
+          float* y, int64_t r0, int64_t r1, void* pack) {
+  switch (w.dtype) {
+    case DType::kF32:
+      gemm_f32<DType::kF32>(x, n, w, bias, y, r0, r1, static_cast<float*>(pack));
+      break;
+    case DType::kF16:
+      gemm_f32<DType::kF16>(x, n, w, bias, y, r0, r1, static_cast<float*>(pack));
+      break;
+    case DType::kBF16:
+      gemm_bf16(xb, n, w, bias, y, r0, r1, static_cast<uint32_t*>(pack));
+      break;
+  }
+}
+
+void to_bf16_rows(const float* src, int64_t n, int64_t cols, uint16_t* dst, int64_t ld) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* s = src + i * cols;
+    uint16_t* d = dst + i * ld;
+    for (int64_t c = 0; c < ld; c += 16) {
+      const __mmask16 m = tail_mask(cols - c > 0 ? cols - c : 0);
+      const __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, s + c));
+      _mm256_mask_storeu_epi16(d + c, tail_mask(ld - c), (__m256i)h);
+    }
+  }
+}
+
+void to_f32(DType t, const void* src, float* dst, int64_t n) {
+  for (int64_t c = 0; c < n; c += 16) {
+    const __mmask16 m = tail_mask(n - c);
+    __m512 v;
+    switch (t) {
+      case DType::kF32:
+        v = load16<DType::kF32>(src, c, m);
+        break;
+      case DType::kF16:
+        v = load16<DType::kF16>(src, c, m);
+        break;
+      default:
+        v = load16<DType::kBF16>(src, c, m);
+        break;
+    }
+    _mm512_mask_storeu_ps(dst + c, m, v);
+  }
+}
+
+}  // namespace longctx::kernels::cpu::avx512

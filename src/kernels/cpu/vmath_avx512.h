@@ -1,0 +1,82 @@
+// AVX-512 helpers shared by this path's translation units (internal linkage only: include only
+// from TUs compiled with the AVX-512 flags).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace longctx::kernels::cpu::avx512 {
+namespace {
+
+inline __mmask16 mask16(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xffff)
+                 : (n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1));
+}
+
+// exp(x) for x in float range, Cephes-style: |rel error| < 2 ulp; x below -87.3 gives ~0.
+inline __m512 exp_ps(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.33654f)), _mm512_set1_ps(88.37626f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// In-register transpose of 16 vectors of 16 32-bit lanes, up to a fixed permutation of the
+// output vectors: afterwards r[transpose_slot(c)] holds former column c.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512 a = t[4 * i], b = t[4 * i + 1], c = t[4 * i + 2], d = t[4 * i + 3];
+    r[4 * i] = _mm512_shuffle_ps(a, c, 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(a, c, 0xee);
+    r[4 * i + 2] = _mm512_shuffle_ps(b, d, 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(b, d, 0xee);
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
+      t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xdd);
+    }
+  for (int j = 0; j < 8; ++j) {
+    r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+    r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+  }
+}
+
+// Slot of column c after transpose16 (found once by transposing a matrix of column indices).
+inline int transpose_slot(int c) {
+  static const struct Slots {
+    int slot[16];
+    Slots() {
+      alignas(64) float m[16];
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) {
+        for (int j = 0; j < 16; ++j) m[j] = static_cast<float>(j);
+        r[i] = _mm512_load_ps(m);
+      }
+      transpose16(r);
+      for (int v = 0; v < 16; ++v) {
+        _mm512_store_ps(m, r[v]);
+        slot[static_cast<int>(m[0])] = v;
+      }
+    }
+  } s;
+  return s.slot[c];
+}
+
+}  // namespace
+}  // namespace longctx::kernels::cpu::avx512

@@ -1,0 +1,158 @@
+// Run-time dispatch of the kernels in ops.h to one SIMD path (cpu/isa.h), plus the threading and
+// scratch handling of matmul, and the per-token RoPE angles.
+#include "kernels/ops.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/scratch.h"
+
+namespace longctx::kernels {
+
+namespace {
+
+// x rows from which matmul uses the packed GEMM instead of streaming matvec.
+constexpr int64_t kGemmMinRows = 8;
+
+const cpu::Isa& isa_of(SimdPath path) {
+#if defined(LONGCTX_X86_PATHS)
+  if (path == SimdPath::kAvx512) return cpu::avx512_isa();
+  if (path == SimdPath::kAvx2) return cpu::avx2_isa();
+#endif
+  return cpu::scalar_isa();
+}
+
+SimdPath detect_best() {
+#if defined(LONGCTX_X86_PATHS)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bf16");
+  if (avx512) return SimdPath::kAvx512;
+  if (avx2) return SimdPath::kAvx2;
+#endif
+  return SimdPath::kScalar;
+}
+
+SimdPath initial_path() {
+  SimdPath path = detect_best();
+  if (const char* env = std::getenv("LONGCTX_SIMD")) {
+    SimdPath want = path;
+    if (std::strcmp(env, "scalar") == 0) want = SimdPath::kScalar;
+    if (std::strcmp(env, "avx2") == 0) want = SimdPath::kAvx2;
+    if (std::strcmp(env, "avx512") == 0) want = SimdPath::kAvx512;
+    if (want < path) path = want;
+  }
+  return path;
+}
+
+struct Dispatch {
+  SimdPath best = detect_best();
+  SimdPath path = initial_path();
+  const cpu::Isa* isa = &isa_of(path);
+};
+
+Dispatch& dispatch() {
+  static Dispatch d;
+  return d;
+}
+
+const cpu::Isa& isa() { return *dispatch().isa; }
+
+}  // namespace
+
+const char* simd_path_name(SimdPath path) {
+  switch (path) {
+    case SimdPath::kScalar:
+      return "scalar";
+    case SimdPath::kAvx2:
+      return "avx2";
+    case SimdPath::kAvx512:
+      return "avx512";
+  }
+  return "?";
+}
+
+SimdPath best_simd_path() { return dispatch().best; }
+SimdPath active_simd_path() { return dispatch().path; }
+SimdPath set_simd_path(SimdPath path) {
+  Dispatch& d = dispatch();
+  d.path = path > d.best ? d.best : path;
+  d.isa = &isa_of(d.path);
+  return d.path;
+}
+const char* simd_path() { return simd_path_name(active_simd_path()); }
+
+void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, const float* bias,
+            float* y) {
+  if (n <= 0 || w.rows <= 0) return;
+  const cpu::Isa& k = isa();
+  if (n < kGemmMinRows || k.gemm_pack_bytes == 0) {
+    // 16 output rows = one cache line of y per x row: threads never share a line of y.
+    pool.parallel_for(w.rows, 16,
+                      [&](int64_t b, int64_t e, int) { k.matvec(x, n, w, bias, y, b, e); });
+    return;
+  }
+  thread_local cpu::Scratch scratch;
+  const size_t pack = cpu::round_up64(k.gemm_pack_bytes);
+  const bool bf16 = w.dtype == DType::kBF16 && k.bf16_dot;
+  const int64_t ldx = (w.cols + 1) & ~int64_t{1};
+  const size_t xb_bytes = bf16 ? cpu::round_up64(static_cast<size_t>(n * ldx) * 2) : 0;
+  auto* mem = static_cast<uint8_t*>(scratch.get(pack * pool.size() + xb_bytes));
+  uint16_t* xb = bf16 ? reinterpret_cast<uint16_t*>(mem + pack * pool.size()) : nullptr;
+  if (bf16) {
+    pool.parallel_for(n, 1, [&](int64_t b, int64_t e, int) {
+      k.to_bf16_rows(x + b * w.cols, e - b, w.cols, xb + b * ldx, ldx);
+    });
+  }
+  pool.parallel_for(w.rows, k.gemm_geometry.nr, [&](int64_t b, int64_t e, int t) {
+    k.gemm(x, xb, n, w, bias, y, b, e, mem + pack * t);
+  });
+}
+
+void embedding_row(const WeightView& w, int64_t row, float* dst) {
+  const size_t off = static_cast<size_t>(row * w.cols) * dtype_size(w.dtype);
+  isa().to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + off, dst, w.cols);
+}
+
+void rmsnorm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* y) {
+  const cpu::Isa& k = isa();
+  for (int64_t i = 0; i < n; ++i) k.rmsnorm_row(x + i * dim, weight, dim, eps, y + i * dim);
+}
+
+void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int rot_dim, const int64_t* pos,
+          const float* inv_freq, float attn_factor) {
+  const cpu::Isa& k = isa();
+  const int half = rot_dim / 2;
+  thread_local cpu::Scratch scratch;
+  float* cs = static_cast<float*>(scratch.get(2 * sizeof(float) * half + 64));
+  float* sn = cs + half;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int i = 0; i < half; ++i) {
+      const double a = static_cast<double>(pos[t]) * static_cast<double>(inv_freq[i]);
+      cs[i] = static_cast<float>(std::cos(a) * attn_factor);
+      sn[i] = static_cast<float>(std::sin(a) * attn_factor);
+    }
+    k.rope_apply(x + t * n_heads * head_dim, n_heads, head_dim, half, cs, sn);
+  }
+}
+
+void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
+  isa().silu_mul(gate, up, n, out);
+}
+
+size_t attention_scratch_bytes(const ThreadPool& pool, const AttentionParams& p, int64_t n_q,
+                               const KVView& kv) {
+  return cpu::attention_scratch(pool.size(), p, n_q, kv);
+}
+
+void attention(ThreadPool& pool, const AttentionParams& p, const float* q, int64_t n_q,
+               int64_t q_pos0, const KVView& kv, float* out) {
+  cpu::attention_run(isa(), pool, p, q, n_q, q_pos0, kv, out);
+}
+
+}  // namespace longctx::kernels

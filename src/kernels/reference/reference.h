@@ -1,0 +1,24 @@
+// Plain scalar reference of every kernel in ops.h: one thread, no SIMD, written for clarity.
+// Optimized paths (src/kernels/cpu/) are tested against these; accumulation is in f32 as in ops.h.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/ops.h"
+
+namespace longctx::kernels::reference {
+
+// Element `i` of a buffer of dtype `t`, as f32.
+float load_f32(DType t, const void* data, int64_t i);
+
+void matmul(const float* x, int64_t n, const WeightView& w, const float* bias, float* y);
+void embedding_row(const WeightView& w, int64_t row, float* dst);
+void rmsnorm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* y);
+void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int rot_dim, const int64_t* pos,
+          const float* inv_freq, float attn_factor);
+void silu_mul(const float* gate, const float* up, int64_t n, float* out);
+// One query at a time with online softmax; scratch O(head_dim).
+void attention(const AttentionParams& p, const float* q, int64_t n_q, int64_t q_pos0,
+               const KVView& kv, float* out);
+
+}  // namespace longctx::kernels::reference

@@ -37,7 +37,8 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path);
 
 // Streaming decode: feed generated ids one at a time; returns only complete UTF-8, holding back
 // bytes of a character whose remaining bytes have not arrived yet. The concatenation of all
-// returned strings plus flush() equals decode(all ids) for ordinary text.
+// returned strings plus flush() equals decode(all ids) (special tokens skipped), including the
+// first token's leading-space rule. Each push decodes only a short window of recent ids.
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tok) : tok_(tok) {}
@@ -45,9 +46,11 @@ class StreamDecoder {
   std::string flush();  // whatever is pending (invalid trailing bytes become U+FFFD)
 
  private:
+  void trim_window();
+
   const Tokenizer& tok_;
-  std::vector<int32_t> ids_;
-  std::string emitted_;
+  std::vector<int32_t> ids_;  // the ids not yet emitted, after a few ids of context
+  std::string prefix_;        // decode() of the context ids: the part already emitted
 };
 
 }  // namespace longctx

@@ -19,14 +19,17 @@ size_t KVCacheShape::bytes_per_token() const {
 
 size_t KVCacheShape::bytes_per_block() const { return bytes_per_token() * block_size; }
 
-KVCache::KVCache(const KVCacheShape& shape) : shape_(shape) {
+KVCache::KVCache(const KVCacheShape& shape, MemoryAccount* account)
+    : shape_(shape), account_(account) {
   if (shape.n_layers <= 0 || shape.n_kv_heads <= 0 || shape.head_dim <= 0 || shape.block_size <= 0)
     throw Error(ErrorKind::kInternal, "KV cache shape has a non-positive dimension");
   k_ptrs_.resize(shape.n_layers);
   v_ptrs_.resize(shape.n_layers);
 }
 
-KVCache::~KVCache() = default;
+KVCache::~KVCache() {
+  if (account_) account_->release(allocated_bytes());
+}
 
 void* KVCache::k_block(int layer, size_t b) const {
   return blocks_[b].get() + per_layer_half(shape_) * (2 * static_cast<size_t>(layer));
@@ -43,10 +46,13 @@ void KVCache::reserve(int64_t n) {
   const size_t need = static_cast<size_t>((n + shape_.block_size - 1) / shape_.block_size);
   while (blocks_.size() < need) {
     const size_t bytes = shape_.bytes_per_block();
+    if (account_) account_->charge(bytes, "a KV-cache block");
     void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!p)
+    if (!p) {
+      if (account_) account_->release(bytes);
       throw Error(ErrorKind::kMemory, "cannot allocate a KV-cache block of " +
                                           std::to_string(bytes) + " bytes; lower -c or --kv-dtype");
+    }
     blocks_.emplace_back(static_cast<uint8_t*>(p), std::free);
     const size_t b = blocks_.size() - 1;
     for (int l = 0; l < shape_.n_layers; ++l) {

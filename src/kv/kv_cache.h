@@ -8,16 +8,20 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/memory_account.h"
 #include "kernels/ops.h"
 
 namespace longctx {
+
+// Tokens per KV block: a context costs whole blocks.
+inline constexpr int kKvBlockTokens = 256;
 
 struct KVCacheShape {
   int n_layers = 0;
   int n_kv_heads = 0;
   int head_dim = 0;
   DType dtype = DType::kF16;
-  int block_size = 256;    // tokens per block
+  int block_size = kKvBlockTokens;  // tokens per block
   int64_t capacity = 0;    // context cap in tokens: writing past it is an Error(kOutOfRange)
 
   // Bytes one token costs over all layers (keys + values).
@@ -28,7 +32,8 @@ struct KVCacheShape {
 
 class KVCache {
  public:
-  explicit KVCache(const KVCacheShape& shape);
+  // Blocks are charged to `account` (when given) before they are allocated.
+  explicit KVCache(const KVCacheShape& shape, MemoryAccount* account = nullptr);
   ~KVCache();
   KVCache(const KVCache&) = delete;
   KVCache& operator=(const KVCache&) = delete;
@@ -54,6 +59,7 @@ class KVCache {
   void* v_block(int layer, size_t b) const;
 
   KVCacheShape shape_;
+  MemoryAccount* account_;
   int64_t n_tokens_ = 0;
   // One allocation per block, holding every layer: [layer][k|v][n_kv_heads][block_size][head_dim].
   std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> blocks_;

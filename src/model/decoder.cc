@@ -146,7 +146,12 @@ KVCacheShape Model::kv_shape(DType dtype, int64_t capacity) const {
   return s;
 }
 
-Activations::Activations(const ModelConfig& cfg, int64_t max_tokens) : max_tokens_(max_tokens) {
+Activations::Activations(const ModelConfig& cfg, int64_t max_tokens, MemoryAccount* account)
+    : max_tokens_(max_tokens), account_(account) {
+  if (account_) {
+    charged_ = bytes_for(cfg, max_tokens);
+    account_->charge(charged_, "activation buffers");
+  }
   const size_t n = static_cast<size_t>(max_tokens);
   const size_t qd = static_cast<size_t>(cfg.num_attention_heads) * cfg.head_dim;
   const size_t kvd = static_cast<size_t>(cfg.num_key_value_heads) * cfg.head_dim;
@@ -159,6 +164,10 @@ Activations::Activations(const ModelConfig& cfg, int64_t max_tokens) : max_token
   gate.resize(n * cfg.intermediate_size);
   up.resize(n * cfg.intermediate_size);
   pos.resize(n);
+}
+
+Activations::~Activations() {
+  if (account_) account_->release(charged_);
 }
 
 size_t Activations::bytes_for(const ModelConfig& cfg, int64_t max_tokens) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/model_config.h"
+#include "core/memory_account.h"
 #include "core/thread_pool.h"
 #include "io/weights.h"
 #include "kernels/ops.h"
@@ -27,7 +28,11 @@ struct LayerWeights {
 // by the context: this is all the activation memory a forward pass uses.
 class Activations {
  public:
-  Activations(const ModelConfig& cfg, int64_t max_tokens);
+  // Charges bytes_for(cfg, max_tokens) to `account` (when given) before allocating.
+  Activations(const ModelConfig& cfg, int64_t max_tokens, MemoryAccount* account = nullptr);
+  ~Activations();
+  Activations(const Activations&) = delete;
+  Activations& operator=(const Activations&) = delete;
   // Bytes that Activations(cfg, max_tokens) allocates (for the memory plan).
   static size_t bytes_for(const ModelConfig& cfg, int64_t max_tokens);
   int64_t max_tokens() const { return max_tokens_; }
@@ -44,6 +49,8 @@ class Activations {
 
  private:
   int64_t max_tokens_;
+  MemoryAccount* account_;
+  size_t charged_ = 0;
 };
 
 class Model {

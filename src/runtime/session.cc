@@ -20,8 +20,9 @@ Session::Session(const Model& model, ThreadPool& pool, const SessionOptions& opt
     : model_(model),
       pool_(pool),
       opt_(opt),
-      kv_(model.kv_shape(opt.kv_dtype, opt.context)),
-      act_(model.config(), checked_chunk(opt)),
+      account_(opt.memory_limit),
+      kv_(model.kv_shape(opt.kv_dtype, opt.context), &account_),
+      act_(model.config(), checked_chunk(opt), &account_),
       logits_(static_cast<size_t>(model.vocab_size())) {}
 
 const std::vector<float>& Session::append(const std::vector<int32_t>& tokens,

@@ -17,6 +17,9 @@ struct SessionOptions {
   int64_t context = 0;        // cap on tokens held (prompt + generated); required > 0
   int64_t prefill_chunk = 256;
   DType kv_dtype = DType::kF16;
+  // Bytes the memory plan allows for KV blocks and activation buffers; 0: unlimited. Going past it
+  // is Error(kInternal): the plan under-priced something.
+  size_t memory_limit = 0;
 };
 
 class Session {
@@ -34,12 +37,14 @@ class Session {
   int64_t context() const { return opt_.context; }
   const KVCache& kv() const { return kv_; }
   const Model& model() const { return model_; }
+  const MemoryAccount& memory() const { return account_; }
   void reset() { kv_.truncate(0); }
 
  private:
   const Model& model_;
   ThreadPool& pool_;
   SessionOptions opt_;
+  MemoryAccount account_;
   KVCache kv_;
   Activations act_;
   std::vector<float> logits_;

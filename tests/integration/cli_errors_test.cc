@@ -116,7 +116,7 @@ TEST(CliErrors, BadFlags) {
   expect_clean_failure(test::run_cli("run -m " + dir + " -p hi -n lots"), {"-n"});
   expect_clean_failure(test::run_cli("run -m " + dir + " -f /nonexistent/prompt.txt"),
                        {"/nonexistent/prompt.txt"});
-  expect_clean_failure(test::run_cli(""), {"run"});
+  expect_clean_failure(test::run_cli(""), {"subcommand"});
 }
 
 }  // namespace

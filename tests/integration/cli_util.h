@@ -1,19 +1,56 @@
 // Runs the longctx binary as a user would and captures what it prints.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
 #include <regex>
 #include <string>
+#include <vector>
 
 namespace longctx::test {
 
 struct CliResult {
   int exit_code = -1;
-  std::string output;  // stdout and stderr together
+  std::string output;     // stdout and stderr together
+  long max_rss_kib = -1;  // peak resident memory of the process, from wait4 (run_cli_argv only)
 };
+
+// Runs longctx with these arguments (no shell) and measures its peak resident memory as the
+// kernel accounts it, independently of what the program reports about itself.
+inline CliResult run_cli_argv(const std::vector<std::string>& args) {
+  CliResult r;
+  int fds[2];
+  if (pipe(fds) != 0) return r;
+  const std::string bin = std::string(LONGCTX_BINARY_DIR) + "/longctx";
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(bin.c_str()));
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  std::array<char, 4096> buf;
+  ssize_t n;
+  while ((n = read(fds[0], buf.data(), buf.size())) > 0) r.output.append(buf.data(), size_t(n));
+  close(fds[0]);
+  int status = 0;
+  struct rusage ru {};
+  wait4(pid, &status, 0, &ru);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.max_rss_kib = ru.ru_maxrss;
+  return r;
+}
 
 inline std::string quote(const std::string& s) {
   std::string q = "'";

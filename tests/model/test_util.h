@@ -1,6 +1,8 @@
 // Helpers shared by the model and integration tests.
 #pragma once
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -19,10 +21,20 @@ inline nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(f);
 }
 
-// A fresh empty folder under the build tree for one test.
+// A fresh empty folder under the build tree, private to this process (ctest runs tests of one
+// binary in parallel processes) and removed when the process exits.
 inline std::string scratch_dir(const std::string& name) {
   namespace fs = std::filesystem;
-  const fs::path p = fs::path(LONGCTX_BINARY_DIR) / "test-scratch" / name;
+  struct Root {
+    fs::path path = fs::path(LONGCTX_BINARY_DIR) / "test-scratch" /
+                    ("pid" + std::to_string(static_cast<long>(::getpid())));
+    ~Root() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  };
+  static Root root;
+  const fs::path p = root.path / name;
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();

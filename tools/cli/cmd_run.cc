@@ -11,6 +11,9 @@
 #include "core/error.h"
 #include "core/proc_stats.h"
 #include "default_model.h"
+#include "plan/memory_budget.h"
+#include "plan/memory_plan.h"
+#include "plan_options.h"
 #include "kernels/ops.h"
 #include "model/decoder.h"
 #include "runtime/sampler.h"
@@ -22,13 +25,11 @@ namespace longctx::cli {
 namespace {
 
 struct RunOpts {
-  std::string model_dir, prompt, prompt_file, kv_dtype = "f16";
+  std::string model_dir, prompt, prompt_file;
   int n_predict = 128;
-  int64_t ctx = 0;
   bool force_ctx = false;
-  int64_t prefill_chunk = 256;
-  int threads = 0;
   bool ignore_eos = false;
+  PlanFlags plan;
   SamplerParams sp;
 };
 
@@ -44,27 +45,9 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-// The context cap: -c when given (refused past max_position_embeddings unless forced), else the
-// model's maximum. The KV cache grows as tokens arrive, so the cap allocates nothing.
-int64_t choose_context(const ModelConfig& cfg, const RunOpts& o) {
-  if (o.ctx < 0) throw Error(ErrorKind::kInvalidArg, "-c must be a positive number of tokens");
-  if (o.ctx == 0) return cfg.max_position_embeddings;
-  if (o.ctx > cfg.max_position_embeddings && !o.force_ctx)
-    throw Error(ErrorKind::kOutOfRange,
-                "context " + std::to_string(o.ctx) + " exceeds the model's max_position_embeddings (" +
-                    std::to_string(cfg.max_position_embeddings) +
-                    "); positions past it were never trained and output degrades. Use -c " +
-                    std::to_string(cfg.max_position_embeddings) +
-                    " or less, or add --force-ctx to run anyway");
-  return o.ctx;
-}
-
 int run(const RunOpts& o) {
   validate(o.sp);
   if (o.n_predict < 0) throw Error(ErrorKind::kInvalidArg, "-n must be >= 0");
-  if (o.prefill_chunk <= 0)
-    throw Error(ErrorKind::kInvalidArg, "--prefill-chunk must be a positive number of tokens");
-  const DType kv_dtype = parse_dtype(o.kv_dtype);
 
   std::string dir = o.model_dir, prompt = o.prompt;
   bool random_weights = false;
@@ -76,8 +59,34 @@ int run(const RunOpts& o) {
   }
   if (!o.prompt_file.empty()) prompt = read_file(o.prompt_file);
 
-  const ModelConfig cfg = load_model_config(dir);
-  const int64_t ctx = choose_context(cfg, o);
+  // Plan first: refuse before the tokenizer is loaded, a weight mapped or a cache block allocated.
+  const PlanModel pm = plan_model_from_dir(dir);
+  const ModelConfig& cfg = pm.cfg;
+  const PlanRequest req = plan_request(o.plan, cfg, o.force_ctx);
+  const MemoryBudget budget = memory_budget_from_flag(o.plan.mem_budget);
+  const MemoryPlan plan = make_plan(pm, req, budget);
+  if (!plan.fits()) throw Error(ErrorKind::kMemory, refusal_message(pm, req, plan));
+  if (!kv_type_available(plan.kv))
+    throw Error(ErrorKind::kUnsupported, std::string("--kv-dtype ") + kv_type_name(plan.kv) +
+                                             " is priced by the planner but not implemented yet; "
+                                             "use f32, f16 or bf16");
+  const int64_t ctx = plan.context;
+  if (req.context == 0) {
+    if (ctx < cfg.max_position_embeddings)
+      std::fprintf(stderr,
+                   "context %lld: the model allows %lld, but its KV cache (%s) would need %s and "
+                   "the budget is %s; the largest context that fits was chosen (set -c to "
+                   "override)\n",
+                   static_cast<long long>(ctx),
+                   static_cast<long long>(cfg.max_position_embeddings), kv_type_name(plan.kv),
+                   format_size(plan.kv_bytes_per_token * cfg.max_position_embeddings).c_str(),
+                   format_size(budget.bytes).c_str());
+    else
+      std::fprintf(stderr, "context %lld: the model's maximum, which fits the budget (%s)\n",
+                   static_cast<long long>(ctx), format_size(budget.bytes).c_str());
+  }
+  const DType kv_dtype = parse_dtype(kv_type_name(plan.kv));
+
   const auto tok = load_tokenizer(dir);
   const std::vector<int32_t> ids = tok->encode(prompt, true);
   if (ids.empty())
@@ -89,11 +98,12 @@ int run(const RunOpts& o) {
                                             "; raise -c or shorten the prompt");
 
   const auto model = Model::load(dir);
-  ThreadPool pool(o.threads);
+  ThreadPool pool(req.threads);
   SessionOptions so;
   so.context = ctx;
-  so.prefill_chunk = o.prefill_chunk;
+  so.prefill_chunk = plan.prefill_chunk;
   so.kv_dtype = kv_dtype;
+  so.memory_limit = plan.kv_total + plan.activations;
   Session session(*model, pool, so);
   Sampler sampler(o.sp);
 
@@ -101,11 +111,12 @@ int run(const RunOpts& o) {
     std::fprintf(stderr,
                  "note: %s has random weights: the text is meaningless, speed and memory are "
                  "real\n", dir.c_str());
-  std::fprintf(stderr, "model %s (%s, %d layers) | ctx %lld | kv %s | prefill chunk %lld | "
-               "threads %d | simd %s\n", dir.c_str(), cfg.model_type.c_str(),
+  std::fprintf(stderr, "model %s (%s, %d layers) | ctx %lld | kv %s | prefill chunk %lld%s | "
+               "threads %d | simd %s | plan %s of %s\n", dir.c_str(), cfg.model_type.c_str(),
                cfg.num_hidden_layers, static_cast<long long>(ctx), dtype_name(kv_dtype),
-               static_cast<long long>(std::min(o.prefill_chunk, ctx)), pool.size(),
-               kernels::simd_path());
+               static_cast<long long>(plan.prefill_chunk), plan.chunk_auto ? " (auto)" : "",
+               pool.size(), kernels::simd_path(), format_size(plan.total).c_str(),
+               format_size(budget.bytes).c_str());
   std::fputs(prompt.c_str(), stdout);
   std::fflush(stdout);
 
@@ -117,7 +128,10 @@ int run(const RunOpts& o) {
   std::vector<float> logits = session.append(ids);
   const double prefill_s = seconds_since(t0);
 
+  // The decoder sees the prompt first, so the continuation keeps the spaces it has after it
+  // (SentencePiece drops the leading space of a sequence's first piece only).
   StreamDecoder stream(*tok);
+  for (int32_t id : ids) stream.push(id);
   int generated = 0;
   const char* stop_reason = "limit (-n)";
   t0 = std::chrono::steady_clock::now();
@@ -165,15 +179,8 @@ Runner add_run_command(CLI::App& app) {
   cmd->add_option("-p,--prompt", o->prompt, "Prompt text");
   cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from a file");
   cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->capture_default_str();
-  cmd->add_option("-c,--ctx", o->ctx,
-                  "Context cap in tokens (default: max_position_embeddings); the KV cache grows "
-                  "as tokens arrive");
+  add_plan_flags(*cmd, o->plan);
   cmd->add_flag("--force-ctx", o->force_ctx, "Allow -c beyond max_position_embeddings");
-  cmd->add_option("--prefill-chunk", o->prefill_chunk, "Prompt tokens per forward pass")
-      ->capture_default_str();
-  cmd->add_option("--kv-dtype", o->kv_dtype, "KV-cache precision: f32, f16, bf16")
-      ->capture_default_str();
-  cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
   cmd->add_option("--temp", o->sp.temperature, "Temperature; 0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", o->sp.top_k, "Keep the k most likely tokens (0 = off)");
   cmd->add_option("--top-p", o->sp.top_p, "Nucleus sampling mass (1 = off)");

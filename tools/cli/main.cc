@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   std::map<const CLI::App*, longctx::cli::Runner> runners;
   auto add = [&](longctx::cli::Runner r) { runners[app.get_subcommands({}).back()] = r; };
   add(longctx::cli::add_run_command(app));
+  add(longctx::cli::add_plan_command(app));
   add(longctx::cli::add_random_model_command(app));
   try {
     app.parse(argc, argv);

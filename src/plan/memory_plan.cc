@@ -1,0 +1,282 @@
+#include "plan/memory_plan.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/ops.h"
+#include "model/decoder.h"
+
+namespace longctx {
+
+namespace fs = std::filesystem;
+
+const char* kv_type_name(KvType t) {
+  switch (t) {
+    case KvType::kF32: return "f32";
+    case KvType::kF16: return "f16";
+    case KvType::kBF16: return "bf16";
+    case KvType::kInt8: return "int8";
+    case KvType::kInt4: return "int4";
+  }
+  return "?";
+}
+
+KvType parse_kv_type(const std::string& s) {
+  for (KvType t : {KvType::kF32, KvType::kF16, KvType::kBF16, KvType::kInt8, KvType::kInt4})
+    if (s == kv_type_name(t)) return t;
+  throw Error(ErrorKind::kInvalidArg,
+              "unknown KV-cache type '" + s + "'; use one of f32, f16, bf16 (int8, int4: planned)");
+}
+
+bool kv_type_available(KvType t) { return t == KvType::kF32 || t == KvType::kF16 || t == KvType::kBF16; }
+
+void kv_type_bytes(KvType t, size_t& num, size_t& den) {
+  den = 1;
+  switch (t) {
+    case KvType::kF32: num = 4; return;
+    case KvType::kF16:
+    case KvType::kBF16: num = 2; return;
+    case KvType::kInt8: num = 34; den = 32; return;  // 32 int8 + one f16 scale per group of 32
+    case KvType::kInt4: num = 20; den = 32; return;  // 16 bytes + f16 scale + f16 zero per 32
+  }
+}
+
+size_t count_parameters(const ModelConfig& c) {
+  const size_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
+  const size_t qd = size_t(c.num_attention_heads) * c.head_dim;
+  const size_t kvd = size_t(c.num_key_value_heads) * c.head_dim;
+  size_t layer = qd * H + 2 * kvd * H + H * qd + 3 * I * H + 2 * H;
+  if (c.attention_bias || c.model_type == "qwen2") layer += qd + 2 * kvd;
+  if (c.attention_bias && c.model_type == "llama") layer += H;
+  size_t n = V * H + layer * c.num_hidden_layers + H;
+  if (!c.tie_word_embeddings) n += V * H;
+  return n;
+}
+
+namespace {
+
+size_t file_size_or_zero(const fs::path& p) {
+  std::error_code ec;
+  const auto n = fs::file_size(p, ec);
+  return ec ? 0 : static_cast<size_t>(n);
+}
+
+size_t weight_files_bytes(const std::string& dir) {
+  const fs::path d(dir);
+  if (fs::exists(d / "model.safetensors")) return file_size_or_zero(d / "model.safetensors");
+  const fs::path index = d / "model.safetensors.index.json";
+  std::ifstream f(index);
+  if (!f)
+    throw Error(ErrorKind::kIo, "no model.safetensors or model.safetensors.index.json in " + dir +
+                                    "; point -m at a Hugging Face model folder");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(f);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorKind::kFormat, index.string() + " is not valid JSON: " + e.what());
+  }
+  if (!j.contains("weight_map") || !j["weight_map"].is_object())
+    throw Error(ErrorKind::kFormat, index.string() + " has no \"weight_map\" object");
+  std::set<std::string> shards;
+  for (const auto& [name, file] : j["weight_map"].items())
+    if (file.is_string()) shards.insert(file.get<std::string>());
+  size_t total = 0;
+  for (const auto& s : shards) total += file_size_or_zero(d / s);
+  return total;
+}
+
+size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+
+size_t kv_bytes_for_tokens(const ModelConfig& c, KvType kv, size_t tokens) {
+  size_t num = 0, den = 1;
+  kv_type_bytes(kv, num, den);
+  const size_t elems = size_t(c.num_key_value_heads) * c.head_dim * 2 * tokens;
+  return div_up(elems * num, den);
+}
+
+// Activation buffers, logits copies and kernel scratch for one forward pass of `chunk` tokens.
+void chunk_memory(const ModelConfig& c, int64_t chunk, int threads, size_t& act, size_t& scratch) {
+  // Session and CLI hold up to 4 vectors of vocab floats (logits, a copy, sampler index/probs).
+  act = Activations::bytes_for(c, chunk) + 4 * size_t(c.vocab_size) * sizeof(float);
+  ThreadPool pool(1);
+  kernels::AttentionParams p;
+  p.n_heads = c.num_attention_heads;
+  kernels::KVView view;
+  view.dtype = DType::kF32;
+  view.block_size = static_cast<int>(kKvBlockTokens);
+  view.n_kv_heads = c.num_key_value_heads;
+  view.head_dim = c.head_dim;
+  // Attention scratch per thread, times threads; matmul keeps a converted activation panel
+  // per thread (at most chunk x max(hidden, intermediate) bf16 values).
+  const size_t attn = kernels::attention_scratch_bytes(pool, p, chunk, view);
+  const size_t widest = static_cast<size_t>(std::max(c.hidden_size, c.intermediate_size));
+  scratch = size_t(threads) * (attn + size_t(chunk) * widest * 2);
+}
+
+}  // namespace
+
+PlanModel plan_model_from_dir(const std::string& dir) {
+  PlanModel m;
+  m.cfg = load_model_config(dir);
+  m.weight_bytes = weight_files_bytes(dir);
+  const fs::path d(dir);
+  m.tokenizer_bytes = std::max(file_size_or_zero(d / "tokenizer.json"),
+                               file_size_or_zero(d / "tokenizer.model"));
+  m.name = dir;
+  return m;
+}
+
+PlanModel plan_model_from_config(const ModelConfig& cfg, size_t weights_dtype_bytes,
+                                 const std::string& name) {
+  PlanModel m;
+  m.cfg = cfg;
+  m.weight_bytes = count_parameters(cfg) * weights_dtype_bytes;
+  // A tokenizer.json is about 30 bytes per vocabulary entry (vocab + merges).
+  m.tokenizer_bytes = size_t(cfg.vocab_size) * 30;
+  m.name = name;
+  return m;
+}
+
+namespace {
+
+MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kv, int64_t chunk,
+                 int threads, const MemoryBudget& budget) {
+  const ModelConfig& c = m.cfg;
+  MemoryPlan p;
+  p.context = context;
+  p.batch = batch;
+  p.kv = kv;
+  p.prefill_chunk = chunk;
+  p.budget = budget;
+  p.weights = m.weight_bytes;
+  p.kv_bytes_per_token = kv_bytes_for_tokens(c, kv, 1) * c.num_hidden_layers;
+  const size_t tokens = div_up(size_t(context), kKvBlockTokens) * kKvBlockTokens;
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const int64_t w = l < static_cast<int>(c.layer_window.size()) ? c.layer_window[l] : 0;
+    // Sliding-window layers are priced in full until the KV cache evicts outside the window.
+    const size_t b = kv_bytes_for_tokens(c, kv, tokens) * size_t(batch);
+    if (w > 0) {
+      ++p.window_layers;
+      p.kv_window += b;
+    } else {
+      ++p.full_layers;
+      p.kv_full += b;
+    }
+  }
+  p.kv_total = p.kv_full + p.kv_window;
+  chunk_memory(c, std::min(chunk, context), threads, p.activations, p.scratch);
+  // Fixed, calibrated against VmHWM of `longctx run` (docs/memory-planner.md): program and
+  // libraries (~6 MiB resident), tokenizer tables (~5.5x the tokenizer file), f32 copies of norms
+  // and biases, thread stacks touched.
+  const size_t small = (size_t(2 * c.num_hidden_layers + 1) * c.hidden_size +
+                        size_t(c.num_hidden_layers) *
+                            (size_t(c.num_attention_heads) + 2 * c.num_key_value_heads) *
+                            c.head_dim) * sizeof(float);
+  p.overhead = (size_t{6} << 20) + m.tokenizer_bytes * 11 / 2 + small + size_t(threads) * (256 << 10);
+  p.total = p.weights + p.kv_total + p.activations + p.scratch + p.overhead;
+  return p;
+}
+
+int64_t auto_chunk(const PlanModel& m, int64_t context, int batch, KvType kv, int threads,
+                   const MemoryBudget& budget) {
+  int64_t chunk = std::min<int64_t>(kMaxAutoChunk, context);
+  while (chunk > kMinAutoChunk &&
+         !price(m, context, batch, kv, chunk, threads, budget).fits())
+    chunk /= 2;
+  return chunk;
+}
+
+}  // namespace
+
+int64_t largest_context(const PlanModel& m, const PlanRequest& req, KvType kv,
+                        const MemoryBudget& budget) {
+  const int64_t maxpos = m.cfg.max_position_embeddings;
+  auto fits = [&](int64_t ctx) {
+    const int64_t chunk = req.prefill_chunk > 0 ? req.prefill_chunk
+                                                : std::min<int64_t>(kMaxAutoChunk, ctx);
+    return price(m, ctx, req.batch, kv, chunk, req.threads, budget).fits();
+  };
+  if (fits(maxpos)) return maxpos;
+  int64_t lo = 0, hi = (maxpos - 1) / kKvBlockTokens;  // blocks; lo fits (or is 0)
+  while (lo < hi) {
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (fits(mid * kKvBlockTokens)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo * kKvBlockTokens;
+}
+
+MemoryPlan make_plan(const PlanModel& m, const PlanRequest& req, const MemoryBudget& budget) {
+  int64_t context = req.context;
+  if (context <= 0) {
+    context = largest_context(m, req, req.kv, budget);
+    if (context == 0) context = std::min<int64_t>(m.cfg.max_position_embeddings, kKvBlockTokens);
+  }
+  const bool chunk_auto = req.prefill_chunk <= 0;
+  const int64_t chunk = chunk_auto ? auto_chunk(m, context, req.batch, req.kv, req.threads, budget)
+                                   : std::min(req.prefill_chunk, context);
+  MemoryPlan p = price(m, context, req.batch, req.kv, chunk, req.threads, budget);
+  p.chunk_auto = chunk_auto;
+  return p;
+}
+
+namespace {
+int64_t round_for_humans(int64_t ctx) {
+  return ctx >= 4096 ? ctx / 1024 * 1024 : ctx;
+}
+}  // namespace
+
+std::string refusal_message(const PlanModel& m, const PlanRequest& req, const MemoryPlan& p) {
+  std::string s = "context " + std::to_string(p.context);
+  if (p.batch > 1) s += " x batch " + std::to_string(p.batch);
+  s += " needs " + format_size(p.kv_total) + " of KV cache (" + kv_type_name(p.kv) + ") + " +
+       format_size(p.weights) + " of weights + " +
+       format_size(p.activations + p.scratch + p.overhead) + " of activations and overhead = " +
+       format_size(p.total) + "; " + format_size(p.budget.bytes) + " available (" +
+       p.budget.source + ").";
+  std::vector<std::string> fit, later;
+  size_t want_num = 0, want_den = 1;
+  kv_type_bytes(p.kv, want_num, want_den);
+  for (KvType t : {p.kv, KvType::kF16, KvType::kInt8, KvType::kInt4}) {
+    size_t num = 0, den = 1;
+    kv_type_bytes(t, num, den);
+    if (t != p.kv && num * want_den >= want_num * den) continue;  // not smaller than asked
+    if (t != p.kv && t == KvType::kF16 && p.kv == KvType::kBF16) continue;
+    const int64_t ctx = round_for_humans(largest_context(m, req, t, p.budget));
+    if (ctx <= 0) continue;
+    const std::string opt = (t == p.kv ? "" : "--kv-dtype " + std::string(kv_type_name(t)) + " ") +
+                            "-c " + std::to_string(ctx);
+    if (kv_type_available(t)) {
+      const std::string item = opt + (t == p.kv ? " (" + std::string(kv_type_name(t)) + ")" : "");
+      if (std::find(fit.begin(), fit.end(), item) == fit.end()) fit.push_back(item);
+    } else {
+      later.push_back(opt);
+    }
+  }
+  if (!fit.empty()) {
+    s += " These fit:";
+    for (size_t i = 0; i < fit.size(); ++i) s += (i ? "; " : " ") + fit[i];
+    s += ".";
+  } else {
+    s += " No context fits: the weights and fixed costs alone need " +
+         format_size(p.weights + p.overhead) +
+         "; free memory, raise --mem-budget, or use a smaller model.";
+  }
+  if (!later.empty()) {
+    s += " Once int8/int4 KV caches land:";
+    for (size_t i = 0; i < later.size(); ++i) s += (i ? "; " : " ") + later[i];
+    s += ".";
+  }
+  return s;
+}
+
+size_t mask_elements(const ModelConfig& cfg, int64_t context) {
+  return size_t(cfg.num_hidden_layers) * size_t(context) * size_t(context);
+}
+
+}  // namespace longctx

@@ -1,0 +1,96 @@
+// The memory planner (DESIGN.md decision 2): before any weight is mapped or cache allocated, a
+// MemoryPlan totals weights, KV cache, activations for the prefill chunk and fixed overhead
+// against a budget, picks the context and prefill chunk, and words the refusal when nothing fits.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/model_config.h"
+#include "kv/kv_cache.h"
+#include "plan/memory_budget.h"
+
+namespace longctx {
+
+// KV-cache element types the planner prices. int8/int4 are priced ahead of the engine having them
+// (group-wise with an f16 scale per 32 values, plus an f16 zero point for int4) and marked so.
+enum class KvType { kF32, kF16, kBF16, kInt8, kInt4 };
+const char* kv_type_name(KvType t);
+KvType parse_kv_type(const std::string& s);  // Error(kInvalidArg) listing the names
+bool kv_type_available(KvType t);            // can the engine store it today?
+// Bytes per stored element, as a fraction num / den (exact for the quantized types' scales).
+void kv_type_bytes(KvType t, size_t& num, size_t& den);
+
+// The model side of a plan: shapes plus bytes of weights as stored.
+struct PlanModel {
+  ModelConfig cfg;
+  size_t weight_bytes = 0;   // bytes of the weight files (what becomes resident once touched)
+  size_t tokenizer_bytes = 0;  // size of the tokenizer file (its in-memory tables scale with it)
+  std::string name;
+};
+
+// Parameters of a config (embeddings, every projection and norm, biases, untied head).
+size_t count_parameters(const ModelConfig& cfg);
+// From a model folder: config.json plus the sizes of its weight files. Reads no tensor data and
+// maps nothing.
+PlanModel plan_model_from_dir(const std::string& dir);
+// From a config alone (preset or --config): weights priced at `weights_dtype` bytes each.
+PlanModel plan_model_from_config(const ModelConfig& cfg, size_t weights_dtype_bytes,
+                                 const std::string& name);
+
+struct PlanRequest {
+  int64_t context = 0;         // 0: the largest that fits, capped at max_position_embeddings
+  int batch = 1;
+  KvType kv = KvType::kF16;
+  int64_t prefill_chunk = 0;   // 0: auto
+  int threads = 1;
+};
+
+struct MemoryPlan {
+  int64_t context = 0;
+  int batch = 1;
+  KvType kv = KvType::kF16;
+  int64_t prefill_chunk = 0;
+  bool chunk_auto = false;
+
+  size_t weights = 0;
+  size_t kv_bytes_per_token = 0;   // all layers, one sequence
+  int full_layers = 0, window_layers = 0;
+  size_t kv_full = 0;              // full-attention layers, all sequences
+  size_t kv_window = 0;            // sliding-window layers, all sequences
+  size_t kv_total = 0;
+  size_t activations = 0;          // activation buffers + logits for one prefill chunk
+  size_t scratch = 0;              // kernel scratch (per thread)
+  size_t overhead = 0;             // program, tokenizer tables, small model tensors
+  size_t total = 0;
+  MemoryBudget budget;
+
+  bool fits() const { return total <= budget.bytes; }
+  int64_t headroom() const { return static_cast<int64_t>(budget.bytes) - static_cast<int64_t>(total); }
+};
+
+// Largest prefill chunk the kernels run best at; auto never picks more.
+constexpr int64_t kMaxAutoChunk = 512;
+// Smallest chunk auto will pick before declaring that nothing fits.
+constexpr int64_t kMinAutoChunk = 16;
+
+// Prices `req` for `model` against `budget`. With context 0 it picks the largest context that fits
+// (capped at max_position_embeddings); with prefill_chunk 0 it picks the chunk (see
+// docs/memory-planner.md). Never throws for a request that does not fit: check fits().
+MemoryPlan make_plan(const PlanModel& model, const PlanRequest& req, const MemoryBudget& budget);
+
+// Largest context (a multiple of the KV block, or max_position_embeddings) that fits with `kv`,
+// given the rest of `req`; 0 when none does.
+int64_t largest_context(const PlanModel& model, const PlanRequest& req, KvType kv,
+                        const MemoryBudget& budget);
+
+// The one-line refusal for a plan that does not fit: what was asked, bytes by category, bytes
+// available, and settings that do fit.
+std::string refusal_message(const PlanModel& model, const PlanRequest& req, const MemoryPlan& plan);
+
+// What a precomputed max_ctx x max_ctx mask per layer would hold (what longctx never builds).
+size_t mask_elements(const ModelConfig& cfg, int64_t context);
+
+}  // namespace longctx

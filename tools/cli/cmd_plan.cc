@@ -1,0 +1,168 @@
+// longctx plan: price a configuration without loading weights.
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "commands.h"
+#include "config/model_config.h"
+#include "core/error.h"
+#include "model/presets.h"
+#include "plan/memory_plan.h"
+#include "plan_options.h"
+
+namespace longctx::cli {
+
+namespace {
+
+struct PlanOpts {
+  std::string model_dir, config_file, preset, weights_dtype = "bf16";
+  PlanFlags flags;
+  int batch = 1;
+  bool json = false;
+};
+
+PlanModel resolve_model(const PlanOpts& o) {
+  const int given = !o.model_dir.empty() + !o.config_file.empty() + !o.preset.empty();
+  if (given != 1)
+    throw Error(ErrorKind::kInvalidArg,
+                "say which model to plan for with exactly one of -m DIR, --config FILE or "
+                "--preset NAME");
+  if (!o.model_dir.empty()) return plan_model_from_dir(o.model_dir);
+  const size_t wbytes = dtype_size(parse_dtype(o.weights_dtype));
+  if (!o.preset.empty()) {
+    const Preset& p = find_preset(o.preset);
+    return plan_model_from_config(parse_model_config(p.config_json, "preset " + p.name), wbytes,
+                                  p.name);
+  }
+  std::ifstream f(o.config_file, std::ios::binary);
+  if (!f) throw Error(ErrorKind::kIo, "cannot read " + o.config_file + "; check the path");
+  std::stringstream text;
+  text << f.rdbuf();
+  return plan_model_from_config(parse_model_config(text.str(), o.config_file), wbytes,
+                                o.config_file);
+}
+
+std::string row(const std::string& item, size_t bytes) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "| %-44s | %15zu | %11s |\n", item.c_str(), bytes,
+                format_size(bytes).c_str());
+  return buf;
+}
+
+nlohmann::ordered_json bytes_json(size_t b) { return {{"bytes", b}, {"human", format_size(b)}}; }
+
+}  // namespace
+
+Runner add_plan_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "plan", "Price a configuration (weights, KV cache, activations) without loading weights");
+  auto o = std::make_shared<PlanOpts>();
+  std::string names;
+  for (const auto& p : presets()) names += (names.empty() ? "" : ", ") + p.name;
+  cmd->add_option("-m,--model", o->model_dir, "Hugging Face model folder (reads headers only)");
+  cmd->add_option("--config", o->config_file, "A config.json file");
+  cmd->add_option("--preset", o->preset, "Built-in config: " + names);
+  cmd->add_option("--weights-dtype", o->weights_dtype,
+                  "Weight dtype for --config/--preset: f32, f16, bf16")
+      ->capture_default_str();
+  cmd->add_option("--batch", o->batch, "Sequences held at once")->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print JSON");
+  add_plan_flags(*cmd, o->flags);
+  return [o] {
+    const PlanModel m = resolve_model(*o);
+    if (o->batch < 1) throw Error(ErrorKind::kInvalidArg, "--batch must be >= 1");
+    const MemoryBudget budget = memory_budget_from_flag(o->flags.mem_budget);
+    PlanRequest req = plan_request(o->flags, m.cfg, /*force_ctx=*/true);
+    req.batch = o->batch;
+    const MemoryPlan p = make_plan(m, req, budget);
+    const ModelConfig& c = m.cfg;
+    const size_t mask = mask_elements(c, p.context);
+    const size_t mask_max = mask_elements(c, c.max_position_embeddings);
+    nlohmann::ordered_json largest = nlohmann::ordered_json::object();
+    for (KvType t : {KvType::kF32, KvType::kF16, KvType::kBF16, KvType::kInt8, KvType::kInt4}) {
+      PlanRequest one = req;
+      one.batch = 1;
+      largest[kv_type_name(t)] = {{"context", largest_context(m, one, t, budget)},
+                                  {"available", kv_type_available(t)}};
+    }
+    if (o->json) {
+      nlohmann::ordered_json j;
+      j["model"] = m.name;
+      j["model_type"] = c.model_type;
+      j["layers"] = c.num_hidden_layers;
+      j["max_position_embeddings"] = c.max_position_embeddings;
+      j["context"] = p.context;
+      j["batch"] = p.batch;
+      j["kv_dtype"] = kv_type_name(p.kv);
+      j["prefill_chunk"] = p.prefill_chunk;
+      j["prefill_chunk_auto"] = p.chunk_auto;
+      j["weights"] = bytes_json(p.weights);
+      j["kv_cache"] = {{"bytes_per_token", p.kv_bytes_per_token},
+                       {"full_attention_layers", p.full_layers},
+                       {"sliding_window_layers", p.window_layers},
+                       {"full_attention", bytes_json(p.kv_full)},
+                       {"sliding_window", bytes_json(p.kv_window)},
+                       {"total", bytes_json(p.kv_total)}};
+      j["activations"] = bytes_json(p.activations);
+      j["scratch"] = bytes_json(p.scratch);
+      j["overhead"] = bytes_json(p.overhead);
+      j["total"] = bytes_json(p.total);
+      j["budget"] = bytes_json(p.budget.bytes);
+      j["budget_source"] = p.budget.source;
+      j["headroom_bytes"] = p.headroom();
+      j["fits"] = p.fits();
+      j["largest_context_batch1"] = largest;
+      j["mask_avoided"] = {{"context", p.context}, {"elements", mask},
+                           {"max_context", c.max_position_embeddings},
+                           {"elements_at_max_context", mask_max}};
+      if (!p.fits()) j["refusal"] = refusal_message(m, req, p);
+      std::printf("%s\n", j.dump(2).c_str());
+      return p.fits() ? 0 : 1;
+    }
+    std::printf("plan for %s (%s, %d layers, %d kv heads x %d) | context %lld | batch %d | kv %s\n\n",
+                m.name.c_str(), c.model_type.c_str(), c.num_hidden_layers, c.num_key_value_heads,
+                c.head_dim, static_cast<long long>(p.context), p.batch, kv_type_name(p.kv));
+    std::string t = "| item                                         |           bytes |       human |\n"
+                    "|----------------------------------------------|-----------------|-------------|\n";
+    t += row("weights", p.weights);
+    t += row("KV cache per token (all layers)", p.kv_bytes_per_token);
+    t += row("KV cache, full attention (" + std::to_string(p.full_layers) + " layers)", p.kv_full);
+    t += row("KV cache, sliding window (" + std::to_string(p.window_layers) + " layers)",
+             p.kv_window);
+    t += row("KV cache total", p.kv_total);
+    t += row("activations (prefill chunk " + std::to_string(p.prefill_chunk) + ")", p.activations);
+    t += row("kernel scratch", p.scratch);
+    t += row("fixed overhead", p.overhead);
+    t += row("total", p.total);
+    t += row("budget", p.budget.bytes);
+    std::fputs(t.c_str(), stdout);
+    std::printf("| %-44s | %15lld | %11s |\n", "headroom", static_cast<long long>(p.headroom()),
+                (p.headroom() < 0 ? "-" + format_size(size_t(-p.headroom()))
+                                  : format_size(size_t(p.headroom()))).c_str());
+    std::printf("\nbudget: %s\n", p.budget.source.c_str());
+    if (p.window_layers > 0)
+      std::printf("note: sliding-window layers are priced in full: the KV cache does not evict "
+                  "outside the window yet\n");
+    std::printf("largest context that fits at batch 1:");
+    for (auto& [name, v] : largest.items())
+      std::printf(" %s %lld%s;", name.c_str(), v["context"].get<long long>(),
+                  v["available"].get<bool>() ? "" : " (not yet available)");
+    std::printf("\nprefill chunk: %lld (%s)\n", static_cast<long long>(p.prefill_chunk),
+                p.chunk_auto ? "auto" : "fixed");
+    std::printf("mask avoided: a precomputed mask per layer would hold %d x %lld^2 = %zu elements "
+                "(%s at 1 byte each); at max_position_embeddings %lld: %zu elements (%s)\n",
+                c.num_hidden_layers, static_cast<long long>(p.context), mask,
+                format_size(mask).c_str(), static_cast<long long>(c.max_position_embeddings),
+                mask_max, format_size(mask_max).c_str());
+    if (!p.fits()) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "error: %s\n", refusal_message(m, req, p).c_str());
+      return 1;
+    }
+    return 0;
+  };
+}
+
+}  // namespace longctx::cli

@@ -1,0 +1,28 @@
+// Options shared by every command that plans memory (run, plan): they are declared once here and
+// read the same way everywhere.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+#include "config/model_config.h"
+#include "plan/memory_plan.h"
+
+namespace longctx::cli {
+
+struct PlanFlags {
+  int64_t ctx = 0;  // 0: the largest that fits
+  std::string kv_dtype = "f16";
+  std::string prefill_chunk = "auto";
+  std::string mem_budget = "auto";
+  int threads = 0;  // 0: all cores
+};
+
+void add_plan_flags(CLI::App& cmd, PlanFlags& f);
+
+// The request these flags describe for `cfg`. A context beyond max_position_embeddings is refused
+// (Error naming --force-ctx) unless force_ctx.
+PlanRequest plan_request(const PlanFlags& f, const ModelConfig& cfg, bool force_ctx);
+
+}  // namespace longctx::cli

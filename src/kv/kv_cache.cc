@@ -1,5 +1,6 @@
 #include "kv/kv_cache.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -7,57 +8,88 @@
 
 namespace longctx {
 
-namespace {
-size_t per_layer_half(const KVCacheShape& s) {  // bytes of K (or V) of one layer in one block
-  return static_cast<size_t>(s.n_kv_heads) * s.block_size * s.head_dim * dtype_size(s.dtype);
-}
-}  // namespace
-
 size_t KVCacheShape::bytes_per_token() const {
   return static_cast<size_t>(n_layers) * n_kv_heads * head_dim * dtype_size(dtype) * 2;
 }
 
-size_t KVCacheShape::bytes_per_block() const { return bytes_per_token() * block_size; }
+size_t KVCacheShape::bytes_per_layer_block() const {
+  return static_cast<size_t>(n_kv_heads) * block_size * head_dim * dtype_size(dtype) * 2;
+}
+
+int64_t KVCacheShape::max_blocks(int layer, int64_t context, int64_t chunk) const {
+  const int64_t all = (context + block_size - 1) / block_size;
+  const int64_t w = window(layer);
+  if (w <= 0) return all;
+  // Live keys before a chunk: [pos0 - w + 1, pos0 + chunk), spread over at most this many blocks.
+  const int64_t span = w - 1 + std::min(chunk, context);
+  return std::min(all, (span + block_size - 1) / block_size + 1);
+}
 
 KVCache::KVCache(const KVCacheShape& shape, MemoryAccount* account)
     : shape_(shape), account_(account) {
   if (shape.n_layers <= 0 || shape.n_kv_heads <= 0 || shape.head_dim <= 0 || shape.block_size <= 0)
     throw Error(ErrorKind::kInternal, "KV cache shape has a non-positive dimension");
+  blocks_.resize(shape.n_layers);
   k_ptrs_.resize(shape.n_layers);
   v_ptrs_.resize(shape.n_layers);
+  first_live_.assign(shape.n_layers, 0);
 }
 
 KVCache::~KVCache() {
   if (account_) account_->release(allocated_bytes());
 }
 
-void* KVCache::k_block(int layer, size_t b) const {
-  return blocks_[b].get() + per_layer_half(shape_) * (2 * static_cast<size_t>(layer));
-}
-void* KVCache::v_block(int layer, size_t b) const {
-  return blocks_[b].get() + per_layer_half(shape_) * (2 * static_cast<size_t>(layer) + 1);
+uint8_t* KVCache::take_block() {
+  if (!free_.empty()) {
+    uint8_t* b = free_.back();
+    free_.pop_back();
+    return b;
+  }
+  const size_t bytes = shape_.bytes_per_layer_block();
+  if (account_) account_->charge(bytes, "a KV-cache block");
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!p) {
+    if (account_) account_->release(bytes);
+    throw Error(ErrorKind::kMemory, "cannot allocate a KV-cache block of " +
+                                        std::to_string(bytes) + " bytes; lower -c or --kv-dtype");
+  }
+  owned_.emplace_back(static_cast<uint8_t*>(p), std::free);
+  ++n_allocated_;
+  return static_cast<uint8_t*>(p);
 }
 
-void KVCache::reserve(int64_t n) {
-  if (n > shape_.capacity)
+void KVCache::prepare(int64_t pos0, int64_t n) {
+  const int64_t end = pos0 + n;
+  if (end > shape_.capacity)
     throw Error(ErrorKind::kOutOfRange,
-                "context is full: " + std::to_string(n) + " tokens requested but the context is " +
+                "context is full: " + std::to_string(end) + " tokens requested but the context is " +
                     std::to_string(shape_.capacity) + " tokens; raise it with -c N");
-  const size_t need = static_cast<size_t>((n + shape_.block_size - 1) / shape_.block_size);
-  while (blocks_.size() < need) {
-    const size_t bytes = shape_.bytes_per_block();
-    if (account_) account_->charge(bytes, "a KV-cache block");
-    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!p) {
-      if (account_) account_->release(bytes);
-      throw Error(ErrorKind::kMemory, "cannot allocate a KV-cache block of " +
-                                          std::to_string(bytes) + " bytes; lower -c or --kv-dtype");
+  const int64_t bs = shape_.block_size;
+  const size_t half = shape_.bytes_per_layer_block() / 2;
+  for (int l = 0; l < shape_.n_layers; ++l) {
+    auto& blocks = blocks_[l];
+    const int64_t w = shape_.window(l);
+    if (w > 0) {
+      // The earliest key any query in [pos0, end) can see is pos0 - w + 1.
+      const int64_t keep_from = std::max<int64_t>(0, pos0 - w + 1) / bs;
+      for (int64_t b = first_live_[l]; b < std::min<int64_t>(keep_from, blocks.size()); ++b) {
+        if (blocks[b]) free_.push_back(blocks[b]);
+        blocks[b] = nullptr;
+        k_ptrs_[l][b] = v_ptrs_[l][b] = nullptr;
+      }
+      first_live_[l] = std::max(first_live_[l], keep_from);
     }
-    blocks_.emplace_back(static_cast<uint8_t*>(p), std::free);
-    const size_t b = blocks_.size() - 1;
-    for (int l = 0; l < shape_.n_layers; ++l) {
-      k_ptrs_[l].push_back(k_block(l, b));
-      v_ptrs_[l].push_back(v_block(l, b));
+    const size_t need = static_cast<size_t>((end + bs - 1) / bs);
+    while (blocks.size() < need) {
+      blocks.push_back(nullptr);
+      k_ptrs_[l].push_back(nullptr);
+      v_ptrs_[l].push_back(nullptr);
+    }
+    for (size_t b = static_cast<size_t>(first_live_[l]); b < need; ++b) {
+      if (blocks[b]) continue;
+      blocks[b] = take_block();
+      k_ptrs_[l][b] = blocks[b];
+      v_ptrs_[l][b] = blocks[b] + half;
     }
   }
 }
@@ -66,14 +98,16 @@ void KVCache::write(int layer, int64_t pos0, int64_t n, const float* k, const fl
   const int64_t bs = shape_.block_size;
   const int hd = shape_.head_dim, nkv = shape_.n_kv_heads;
   const size_t es = dtype_size(shape_.dtype);
-  if (pos0 + n > static_cast<int64_t>(blocks_.size()) * bs)
-    throw Error(ErrorKind::kInternal, "KV write past reserved blocks");
+  const size_t half = shape_.bytes_per_layer_block() / 2;
+  auto& blocks = blocks_[layer];
   for (int64_t t = 0; t < n; ++t) {
     const int64_t pos = pos0 + t;
     const size_t b = static_cast<size_t>(pos / bs);
+    if (b >= blocks.size() || !blocks[b])
+      throw Error(ErrorKind::kInternal, "KV write to a block that prepare() did not make ready");
     const int64_t off = pos % bs;
-    auto* kb = static_cast<uint8_t*>(k_block(layer, b));
-    auto* vb = static_cast<uint8_t*>(v_block(layer, b));
+    uint8_t* kb = blocks[b];
+    uint8_t* vb = blocks[b] + half;
     for (int h = 0; h < nkv; ++h) {
       const size_t dst = ((static_cast<size_t>(h) * bs + off) * hd) * es;
       const size_t src = (static_cast<size_t>(t) * nkv + h) * hd;
@@ -97,7 +131,35 @@ kernels::KVView KVCache::view(int layer, int64_t n_valid) const {
 }
 
 void KVCache::truncate(int64_t n) {
-  if (n < n_tokens_) n_tokens_ = n < 0 ? 0 : n;
+  if (n < 0) n = 0;
+  if (n >= n_tokens_) return;
+  if (n == 0) {  // start over: every block goes back to the free list
+    for (int l = 0; l < shape_.n_layers; ++l) {
+      for (auto& b : blocks_[l])
+        if (b) free_.push_back(b);
+      blocks_[l].clear();
+      k_ptrs_[l].clear();
+      v_ptrs_[l].clear();
+      first_live_[l] = 0;
+    }
+    n_tokens_ = 0;
+    return;
+  }
+  for (int l = 0; l < shape_.n_layers; ++l) {
+    const int64_t w = shape_.window(l);
+    if (w > 0 && std::max<int64_t>(0, n - w + 1) < first_live_[l] * shape_.block_size)
+      throw Error(ErrorKind::kInvalidArg,
+                  "cannot rewind to position " + std::to_string(n) +
+                      ": a sliding-window layer already dropped keys that position needs");
+  }
+  n_tokens_ = n;
+}
+
+size_t KVCache::live_bytes() const {
+  size_t live = 0;
+  for (const auto& blocks : blocks_)
+    for (const uint8_t* b : blocks) live += b != nullptr;
+  return live * shape_.bytes_per_layer_block();
 }
 
 }  // namespace longctx

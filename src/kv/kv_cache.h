@@ -1,6 +1,10 @@
 // Key/value cache grown in fixed-size blocks as tokens arrive; never sized up front from
 // max_position_embeddings. Stores f32, f16 or bf16 (converted on write); the attention kernel reads
 // blocks in place through kernels::KVView.
+//
+// Sliding-window layers keep only the blocks their next queries can still see: before a forward
+// pass over positions [pos0, pos0 + n), blocks wholly before pos0 - window + 1 are recycled, so
+// such a layer holds at most window + n + 2 blocks' worth of tokens however long the sequence.
 #pragma once
 
 #include <cstdint>
@@ -22,12 +26,19 @@ struct KVCacheShape {
   int head_dim = 0;
   DType dtype = DType::kF16;
   int block_size = kKvBlockTokens;  // tokens per block
-  int64_t capacity = 0;    // context cap in tokens: writing past it is an Error(kOutOfRange)
+  int64_t capacity = 0;             // context cap in tokens: past it is an Error(kOutOfRange)
+  std::vector<int64_t> layer_window;  // per layer, 0 = full attention; empty = all full
 
+  int64_t window(int layer) const {
+    return layer < static_cast<int>(layer_window.size()) ? layer_window[layer] : 0;
+  }
   // Bytes one token costs over all layers (keys + values).
   size_t bytes_per_token() const;
-  // Bytes of one block over all layers.
-  size_t bytes_per_block() const;
+  // Bytes of one layer's block (keys + values of block_size tokens).
+  size_t bytes_per_layer_block() const;
+  // Blocks a layer holds at most while a sequence of `context` tokens is run in chunks of
+  // `chunk` tokens (full layers: every block; window layers: only what the window can see).
+  int64_t max_blocks(int layer, int64_t context, int64_t chunk) const;
 };
 
 class KVCache {
@@ -39,32 +50,41 @@ class KVCache {
   KVCache& operator=(const KVCache&) = delete;
 
   const KVCacheShape& shape() const { return shape_; }
-  // Tokens whose keys/values are stored (positions [0, n_tokens())).
+  // Tokens whose keys/values have been written (positions [0, n_tokens())).
   int64_t n_tokens() const { return n_tokens_; }
 
-  // Makes room for positions [0, n): allocates the missing blocks. Error(kOutOfRange) past capacity.
-  void reserve(int64_t n);
+  // Makes every layer ready for a forward pass over positions [pos0, pos0 + n): recycles blocks a
+  // window layer can no longer see and allocates the missing ones (reusing recycled blocks first).
+  // Error(kOutOfRange) past capacity.
+  void prepare(int64_t pos0, int64_t n);
   // Stores keys/values of positions [pos0, pos0 + n) of `layer`; k, v: [n][n_kv_heads][head_dim]
-  // f32. Requires reserve(pos0 + n). Updates n_tokens() once the last layer is written.
+  // f32. Requires prepare(pos0, n). Updates n_tokens() once the last layer is written.
   void write(int layer, int64_t pos0, int64_t n, const float* k, const float* v);
-  // View of `layer` holding positions [0, n_valid).
+  // View of `layer` holding positions [0, n_valid). Blocks a window layer recycled are null; the
+  // attention kernel never reads keys outside a query's window.
   kernels::KVView view(int layer, int64_t n_valid) const;
-  // Forgets positions >= n (blocks stay allocated for reuse).
+  // Forgets positions >= n (blocks stay allocated for reuse). truncate(0) always works; rewinding
+  // to where a window layer's recycled keys would be needed again is Error(kInvalidArg).
   void truncate(int64_t n);
 
-  size_t allocated_bytes() const { return blocks_.size() * shape_.bytes_per_block(); }
+  // Bytes of blocks allocated (live and recycled).
+  size_t allocated_bytes() const { return n_allocated_ * shape_.bytes_per_layer_block(); }
+  // Bytes of blocks holding tokens now.
+  size_t live_bytes() const;
 
  private:
-  void* k_block(int layer, size_t b) const;
-  void* v_block(int layer, size_t b) const;
+  uint8_t* take_block();
 
   KVCacheShape shape_;
   MemoryAccount* account_;
   int64_t n_tokens_ = 0;
-  // One allocation per block, holding every layer: [layer][k|v][n_kv_heads][block_size][head_dim].
-  std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> blocks_;
-  // Per layer, pointers to each block's K and V part (what KVView exposes).
-  std::vector<std::vector<const void*>> k_ptrs_, v_ptrs_;
+  size_t n_allocated_ = 0;
+  // Per layer, per block index: [k: n_kv_heads x block_size x head_dim][v: same], or null.
+  std::vector<std::vector<uint8_t*>> blocks_;
+  std::vector<std::vector<const void*>> k_ptrs_, v_ptrs_;  // what KVView exposes
+  std::vector<int64_t> first_live_;  // per layer, first block not recycled
+  std::vector<uint8_t*> free_;       // recycled blocks
+  std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> owned_;
 };
 
 }  // namespace longctx

@@ -143,6 +143,7 @@ KVCacheShape Model::kv_shape(DType dtype, int64_t capacity) const {
   s.head_dim = cfg_.head_dim;
   s.dtype = dtype;
   s.capacity = capacity;
+  s.layer_window = cfg_.layer_window;
   return s;
 }
 
@@ -228,7 +229,7 @@ void Model::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t 
                   "token id " + std::to_string(tokens[t]) + " is outside the vocabulary [0, " +
                       std::to_string(cfg_.vocab_size) + "); check the tokenizer matches the model");
   }
-  kv.reserve(pos0 + n);
+  kv.prepare(pos0, n);
   for (int64_t t = 0; t < n; ++t) {
     kernels::embedding_row(embed_, tokens[t], a.x.data() + t * H);
     a.pos[t] = pos0 + t;

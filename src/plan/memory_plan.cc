@@ -155,12 +155,13 @@ MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kv, int6
   p.budget = budget;
   p.weights = m.weight_bytes;
   p.kv_bytes_per_token = kv_bytes_for_tokens(c, kv, 1) * c.num_hidden_layers;
-  const size_t tokens = div_up(size_t(context), kKvBlockTokens) * kKvBlockTokens;
+  KVCacheShape shape;
+  shape.layer_window = c.layer_window;
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    const int64_t w = l < static_cast<int>(c.layer_window.size()) ? c.layer_window[l] : 0;
-    // Sliding-window layers are priced in full until the KV cache evicts outside the window.
+    // Whole blocks; a sliding-window layer only the blocks its window and a chunk can span.
+    const size_t tokens = size_t(shape.max_blocks(l, context, chunk)) * kKvBlockTokens;
     const size_t b = kv_bytes_for_tokens(c, kv, tokens) * size_t(batch);
-    if (w > 0) {
+    if (shape.window(l) > 0) {
       ++p.window_layers;
       p.kv_window += b;
     } else {

@@ -74,5 +74,33 @@ TEST(Memory, FilledContextCostsOnlyItsKvCache) {
   EXPECT_GE(large - small, kv_diff * 0.9) << "the KV cache was not resident?";
 }
 
+// Mistral-shaped (every layer a 512-token sliding window): during a long decode, resident memory
+// stops growing once the window is full. Without recycling, 2000 more tokens would add 8 MiB.
+TEST(Memory, SlidingWindowDecodeStopsGrowing) {
+  SKIP_UNDER_SANITIZER();
+  static const std::string dir = [] {
+    const std::string d = test::scratch_dir("memory_mistral");
+    RandomCheckpointOptions o;
+    o.config_json =
+        R"({"model_type": "mistral", "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2,
+            "head_dim": 128, "vocab_size": 300, "max_position_embeddings": 8192,
+            "sliding_window": 512, "bos_token_id": 1, "eos_token_id": 2})";
+    o.dtype = DType::kBF16;
+    write_random_checkpoint(d, o);
+    return d;
+  }();
+  auto run = [&](int n) {
+    const auto r = test::run_cli("run -m " + dir + " -p a -c 4096 --kv-dtype f32 -t 2 --ignore-eos "
+                                 "--prefill-chunk 64 -n " + std::to_string(n));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return test::peak_rss_mib(r.output);
+  };
+  const double at1000 = run(1000);
+  const double at3000 = run(3000);
+  ASSERT_GT(at1000, 0);
+  EXPECT_LE(at3000 - at1000, 1.0) << "n=1000: " << at1000 << " MiB, n=3000: " << at3000 << " MiB";
+}
+
 }  // namespace
 }  // namespace longctx

@@ -143,8 +143,8 @@ Runner add_plan_command(CLI::App& app) {
                                   : format_size(size_t(p.headroom()))).c_str());
     std::printf("\nbudget: %s\n", p.budget.source.c_str());
     if (p.window_layers > 0)
-      std::printf("note: sliding-window layers are priced in full: the KV cache does not evict "
-                  "outside the window yet\n");
+      std::printf("note: sliding-window layers hold only the blocks their window and one prefill "
+                  "chunk span\n");
     std::printf("largest context that fits at batch 1:");
     for (auto& [name, v] : largest.items())
       std::printf(" %s %lld%s;", name.c_str(), v["context"].get<long long>(),

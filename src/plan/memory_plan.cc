@@ -161,7 +161,8 @@ MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kv, int6
     // Whole blocks; a sliding-window layer only the blocks its window and a chunk can span.
     const size_t tokens = size_t(shape.max_blocks(l, context, chunk)) * kKvBlockTokens;
     const size_t b = kv_bytes_for_tokens(c, kv, tokens) * size_t(batch);
-    if (shape.window(l) > 0) {
+    // A window at least as long as the context never bites (Phi-3.5: 262144): full attention.
+    if (shape.window(l) > 0 && shape.window(l) < context) {
       ++p.window_layers;
       p.kv_window += b;
     } else {

@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages longctx needs to build and test, when any is missing.
 set -euo pipefail
 PKGS=(g++ cmake make pkg-config nlohmann-json3-dev libcli11-dev libsentencepiece-dev
-      libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev)
+      libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev
+      python3-numpy)  # numpy: only to regenerate tests/model/fixtures/rope_freqs.json
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

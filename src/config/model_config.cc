@@ -292,9 +292,15 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
     c.rope_scaling_json = rope_params->dump();
   }
   c.partial_rotary_factor = f.number_or("partial_rotary_factor", 1.0);
+  if (!f.has("partial_rotary_factor") && rope_params && rope_params->contains("partial_rotary_factor"))
+    c.partial_rotary_factor =
+        Fields(*rope_params, origin).number_or("partial_rotary_factor", 1.0);
   if (!(c.partial_rotary_factor > 0 && c.partial_rotary_factor <= 1))
     f.fail("partial_rotary_factor", "must be in (0, 1]");
   if (c.rot_dim() < 2) f.fail("partial_rotary_factor", "leaves fewer than 2 rotary dimensions");
+  c.rope_scaling = parse_rope_scaling(
+      c.rope_scaling_json, {origin, c.model_type, c.rot_dim(), c.max_position_embeddings,
+                            c.original_max_position_embeddings});
 
   c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
   c.hidden_act = f.string_or("hidden_act", "silu");

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "config/rope_scaling.h"
 #include "core/dtype.h"
 
 namespace longctx {
@@ -38,6 +39,7 @@ struct ModelConfig {
   std::vector<int> eos_token_ids;   // config may give one id or a list
   DType torch_dtype = DType::kF32;  // informational
   std::string rope_scaling_json;    // raw "rope_scaling" object ("" when absent or null)
+  RopeScaling rope_scaling;         // rope_scaling_json parsed and checked
 
   int rot_dim() const;  // head_dim * partial_rotary_factor, rounded down to even
 };

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <chrono>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define LONGCTX_CPU_RELAX() _mm_pause()
@@ -28,9 +32,17 @@ bool spin_until(Pred pred) {
 }
 }  // namespace
 
+int ThreadPool::default_threads() {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 ThreadPool::ThreadPool(int n_threads) {
-  if (n_threads <= 0)
-    n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n_threads <= 0) n_threads = default_threads();
   n_threads_ = n_threads;
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
@@ -56,8 +68,45 @@ void ThreadPool::worker_loop(int index) {
     }
     if (stop_.load()) return;
     seen = generation_.load();
+    if (seen & 1) {
+      run_chunks(seen, index);  // parallel_for: nothing to report if the chunks were all taken
+      continue;
+    }
     (*job_)(index);
     if (pending_.fetch_sub(1) == 1 && caller_waiting_.load()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      cv_done_.notify_one();
+    }
+  }
+}
+
+namespace {
+constexpr int kChunkBits = 24;
+constexpr uint64_t kChunkMask = (uint64_t{1} << kChunkBits) - 1;
+constexpr uint64_t kGenMask = (uint64_t{1} << (64 - kChunkBits)) - 1;
+// Chunks per thread: enough that a late or preempted thread's share is picked up by the others,
+// few enough that claiming costs nothing next to a chunk.
+constexpr int64_t kChunksPerThread = 4;
+
+// The next generation after g with the given parity (0: run, 1: parallel_for).
+uint64_t next_generation(uint64_t g, uint64_t parity) {
+  ++g;
+  return (g & 1) == parity ? g : g + 1;
+}
+}  // namespace
+
+int64_t ThreadPool::run_chunks(uint64_t gen, int index) {
+  int64_t ran = 0;
+  for (;;) {
+    uint64_t w = claim_.load(std::memory_order_acquire);
+    if ((w >> kChunkBits) != (gen & kGenMask) || (w & kChunkMask) == 0) return ran;
+    if (!claim_.compare_exchange_weak(w, w - 1, std::memory_order_acq_rel)) continue;
+    // The job stays alive until every chunk is done, so its fields are safe to read here.
+    const int64_t c = for_chunks_ - static_cast<int64_t>(w & kChunkMask);
+    const int64_t b = c * for_chunk_;
+    (*for_fn_)(b, std::min(for_n_, b + for_chunk_), index);
+    ++ran;
+    if (done_.fetch_add(1) + 1 == for_chunks_ && index != 0 && caller_waiting_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
       cv_done_.notify_one();
     }
@@ -71,7 +120,7 @@ void ThreadPool::run(const std::function<void(int)>& fn) {
   }
   job_ = &fn;
   pending_.store(n_threads_ - 1);
-  generation_.fetch_add(1);  // publishes job_ and pending_
+  generation_.store(next_generation(generation_.load(), 0));  // publishes job_ and pending_
   if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     cv_start_.notify_all();
@@ -90,18 +139,32 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
                               const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
-  const int64_t n_chunks = (n + grain - 1) / grain;
-  const int64_t parts = std::min<int64_t>(n_threads_, n_chunks);
-  if (parts <= 1) {
+  const int64_t n_grains = (n + grain - 1) / grain;
+  if (n_threads_ == 1 || n_grains == 1) {
     fn(0, n, 0);
     return;
   }
-  run([&](int t) {
-    if (t >= parts) return;
-    const int64_t c0 = n_chunks * t / parts, c1 = n_chunks * (t + 1) / parts;
-    const int64_t b = c0 * grain, e = std::min(n, c1 * grain);
-    if (b < e) fn(b, e, t);
-  });
+  const int64_t target = std::min<int64_t>(n_grains, n_threads_ * kChunksPerThread);
+  for_chunk_ = (n_grains + target - 1) / target * grain;
+  for_chunks_ = (n + for_chunk_ - 1) / for_chunk_;
+  for_n_ = n;
+  for_fn_ = &fn;
+  done_.store(0);
+  const uint64_t gen = next_generation(generation_.load(), 1);
+  claim_.store(((gen & kGenMask) << kChunkBits) | static_cast<uint64_t>(for_chunks_));
+  generation_.store(gen);
+  if (sleepers_.load() > 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cv_start_.notify_all();
+  }
+  run_chunks(gen, 0);
+  auto done = [&] { return done_.load() == for_chunks_; };
+  if (!spin_until(done)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    caller_waiting_.store(true);
+    cv_done_.wait(lock, done);
+    caller_waiting_.store(false);
+  }
 }
 
 }  // namespace longctx

@@ -2,12 +2,14 @@
 // scratch handling of matmul, and the per-token RoPE angles.
 #include "kernels/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/kv_quant.h"
 #include "kernels/cpu/scratch.h"
 
 namespace longctx::kernels {
@@ -145,9 +147,29 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
   isa().silu_mul(gate, up, n, out);
 }
 
+double sum(ThreadPool& pool, const float* x, int64_t n) {
+  const cpu::Isa& k = isa();
+  // One 64-byte line per thread's partial: no false sharing between the threads.
+  struct alignas(64) Partial {
+    double v = 0.0;
+  };
+  thread_local cpu::Scratch scratch;
+  auto* part = static_cast<Partial*>(scratch.get(sizeof(Partial) * pool.size()));
+  for (int t = 0; t < pool.size(); ++t) part[t].v = 0.0;
+  pool.parallel_for(n, 4096, [&](int64_t b, int64_t e, int t) {
+    // Blocks of 4 Ki floats keep the f32 partial sums short (exact to ~1e-4 relative).
+    double s = 0.0;
+    for (int64_t i = b; i < e; i += 4096) s += k.sum(x + i, std::min<int64_t>(4096, e - i));
+    part[t].v += s;
+  });
+  double s = 0.0;
+  for (int t = 0; t < pool.size(); ++t) s += part[t].v;
+  return s;
+}
+
 size_t attention_scratch_bytes(const ThreadPool& pool, const AttentionParams& p, int64_t n_q,
                                const KVView& kv) {
-  return cpu::attention_scratch(pool.size(), p, n_q, kv);
+  return cpu::attention_scratch(pool.size(), p, n_q, kv) + cpu::coded_attn_scratch(pool.size(), kv);
 }
 
 void attention(ThreadPool& pool, const AttentionParams& p, const float* q, int64_t n_q,

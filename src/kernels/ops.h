@@ -11,6 +11,7 @@
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "kernels/kv_type.h"
 
 namespace longctx::kernels {
 
@@ -44,6 +45,10 @@ void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int rot_dim, co
 // out[i] = silu(gate[i]) * up[i] for n elements; silu(g) = g / (1 + exp(-g)). out may alias gate.
 void silu_mul(const float* gate, const float* up, int64_t n, float* out);
 
+// Sum of x[0..n), read once in a streaming pass that threads split (f32 partial sums, combined in
+// double). At sizes far above the last-level cache its speed is the machine's read bandwidth.
+double sum(ThreadPool& pool, const float* x, int64_t n);
+
 // Key/value cache of one layer as the attention kernel sees it: a list of fixed-size blocks.
 // Block b holds positions [b*block_size, (b+1)*block_size); inside a block the layout is
 // [n_kv_heads][block_size][head_dim] in `dtype`, so one head's keys in a block are contiguous.
@@ -55,6 +60,15 @@ struct KVView {
   const void* const* k_blocks = nullptr;
   const void* const* v_blocks = nullptr;
   int64_t n_tokens = 0;  // positions [0, n_tokens) are valid
+  // Set when keys and values are stored as k_type / v_type instead of `dtype`: int8/int4 groups
+  // or two different float types (layout in kernels/kv_quant.h). Attention then dequantizes one
+  // tile at a time into a small scratch; no full-precision copy of the cache is made.
+  bool coded = false;
+  KvType k_type = KvType::kF32, v_type = KvType::kF32;
+  // int4 keys (per channel over groups of 16 tokens): positions >= k_pending_from, the group not
+  // yet complete, are read in f32 from k_pending [n_kv_heads][16][head_dim].
+  const float* k_pending = nullptr;
+  int64_t k_pending_from = INT64_MAX;
 };
 
 struct AttentionParams {

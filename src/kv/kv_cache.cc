@@ -9,11 +9,25 @@
 namespace longctx {
 
 size_t KVCacheShape::bytes_per_token() const {
-  return static_cast<size_t>(n_layers) * n_kv_heads * head_dim * dtype_size(dtype) * 2;
+  return static_cast<size_t>(n_layers) * n_kv_heads *
+         (kernels::kv_row_bytes(key_type(), head_dim, true) +
+          kernels::kv_row_bytes(value_type(), head_dim, false));
+}
+
+size_t KVCacheShape::key_block_bytes() const {
+  return static_cast<size_t>(n_kv_heads) * block_size *
+         kernels::kv_row_bytes(key_type(), head_dim, true);
 }
 
 size_t KVCacheShape::bytes_per_layer_block() const {
-  return static_cast<size_t>(n_kv_heads) * block_size * head_dim * dtype_size(dtype) * 2;
+  return key_block_bytes() + static_cast<size_t>(n_kv_heads) * block_size *
+                                 kernels::kv_row_bytes(value_type(), head_dim, false);
+}
+
+size_t KVCacheShape::fixed_bytes() const {
+  if (!kernels::kv_per_channel(key_type(), true)) return 0;
+  return static_cast<size_t>(n_layers) * n_kv_heads * kernels::kKvChannelGroup * head_dim *
+         sizeof(float);
 }
 
 int64_t KVCacheShape::max_blocks(int layer, int64_t context, int64_t chunk) const {
@@ -29,10 +43,17 @@ KVCache::KVCache(const KVCacheShape& shape, MemoryAccount* account)
     : shape_(shape), account_(account) {
   if (shape.n_layers <= 0 || shape.n_kv_heads <= 0 || shape.head_dim <= 0 || shape.block_size <= 0)
     throw Error(ErrorKind::kInternal, "KV cache shape has a non-positive dimension");
+  kernels::check_kv_type(shape.key_type(), shape.head_dim, true, shape.block_size);
+  kernels::check_kv_type(shape.value_type(), shape.head_dim, false, shape.block_size);
   blocks_.resize(shape.n_layers);
   k_ptrs_.resize(shape.n_layers);
   v_ptrs_.resize(shape.n_layers);
   first_live_.assign(shape.n_layers, 0);
+  if (const size_t fixed = shape.fixed_bytes()) {
+    if (account_) account_->charge(fixed, "the KV cache's f32 group of newest int4 keys");
+    pending_.assign(fixed / sizeof(float), 0.f);
+    pending_from_.assign(shape.n_layers, 0);
+  }
 }
 
 KVCache::~KVCache() {
@@ -65,7 +86,7 @@ void KVCache::prepare(int64_t pos0, int64_t n) {
                 "context is full: " + std::to_string(end) + " tokens requested but the context is " +
                     std::to_string(shape_.capacity) + " tokens; raise it with -c N");
   const int64_t bs = shape_.block_size;
-  const size_t half = shape_.bytes_per_layer_block() / 2;
+  const size_t half = shape_.key_block_bytes();
   for (int l = 0; l < shape_.n_layers; ++l) {
     auto& blocks = blocks_[l];
     const int64_t w = shape_.window(l);
@@ -97,36 +118,57 @@ void KVCache::prepare(int64_t pos0, int64_t n) {
 void KVCache::write(int layer, int64_t pos0, int64_t n, const float* k, const float* v) {
   const int64_t bs = shape_.block_size;
   const int hd = shape_.head_dim, nkv = shape_.n_kv_heads;
-  const size_t es = dtype_size(shape_.dtype);
-  const size_t half = shape_.bytes_per_layer_block() / 2;
+  const KvType kt = shape_.key_type(), vt = shape_.value_type();
+  const size_t k_sec = kernels::kv_row_bytes(kt, hd, true) * bs;
+  const size_t v_sec = kernels::kv_row_bytes(vt, hd, false) * bs;
+  const bool per_channel = kernels::kv_per_channel(kt, true);
+  constexpr int T = kernels::kKvChannelGroup;
+  const size_t half = shape_.key_block_bytes();
+  const int64_t stride = static_cast<int64_t>(nkv) * hd;
   auto& blocks = blocks_[layer];
-  for (int64_t t = 0; t < n; ++t) {
+  // Runs of tokens inside one block: [t, t + run).
+  for (int64_t t = 0, run = 0; t < n; t += run) {
     const int64_t pos = pos0 + t;
     const size_t b = static_cast<size_t>(pos / bs);
     if (b >= blocks.size() || !blocks[b])
       throw Error(ErrorKind::kInternal, "KV write to a block that prepare() did not make ready");
-    const int64_t off = pos % bs;
+    const int off = static_cast<int>(pos % bs);
+    run = std::min<int64_t>(n - t, bs - off);
     uint8_t* kb = blocks[b];
     uint8_t* vb = blocks[b] + half;
     for (int h = 0; h < nkv; ++h) {
-      const size_t dst = ((static_cast<size_t>(h) * bs + off) * hd) * es;
-      const size_t src = (static_cast<size_t>(t) * nkv + h) * hd;
-      from_f32(shape_.dtype, k + src, kb + dst, hd);
-      from_f32(shape_.dtype, v + src, vb + dst, hd);
+      const size_t src = static_cast<size_t>(t * stride + h * hd);
+      if (!per_channel)
+        kernels::kv_encode(kt, k + src, stride, static_cast<int>(run), hd, kb + h * k_sec, bs, off);
+      kernels::kv_encode(vt, v + src, stride, static_cast<int>(run), hd, vb + h * v_sec, bs, off);
+    }
+    if (!per_channel) continue;
+    // int4 keys: fill the pending group; quantize it into the block when its tokens are all in.
+    float* pend = pending_.data() + static_cast<size_t>(layer) * nkv * T * hd;
+    for (int64_t r = 0; r < run; ++r) {
+      const int64_t p = pos + r;
+      for (int h = 0; h < nkv; ++h)
+        std::copy(k + (t + r) * stride + h * hd, k + (t + r) * stride + (h + 1) * hd,
+                  pend + (static_cast<size_t>(h) * T + p % T) * hd);
+      if (p % T != T - 1) continue;
+      for (int h = 0; h < nkv; ++h)
+        kernels::kv_encode_key_group(pend + static_cast<size_t>(h) * T * hd, hd, kb + h * k_sec,
+                                     bs, static_cast<int>((p - (T - 1)) % bs));
+      pending_from_[layer] = p + 1;
     }
   }
   if (layer == shape_.n_layers - 1 && pos0 + n > n_tokens_) n_tokens_ = pos0 + n;
 }
 
 kernels::KVView KVCache::view(int layer, int64_t n_valid) const {
-  kernels::KVView v;
-  v.dtype = shape_.dtype;
-  v.block_size = shape_.block_size;
-  v.n_kv_heads = shape_.n_kv_heads;
-  v.head_dim = shape_.head_dim;
-  v.k_blocks = k_ptrs_[layer].data();
-  v.v_blocks = v_ptrs_[layer].data();
-  v.n_tokens = n_valid;
+  kernels::KVView v = kernels::coded_kv_view(shape_.key_type(), shape_.value_type(),
+                                             shape_.block_size, shape_.n_kv_heads, shape_.head_dim,
+                                             k_ptrs_[layer].data(), v_ptrs_[layer].data(), n_valid);
+  if (!pending_.empty()) {
+    v.k_pending = pending_.data() + static_cast<size_t>(layer) * shape_.n_kv_heads *
+                                        kernels::kKvChannelGroup * shape_.head_dim;
+    v.k_pending_from = pending_from_[layer];
+  }
   return v;
 }
 
@@ -142,6 +184,7 @@ void KVCache::truncate(int64_t n) {
       v_ptrs_[l].clear();
       first_live_[l] = 0;
     }
+    std::fill(pending_from_.begin(), pending_from_.end(), 0);
     n_tokens_ = 0;
     return;
   }
@@ -151,6 +194,21 @@ void KVCache::truncate(int64_t n) {
       throw Error(ErrorKind::kInvalidArg,
                   "cannot rewind to position " + std::to_string(n) +
                       ": a sliding-window layer already dropped keys that position needs");
+  }
+  // int4 keys: a rewind into a quantized group reopens it; its kept keys come back dequantized.
+  constexpr int T = kernels::kKvChannelGroup;
+  const int hd = shape_.head_dim, bs = shape_.block_size;
+  for (size_t l = 0; l < pending_from_.size(); ++l) {
+    const int64_t from = n / T * T;
+    if (from >= pending_from_[l]) continue;
+    const uint8_t* block = blocks_[l][static_cast<size_t>(from / bs)];
+    const size_t k_sec = kernels::kv_row_bytes(KvType::kInt4, hd, true) * bs;
+    float* pend = pending_.data() + l * shape_.n_kv_heads * T * hd;
+    if (block && n > from)
+      for (int h = 0; h < shape_.n_kv_heads; ++h)
+        kernels::kv_decode(KvType::kInt4, true, block + h * k_sec, bs, static_cast<int>(from % bs),
+                           static_cast<int>(n - from), hd, pend + static_cast<size_t>(h) * T * hd);
+    pending_from_[l] = from;
   }
   n_tokens_ = n;
 }

@@ -1,6 +1,7 @@
 // Key/value cache grown in fixed-size blocks as tokens arrive; never sized up front from
-// max_position_embeddings. Stores f32, f16 or bf16 (converted on write); the attention kernel reads
-// blocks in place through kernels::KVView.
+// max_position_embeddings. Stores f32, f16, bf16, or int8/int4 groups with their scales (converted
+// or quantized on write; keys and values may differ, see kernels/kv_quant.h); the attention kernel
+// reads blocks in place through kernels::KVView.
 //
 // Sliding-window layers keep only the blocks their next queries can still see: before a forward
 // pass over positions [pos0, pos0 + n), blocks wholly before pos0 - window + 1 are recycled, so
@@ -9,10 +10,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/dtype.h"
 #include "core/memory_account.h"
+#include "kernels/kv_quant.h"
 #include "kernels/ops.h"
 
 namespace longctx {
@@ -28,14 +31,24 @@ struct KVCacheShape {
   int block_size = kKvBlockTokens;  // tokens per block
   int64_t capacity = 0;             // context cap in tokens: past it is an Error(kOutOfRange)
   std::vector<int64_t> layer_window;  // per layer, 0 = full attention; empty = all full
+  // Storage of keys / values when not `dtype` (int8, int4, or keys and values apart).
+  std::optional<KvType> k_type = std::nullopt, v_type = std::nullopt;
+
+  KvType key_type() const { return k_type ? *k_type : kv_type_of(dtype); }
+  KvType value_type() const { return v_type ? *v_type : kv_type_of(dtype); }
 
   int64_t window(int layer) const {
     return layer < static_cast<int>(layer_window.size()) ? layer_window[layer] : 0;
   }
-  // Bytes one token costs over all layers (keys + values).
+  // Bytes one token costs over all layers (keys + values, scales included): exact.
   size_t bytes_per_token() const;
-  // Bytes of one layer's block (keys + values of block_size tokens).
+  // Bytes of one layer's block (keys + values of block_size tokens); the keys come first and take
+  // key_block_bytes().
   size_t bytes_per_layer_block() const;
+  size_t key_block_bytes() const;
+  // Bytes held whatever the length: int4 keys keep the newest, not yet complete group of 16
+  // tokens in f32 per layer and kv head (0 for every other type).
+  size_t fixed_bytes() const;
   // Blocks a layer holds at most while a sequence of `context` tokens is run in chunks of
   // `chunk` tokens (full layers: every block; window layers: only what the window can see).
   int64_t max_blocks(int layer, int64_t context, int64_t chunk) const;
@@ -67,8 +80,10 @@ class KVCache {
   // to where a window layer's recycled keys would be needed again is Error(kInvalidArg).
   void truncate(int64_t n);
 
-  // Bytes of blocks allocated (live and recycled).
-  size_t allocated_bytes() const { return n_allocated_ * shape_.bytes_per_layer_block(); }
+  // Bytes of blocks allocated (live and recycled) plus shape().fixed_bytes().
+  size_t allocated_bytes() const {
+    return n_allocated_ * shape_.bytes_per_layer_block() + shape_.fixed_bytes();
+  }
   // Bytes of blocks holding tokens now.
   size_t live_bytes() const;
 
@@ -85,6 +100,10 @@ class KVCache {
   std::vector<int64_t> first_live_;  // per layer, first block not recycled
   std::vector<uint8_t*> free_;       // recycled blocks
   std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> owned_;
+  // int4 keys: per layer, [n_kv_heads][16][head_dim] f32 keys of positions [pending_from_[l],
+  // pending_from_[l] + 16) (the group being filled), quantized into the block when it completes.
+  std::vector<float> pending_;
+  std::vector<int64_t> pending_from_;
 };
 
 }  // namespace longctx

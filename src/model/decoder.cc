@@ -131,9 +131,21 @@ Model::Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights)
     L.window = l < static_cast<int>(cfg_.layer_window.size()) ? cfg_.layer_window[l] : 0;
   }
 
-  const RopeFreqs rf = compute_rope_freqs(cfg_);
-  inv_freq_ = rf.inv_freq;
-  rope_attn_factor_ = rf.attn_factor;
+  rope_init_ = compute_rope_freqs(cfg_);
+  if (cfg_.rope_scaling.type == RopeType::kLongRope)
+    rope_long_ =
+        compute_rope_freqs(cfg_, cfg_.rope_scaling.original_max_position_embeddings + 1);
+}
+
+const RopeFreqs& Model::select_rope(int64_t rope_len, RopeFreqs& scratch) const {
+  const RopeScaling& rs = cfg_.rope_scaling;
+  if (rs.type == RopeType::kLongRope && rope_len > rs.original_max_position_embeddings)
+    return rope_long_;
+  if (rs.type == RopeType::kDynamic && rope_len > cfg_.max_position_embeddings) {
+    scratch = compute_rope_freqs(cfg_, rope_len);
+    return scratch;
+  }
+  return rope_init_;
 }
 
 KVCacheShape Model::kv_shape(DType dtype, int64_t capacity) const {
@@ -179,7 +191,7 @@ size_t Activations::bytes_for(const ModelConfig& cfg, int64_t max_tokens) {
 }
 
 void Model::attention_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0, KVCache& kv,
-                            Activations& a) const {
+                            Activations& a, const RopeFreqs& rope) const {
   const LayerWeights& L = layers_[layer];
   const int64_t H = cfg_.hidden_size;
   kernels::rmsnorm(a.x.data(), L.attn_norm.data(), n, H, cfg_.rms_norm_eps, a.xb.data());
@@ -187,9 +199,9 @@ void Model::attention_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0
   kernels::matmul(pool, a.xb.data(), n, L.wk, L.bk.empty() ? nullptr : L.bk.data(), a.k.data());
   kernels::matmul(pool, a.xb.data(), n, L.wv, L.bv.empty() ? nullptr : L.bv.data(), a.v.data());
   kernels::rope(a.q.data(), n, cfg_.num_attention_heads, cfg_.head_dim, cfg_.rot_dim(),
-                a.pos.data(), inv_freq_.data(), rope_attn_factor_);
+                a.pos.data(), rope.inv_freq.data(), rope.attn_factor);
   kernels::rope(a.k.data(), n, cfg_.num_key_value_heads, cfg_.head_dim, cfg_.rot_dim(),
-                a.pos.data(), inv_freq_.data(), rope_attn_factor_);
+                a.pos.data(), rope.inv_freq.data(), rope.attn_factor);
   kv.write(layer, pos0, n, a.k.data(), a.v.data());
 
   kernels::AttentionParams p;
@@ -214,7 +226,7 @@ void Model::mlp_block(ThreadPool& pool, int layer, int64_t n, Activations& a) co
 }
 
 void Model::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t pos0, KVCache& kv,
-                    Activations& a, float* logits, bool all_logits) const {
+                    Activations& a, float* logits, bool all_logits, int64_t rope_len) const {
   if (n <= 0) return;
   if (n > a.max_tokens())
     throw Error(ErrorKind::kInternal, "forward chunk larger than its activation buffers");
@@ -234,8 +246,10 @@ void Model::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t 
     kernels::embedding_row(embed_, tokens[t], a.x.data() + t * H);
     a.pos[t] = pos0 + t;
   }
+  RopeFreqs rope_scratch;
+  const RopeFreqs& rope = select_rope(rope_len > 0 ? rope_len : pos0 + n, rope_scratch);
   for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
-    attention_block(pool, l, n, pos0, kv, a);
+    attention_block(pool, l, n, pos0, kv, a, rope);
     mlp_block(pool, l, n, a);
   }
   const int64_t first = all_logits ? 0 : n - 1;

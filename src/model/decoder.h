@@ -14,6 +14,7 @@
 #include "kernels/ops.h"
 #include "kv/kv_cache.h"
 #include "model/arch_spec.h"
+#include "model/rope_freqs.h"
 
 namespace longctx {
 
@@ -68,16 +69,19 @@ class Model {
   // Runs tokens[0..n) at positions pos0..pos0+n through the model, appending their keys/values to
   // `kv` (which must hold exactly pos0 tokens). n <= act.max_tokens().
   // logits: [vocab] for the last token, or [n][vocab] when all_logits. Token ids outside
-  // [0, vocab) are Error(kOutOfRange).
+  // [0, vocab) are Error(kOutOfRange). `rope_len` is the sequence length whose RoPE frequencies
+  // the pass uses (dynamic and longrope scaling depend on it; see rope_length()); 0: pos0 + n.
   void forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t pos0, KVCache& kv,
-               Activations& act, float* logits, bool all_logits = false) const;
+               Activations& act, float* logits, bool all_logits = false,
+               int64_t rope_len = 0) const;
 
   // The KV-cache shape this model needs (layers, kv heads, head_dim) for dtype and capacity.
   KVCacheShape kv_shape(DType dtype, int64_t capacity) const;
 
  private:
   void attention_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0, KVCache& kv,
-                       Activations& act) const;
+                       Activations& act, const RopeFreqs& rope) const;
+  const RopeFreqs& select_rope(int64_t rope_len, RopeFreqs& scratch) const;
   void mlp_block(ThreadPool& pool, int layer, int64_t n, Activations& act) const;
 
   ModelConfig cfg_;
@@ -85,8 +89,8 @@ class Model {
   kernels::WeightView embed_, lm_head_;
   std::vector<float> final_norm_;
   std::vector<LayerWeights> layers_;
-  std::vector<float> inv_freq_;  // [rot_dim/2]
-  float rope_attn_factor_ = 1.f;
+  RopeFreqs rope_init_;  // at load time (longrope: short factors; dynamic: base as configured)
+  RopeFreqs rope_long_;  // longrope's long factors; empty otherwise
 };
 
 }  // namespace longctx

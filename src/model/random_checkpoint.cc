@@ -12,6 +12,7 @@
 #include "config/model_config.h"
 #include "core/error.h"
 #include "io/weights.h"
+#include "model/arch_spec.h"
 #include "model/presets.h"
 
 namespace longctx {
@@ -219,40 +220,43 @@ void write_random_checkpoint(const std::string& dir, const RandomCheckpointOptio
     store.push_back(random_tensor(name, n, opt.dtype, center, amp, opt.seed));
     tensors.push_back({name, opt.dtype, shape, nullptr});
   };
-  const bool phi3 = cfg.model_type == "phi3";
-  const bool qkv_bias = cfg.attention_bias || cfg.model_type == "qwen2";
+  // Tensor names and biases come from the architecture's ArchSpec, as the decoder reads them.
+  const ArchSpec& arch = arch_spec_for(cfg.model_type);
+  const bool qkv_bias = arch.qkv_bias_always || cfg.attention_bias;
+  const bool o_bias = cfg.attention_bias && arch.o_bias_with_attention_bias;
+  auto bias_of = [](const std::string& weight) {
+    return weight.substr(0, weight.size() - std::string("weight").size()) + "bias";
+  };
   // Uniform amplitude a gives std a/sqrt(3); 1/sqrt(fan_in) keeps activations of order one.
   const float a_h = 1.0f / std::sqrt(static_cast<float>(H));
   const float a_i = 1.0f / std::sqrt(static_cast<float>(I));
-  add("model.embed_tokens.weight", {V, H}, 0, 1.0f);
+  add(arch.embed, {V, H}, 0, 1.0f);
   for (int l = 0; l < cfg.num_hidden_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    add(p + "input_layernorm.weight", {H}, 1, 0.1f);
-    add(p + "post_attention_layernorm.weight", {H}, 1, 0.1f);
-    if (phi3) {
-      add(p + "self_attn.qkv_proj.weight", {qd + 2 * kvd, H}, 0, a_h);
+    auto name = [&](const std::string& t) { return layer_tensor_name(t, l); };
+    add(name(arch.attn_norm), {H}, 1, 0.1f);
+    add(name(arch.mlp_norm), {H}, 1, 0.1f);
+    if (!arch.qkv_proj.empty()) {
+      add(name(arch.qkv_proj), {qd + 2 * kvd, H}, 0, a_h);
+      if (qkv_bias) add(bias_of(name(arch.qkv_proj)), {qd + 2 * kvd}, 0, 0.1f);
     } else {
-      add(p + "self_attn.q_proj.weight", {qd, H}, 0, a_h);
-      add(p + "self_attn.k_proj.weight", {kvd, H}, 0, a_h);
-      add(p + "self_attn.v_proj.weight", {kvd, H}, 0, a_h);
-      if (qkv_bias) {
-        add(p + "self_attn.q_proj.bias", {qd}, 0, 0.1f);
-        add(p + "self_attn.k_proj.bias", {kvd}, 0, 0.1f);
-        add(p + "self_attn.v_proj.bias", {kvd}, 0, 0.1f);
-      }
+      const std::pair<const std::string*, int64_t> qkv[] = {
+          {&arch.q_proj, qd}, {&arch.k_proj, kvd}, {&arch.v_proj, kvd}};
+      for (const auto& [t, rows] : qkv) add(name(*t), {rows, H}, 0, a_h);
+      if (qkv_bias)
+        for (const auto& [t, rows] : qkv) add(bias_of(name(*t)), {rows}, 0, 0.1f);
     }
-    add(p + "self_attn.o_proj.weight", {H, qd}, 0, a_h);
-    if (cfg.attention_bias && cfg.model_type == "llama") add(p + "self_attn.o_proj.bias", {H}, 0, 0.1f);
-    if (phi3) {
-      add(p + "mlp.gate_up_proj.weight", {2 * I, H}, 0, a_h);
+    add(name(arch.o_proj), {H, qd}, 0, a_h);
+    if (o_bias) add(bias_of(name(arch.o_proj)), {H}, 0, 0.1f);
+    if (!arch.gate_up_proj.empty()) {
+      add(name(arch.gate_up_proj), {2 * I, H}, 0, a_h);
     } else {
-      add(p + "mlp.gate_proj.weight", {I, H}, 0, a_h);
-      add(p + "mlp.up_proj.weight", {I, H}, 0, a_h);
+      add(name(arch.gate_proj), {I, H}, 0, a_h);
+      add(name(arch.up_proj), {I, H}, 0, a_h);
     }
-    add(p + "mlp.down_proj.weight", {H, I}, 0, a_i);
+    add(name(arch.down_proj), {H, I}, 0, a_i);
   }
-  add("model.norm.weight", {H}, 1, 0.1f);
-  if (!cfg.tie_word_embeddings) add("lm_head.weight", {V, H}, 0, a_h);
+  add(arch.final_norm, {H}, 1, 0.1f);
+  if (!cfg.tie_word_embeddings) add(arch.lm_head, {V, H}, 0, a_h);
   for (size_t i = 0; i < tensors.size(); ++i) tensors[i].data = store[i].data();
 
   io::write_safetensors((d / "model.safetensors").string(), tensors,

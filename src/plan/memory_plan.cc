@@ -15,35 +15,14 @@ namespace longctx {
 
 namespace fs = std::filesystem;
 
-const char* kv_type_name(KvType t) {
-  switch (t) {
-    case KvType::kF32: return "f32";
-    case KvType::kF16: return "f16";
-    case KvType::kBF16: return "bf16";
-    case KvType::kInt8: return "int8";
-    case KvType::kInt4: return "int4";
-  }
-  return "?";
+size_t kv_bytes_per_token_layer(const ModelConfig& c, KvType k, KvType v) {
+  return size_t(c.num_key_value_heads) *
+         (kernels::kv_row_bytes(k, c.head_dim, true) + kernels::kv_row_bytes(v, c.head_dim, false));
 }
 
-KvType parse_kv_type(const std::string& s) {
-  for (KvType t : {KvType::kF32, KvType::kF16, KvType::kBF16, KvType::kInt8, KvType::kInt4})
-    if (s == kv_type_name(t)) return t;
-  throw Error(ErrorKind::kInvalidArg,
-              "unknown KV-cache type '" + s + "'; use one of f32, f16, bf16 (int8, int4: planned)");
-}
-
-bool kv_type_available(KvType t) { return t == KvType::kF32 || t == KvType::kF16 || t == KvType::kBF16; }
-
-void kv_type_bytes(KvType t, size_t& num, size_t& den) {
-  den = 1;
-  switch (t) {
-    case KvType::kF32: num = 4; return;
-    case KvType::kF16:
-    case KvType::kBF16: num = 2; return;
-    case KvType::kInt8: num = 34; den = 32; return;  // 32 int8 + one f16 scale per group of 32
-    case KvType::kInt4: num = 20; den = 32; return;  // 16 bytes + f16 scale + f16 zero per 32
-  }
+std::string kv_setting_name(KvType k, KvType v) {
+  if (k == v) return kv_type_name(k);
+  return std::string("k ") + kv_type_name(k) + ", v " + kv_type_name(v);
 }
 
 size_t count_parameters(const ModelConfig& c) {
@@ -90,27 +69,17 @@ size_t weight_files_bytes(const std::string& dir) {
   return total;
 }
 
-size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
-
-size_t kv_bytes_for_tokens(const ModelConfig& c, KvType kv, size_t tokens) {
-  size_t num = 0, den = 1;
-  kv_type_bytes(kv, num, den);
-  const size_t elems = size_t(c.num_key_value_heads) * c.head_dim * 2 * tokens;
-  return div_up(elems * num, den);
-}
 
 // Activation buffers, logits copies and kernel scratch for one forward pass of `chunk` tokens.
-void chunk_memory(const ModelConfig& c, int64_t chunk, int threads, size_t& act, size_t& scratch) {
+void chunk_memory(const ModelConfig& c, KvType k, KvType v, int64_t chunk, int threads, size_t& act,
+                  size_t& scratch) {
   // Session and CLI hold up to 4 vectors of vocab floats (logits, a copy, sampler index/probs).
   act = Activations::bytes_for(c, chunk) + 4 * size_t(c.vocab_size) * sizeof(float);
   ThreadPool pool(1);
   kernels::AttentionParams p;
   p.n_heads = c.num_attention_heads;
-  kernels::KVView view;
-  view.dtype = DType::kF32;
-  view.block_size = static_cast<int>(kKvBlockTokens);
-  view.n_kv_heads = c.num_key_value_heads;
-  view.head_dim = c.head_dim;
+  const kernels::KVView view = kernels::coded_kv_view(
+      k, v, static_cast<int>(kKvBlockTokens), c.num_key_value_heads, c.head_dim, nullptr, nullptr, 0);
   // Attention scratch per thread, times threads; matmul keeps a converted activation panel
   // per thread (at most chunk x max(hidden, intermediate) bf16 values).
   const size_t attn = kernels::attention_scratch_bytes(pool, p, chunk, view);
@@ -144,23 +113,26 @@ PlanModel plan_model_from_config(const ModelConfig& cfg, size_t weights_dtype_by
 
 namespace {
 
-MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kv, int64_t chunk,
-                 int threads, const MemoryBudget& budget) {
+MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kk, KvType kv,
+                 int64_t chunk, int threads, const MemoryBudget& budget) {
   const ModelConfig& c = m.cfg;
   MemoryPlan p;
   p.context = context;
   p.batch = batch;
-  p.kv = kv;
+  p.kv = kk;
+  p.kv_k = kk;
+  p.kv_v = kv;
   p.prefill_chunk = chunk;
   p.budget = budget;
   p.weights = m.weight_bytes;
-  p.kv_bytes_per_token = kv_bytes_for_tokens(c, kv, 1) * c.num_hidden_layers;
+  const size_t per_token_layer = kv_bytes_per_token_layer(c, kk, kv);
+  p.kv_bytes_per_token = per_token_layer * c.num_hidden_layers;
   KVCacheShape shape;
   shape.layer_window = c.layer_window;
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     // Whole blocks; a sliding-window layer only the blocks its window and a chunk can span.
     const size_t tokens = size_t(shape.max_blocks(l, context, chunk)) * kKvBlockTokens;
-    const size_t b = kv_bytes_for_tokens(c, kv, tokens) * size_t(batch);
+    const size_t b = per_token_layer * tokens * size_t(batch);
     // A window at least as long as the context never bites (Phi-3.5: 262144): full attention.
     if (shape.window(l) > 0 && shape.window(l) < context) {
       ++p.window_layers;
@@ -170,8 +142,13 @@ MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kv, int6
       p.kv_full += b;
     }
   }
-  p.kv_total = p.kv_full + p.kv_window;
-  chunk_memory(c, std::min(chunk, context), threads, p.activations, p.scratch);
+  // int4 keys hold their newest, incomplete group of 16 tokens in f32 (KVCacheShape::fixed_bytes).
+  const size_t pending = kernels::kv_per_channel(kk, true)
+                             ? size_t(c.num_hidden_layers) * c.num_key_value_heads *
+                                   kernels::kKvChannelGroup * c.head_dim * sizeof(float)
+                             : 0;
+  p.kv_total = p.kv_full + p.kv_window + pending * size_t(batch);
+  chunk_memory(c, kk, kv, std::min(chunk, context), threads, p.activations, p.scratch);
   // Fixed, calibrated against VmHWM of `longctx run` (docs/memory-planner.md): program and
   // libraries (~6 MiB resident), tokenizer tables (~5.5x the tokenizer file), f32 copies of norms
   // and biases, thread stacks touched.
@@ -184,11 +161,11 @@ MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kv, int6
   return p;
 }
 
-int64_t auto_chunk(const PlanModel& m, int64_t context, int batch, KvType kv, int threads,
+int64_t auto_chunk(const PlanModel& m, int64_t context, int batch, KvType k, KvType v, int threads,
                    const MemoryBudget& budget) {
   int64_t chunk = std::min<int64_t>(kMaxAutoChunk, context);
   while (chunk > kMinAutoChunk &&
-         !price(m, context, batch, kv, chunk, threads, budget).fits())
+         !price(m, context, batch, k, v, chunk, threads, budget).fits())
     chunk /= 2;
   return chunk;
 }
@@ -197,11 +174,16 @@ int64_t auto_chunk(const PlanModel& m, int64_t context, int batch, KvType kv, in
 
 int64_t largest_context(const PlanModel& m, const PlanRequest& req, KvType kv,
                         const MemoryBudget& budget) {
+  return largest_context(m, req, kv, kv, budget);
+}
+
+int64_t largest_context(const PlanModel& m, const PlanRequest& req, KvType k, KvType v,
+                        const MemoryBudget& budget) {
   const int64_t maxpos = m.cfg.max_position_embeddings;
   auto fits = [&](int64_t ctx) {
     const int64_t chunk = req.prefill_chunk > 0 ? req.prefill_chunk
                                                 : std::min<int64_t>(kMaxAutoChunk, ctx);
-    return price(m, ctx, req.batch, kv, chunk, req.threads, budget).fits();
+    return price(m, ctx, req.batch, k, v, chunk, req.threads, budget).fits();
   };
   if (fits(maxpos)) return maxpos;
   int64_t lo = 0, hi = (maxpos - 1) / kKvBlockTokens;  // blocks; lo fits (or is 0)
@@ -216,13 +198,14 @@ int64_t largest_context(const PlanModel& m, const PlanRequest& req, KvType kv,
 MemoryPlan make_plan(const PlanModel& m, const PlanRequest& req, const MemoryBudget& budget) {
   int64_t context = req.context;
   if (context <= 0) {
-    context = largest_context(m, req, req.kv, budget);
+    context = largest_context(m, req, req.key_type(), req.value_type(), budget);
     if (context == 0) context = std::min<int64_t>(m.cfg.max_position_embeddings, kKvBlockTokens);
   }
   const bool chunk_auto = req.prefill_chunk <= 0;
-  const int64_t chunk = chunk_auto ? auto_chunk(m, context, req.batch, req.kv, req.threads, budget)
+  const KvType k = req.key_type(), v = req.value_type();
+  const int64_t chunk = chunk_auto ? auto_chunk(m, context, req.batch, k, v, req.threads, budget)
                                    : std::min(req.prefill_chunk, context);
-  MemoryPlan p = price(m, context, req.batch, req.kv, chunk, req.threads, budget);
+  MemoryPlan p = price(m, context, req.batch, k, v, chunk, req.threads, budget);
   p.chunk_auto = chunk_auto;
   return p;
 }
@@ -236,29 +219,28 @@ int64_t round_for_humans(int64_t ctx) {
 std::string refusal_message(const PlanModel& m, const PlanRequest& req, const MemoryPlan& p) {
   std::string s = "context " + std::to_string(p.context);
   if (p.batch > 1) s += " x batch " + std::to_string(p.batch);
-  s += " needs " + format_size(p.kv_total) + " of KV cache (" + kv_type_name(p.kv) + ") + " +
-       format_size(p.weights) + " of weights + " +
+  s += " needs " + format_size(p.kv_total) + " of KV cache (" + kv_setting_name(p.kv_k, p.kv_v) +
+       ") + " + format_size(p.weights) + " of weights + " +
        format_size(p.activations + p.scratch + p.overhead) + " of activations and overhead = " +
        format_size(p.total) + "; " + format_size(p.budget.bytes) + " available (" +
        p.budget.source + ").";
-  std::vector<std::string> fit, later;
-  size_t want_num = 0, want_den = 1;
-  kv_type_bytes(p.kv, want_num, want_den);
-  for (KvType t : {p.kv, KvType::kF16, KvType::kInt8, KvType::kInt4}) {
-    size_t num = 0, den = 1;
-    kv_type_bytes(t, num, den);
-    if (t != p.kv && num * want_den >= want_num * den) continue;  // not smaller than asked
-    if (t != p.kv && t == KvType::kF16 && p.kv == KvType::kBF16) continue;
-    const int64_t ctx = round_for_humans(largest_context(m, req, t, p.budget));
+  // The asked setting at a smaller context, then each smaller uniform KV type (f16, int8, int4).
+  std::vector<std::string> fit;
+  const size_t asked = kv_bytes_per_token_layer(m.cfg, p.kv_k, p.kv_v);
+  const std::pair<KvType, KvType> options[] = {{p.kv_k, p.kv_v},
+                                               {KvType::kF16, KvType::kF16},
+                                               {KvType::kInt8, KvType::kInt8},
+                                               {KvType::kInt4, KvType::kInt4}};
+  for (size_t i = 0; i < std::size(options); ++i) {
+    const auto [k, v] = options[i];
+    if (i > 0 && kv_bytes_per_token_layer(m.cfg, k, v) >= asked) continue;  // not smaller
+    if (i > 0 && k == KvType::kF16 && p.kv_k == KvType::kBF16 && p.kv_v == KvType::kBF16) continue;
+    const int64_t ctx = round_for_humans(largest_context(m, req, k, v, p.budget));
     if (ctx <= 0) continue;
-    const std::string opt = (t == p.kv ? "" : "--kv-dtype " + std::string(kv_type_name(t)) + " ") +
-                            "-c " + std::to_string(ctx);
-    if (kv_type_available(t)) {
-      const std::string item = opt + (t == p.kv ? " (" + std::string(kv_type_name(t)) + ")" : "");
-      if (std::find(fit.begin(), fit.end(), item) == fit.end()) fit.push_back(item);
-    } else {
-      later.push_back(opt);
-    }
+    const std::string item =
+        i == 0 ? "-c " + std::to_string(ctx) + " (" + kv_setting_name(k, v) + ")"
+               : "--kv-dtype " + std::string(kv_type_name(k)) + " -c " + std::to_string(ctx);
+    if (std::find(fit.begin(), fit.end(), item) == fit.end()) fit.push_back(item);
   }
   if (!fit.empty()) {
     s += " These fit:";
@@ -268,11 +250,6 @@ std::string refusal_message(const PlanModel& m, const PlanRequest& req, const Me
     s += " No context fits: the weights and fixed costs alone need " +
          format_size(p.weights + p.overhead) +
          "; free memory, raise --mem-budget, or use a smaller model.";
-  }
-  if (!later.empty()) {
-    s += " Once int8/int4 KV caches land:";
-    for (size_t i = 0; i < later.size(); ++i) s += (i ? "; " : " ") + later[i];
-    s += ".";
   }
   return s;
 }

@@ -5,23 +5,21 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config/model_config.h"
+#include "kernels/kv_quant.h"
 #include "kv/kv_cache.h"
 #include "plan/memory_budget.h"
 
 namespace longctx {
 
-// KV-cache element types the planner prices. int8/int4 are priced ahead of the engine having them
-// (group-wise with an f16 scale per 32 values, plus an f16 zero point for int4) and marked so.
-enum class KvType { kF32, kF16, kBF16, kInt8, kInt4 };
-const char* kv_type_name(KvType t);
-KvType parse_kv_type(const std::string& s);  // Error(kInvalidArg) listing the names
-bool kv_type_available(KvType t);            // can the engine store it today?
-// Bytes per stored element, as a fraction num / den (exact for the quantized types' scales).
-void kv_type_bytes(KvType t, size_t& num, size_t& den);
+// KV-cache element types (KvType, kernels/kv_quant.h) are priced exactly as stored: bytes per
+// token and layer = kv heads x (row bytes of the key type + row bytes of the value type), scales
+// and minima of int8/int4 groups included (docs/kv-quantization.md).
+size_t kv_bytes_per_token_layer(const ModelConfig& cfg, KvType k, KvType v);
 
 // The model side of a plan: shapes plus bytes of weights as stored.
 struct PlanModel {
@@ -44,14 +42,19 @@ struct PlanRequest {
   int64_t context = 0;         // 0: the largest that fits, capped at max_position_embeddings
   int batch = 1;
   KvType kv = KvType::kF16;
+  std::optional<KvType> kv_k, kv_v;  // keys / values apart (unset: kv)
   int64_t prefill_chunk = 0;   // 0: auto
   int threads = 1;
+
+  KvType key_type() const { return kv_k ? *kv_k : kv; }
+  KvType value_type() const { return kv_v ? *kv_v : kv; }
 };
 
 struct MemoryPlan {
   int64_t context = 0;
   int batch = 1;
-  KvType kv = KvType::kF16;
+  KvType kv = KvType::kF16;            // = kv_k when keys and values share a type
+  KvType kv_k = KvType::kF16, kv_v = KvType::kF16;
   int64_t prefill_chunk = 0;
   bool chunk_auto = false;
 
@@ -81,10 +84,15 @@ constexpr int64_t kMinAutoChunk = 16;
 // docs/memory-planner.md). Never throws for a request that does not fit: check fits().
 MemoryPlan make_plan(const PlanModel& model, const PlanRequest& req, const MemoryBudget& budget);
 
-// Largest context (a multiple of the KV block, or max_position_embeddings) that fits with `kv`,
-// given the rest of `req`; 0 when none does.
+// Largest context (a multiple of the KV block, or max_position_embeddings) that fits with keys
+// and values both stored as `kv`, given the rest of `req`; 0 when none does.
 int64_t largest_context(const PlanModel& model, const PlanRequest& req, KvType kv,
                         const MemoryBudget& budget);
+// The same with keys stored as `k` and values as `v`.
+int64_t largest_context(const PlanModel& model, const PlanRequest& req, KvType k, KvType v,
+                        const MemoryBudget& budget);
+// "f16", or "k int8, v int4" when keys and values differ.
+std::string kv_setting_name(KvType k, KvType v);
 
 // The one-line refusal for a plan that does not fit: what was asked, bytes by category, bytes
 // available, and settings that do fit.

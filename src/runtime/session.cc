@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "model/rope_freqs.h"
 
 namespace longctx {
 
@@ -14,6 +15,13 @@ int64_t checked_chunk(const SessionOptions& opt) {
     throw Error(ErrorKind::kInvalidArg, "--prefill-chunk must be a positive number of tokens");
   return std::min(opt.prefill_chunk, opt.context);
 }
+
+KVCacheShape kv_shape_for(const Model& model, const SessionOptions& opt) {
+  KVCacheShape s = model.kv_shape(opt.kv_dtype, opt.context);
+  s.k_type = opt.kv_k;
+  s.v_type = opt.kv_v;
+  return s;
+}
 }  // namespace
 
 Session::Session(const Model& model, ThreadPool& pool, const SessionOptions& opt)
@@ -21,7 +29,7 @@ Session::Session(const Model& model, ThreadPool& pool, const SessionOptions& opt
       pool_(pool),
       opt_(opt),
       account_(opt.memory_limit),
-      kv_(model.kv_shape(opt.kv_dtype, opt.context), &account_),
+      kv_(kv_shape_for(model, opt), &account_),
       act_(model.config(), checked_chunk(opt), &account_),
       logits_(static_cast<size_t>(model.vocab_size())) {}
 
@@ -36,18 +44,46 @@ const std::vector<float>& Session::append(const std::vector<int32_t>& tokens,
                     "; raise it with -c N or shorten the prompt");
   const int64_t V = model_.vocab_size();
   if (all_logits) all_logits->assign(static_cast<size_t>(n * V), 0.f);
+  // After a truncate or reset the history is longer than what the cache holds.
+  if (static_cast<int64_t>(history_.size()) > n_past()) history_.resize(n_past());
+  if (n_past() == 0) rope_len_ = 0;
+  const RopeScaling& rs = model_.config().rope_scaling;
+  const int64_t rope_len = rope_length(rs, n_past() + n, opt_.planned_tokens);
+  if (rope_needs_recompute(rs, rope_len_, rope_len)) {
+    // As transformers does for Phi-3 (prepare_inputs_for_generation): the cached keys were
+    // rotated with the short factors; rerun everything with the long ones, and say so.
+    if (opt_.on_notice)
+      opt_.on_notice("the sequence grows past original_max_position_embeddings (" +
+                     std::to_string(rs.original_max_position_embeddings) +
+                     "): LongRoPE switches from short to long factors, recomputing the " +
+                     std::to_string(n_past()) +
+                     " cached tokens; give the total length up front (-n) to avoid this");
+    const std::vector<int32_t> held = history_;
+    kv_.truncate(0);
+    history_.clear();
+    run(held.data(), static_cast<int64_t>(held.size()), rope_len, nullptr);
+    ++recomputes_;
+  }
+  run(tokens.data(), n, rope_len, all_logits ? all_logits->data() : nullptr);
+  if (all_logits) std::copy(all_logits->end() - V, all_logits->end(), logits_.begin());
+  return logits_;
+}
+
+void Session::run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all_logits) {
+  const int64_t V = model_.vocab_size();
   const int64_t chunk = act_.max_tokens();
   for (int64_t done = 0; done < n; done += chunk) {
     const int64_t m = std::min(chunk, n - done);
     if (all_logits) {
-      model_.forward(pool_, tokens.data() + done, m, n_past(), kv_, act_,
-                     all_logits->data() + done * V, true);
+      model_.forward(pool_, tokens + done, m, n_past(), kv_, act_, all_logits + done * V, true,
+                     rope_len);
     } else {
-      model_.forward(pool_, tokens.data() + done, m, n_past(), kv_, act_, logits_.data(), false);
+      model_.forward(pool_, tokens + done, m, n_past(), kv_, act_, logits_.data(), false,
+                     rope_len);
     }
+    history_.insert(history_.end(), tokens + done, tokens + done + m);
   }
-  if (all_logits) std::copy(all_logits->end() - V, all_logits->end(), logits_.begin());
-  return logits_;
+  rope_len_ = rope_len;
 }
 
 }  // namespace longctx

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "config/model_config.h"
 #include "io/test_util.h"
@@ -160,6 +161,81 @@ TEST(ConfigErrors, MissingFile) {
   io::testing::write_bytes(dir.file("config.json"), "{\"model_type\": \"llama\",");
   expect_error([&] { load_model_config(dir.path()); }, ErrorKind::kFormat,
                {dir.path() + "/config.json", "invalid JSON"});
+}
+
+// Malformed rope_scaling: each refused with a message naming the field (base(): head_dim 64, so
+// rot_dim / 2 = 32 factors for longrope).
+TEST(ConfigErrors, RopeScalingMalformed) {
+  auto with = [](nlohmann::json rs, const char* type = "llama") {
+    auto j = base();
+    j["model_type"] = type;
+    j["rope_scaling"] = std::move(rs);
+    return j;
+  };
+  const std::vector<double> f32(32, 1.0), f31(31, 1.0);
+  // unknown type
+  expect_config_error(with({{"rope_type", "mrope"}, {"factor", 2.0}}),
+                      {"\"rope_scaling.rope_type\"", "\"mrope\"", "longrope"},
+                      ErrorKind::kUnsupported);
+  expect_config_error(with({{"type", "ntk_yarn"}, {"factor", 2.0}}),
+                      {"\"rope_scaling.type\"", "\"ntk_yarn\""}, ErrorKind::kUnsupported);
+  // no type at all, or not a string
+  expect_config_error(with({{"factor", 2.0}}), {"\"rope_scaling.rope_type\"", "missing"});
+  expect_config_error(with({{"type", 3}}), {"\"rope_scaling.type\"", "string"});
+  // missing fields, per type
+  expect_config_error(with({{"type", "linear"}}), {"\"rope_scaling.factor\"", "missing", "linear"});
+  expect_config_error(with({{"type", "dynamic"}}), {"\"rope_scaling.factor\"", "missing"});
+  expect_config_error(with({{"rope_type", "yarn"}, {"original_max_position_embeddings", 4096}}),
+                      {"\"rope_scaling.factor\"", "missing", "yarn"});
+  for (const char* field : {"factor", "low_freq_factor", "high_freq_factor",
+                            "original_max_position_embeddings"}) {
+    SCOPED_TRACE(field);
+    nlohmann::json rs = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                         {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+    EXPECT_NO_THROW(parse_model_config(with(rs).dump(), "cfg.json"));
+    rs.erase(field);
+    expect_config_error(with(rs), {std::string("\"rope_scaling.") + field + "\"", "missing"});
+  }
+  expect_config_error(with({{"type", "longrope"}, {"long_factor", f32}}),
+                      {"\"rope_scaling.short_factor\"", "missing"});
+  expect_config_error(with({{"type", "longrope"}, {"short_factor", f32}}),
+                      {"\"rope_scaling.long_factor\"", "missing"});
+  // wrong factor-array length, type or entries
+  expect_config_error(with({{"type", "longrope"}, {"short_factor", f32}, {"long_factor", f31}},
+                           "phi3"),
+                      {"\"rope_scaling.long_factor\"", "31 entries", "32"});
+  expect_config_error(with({{"type", "su"}, {"short_factor", f31}, {"long_factor", f32}}, "phi3"),
+                      {"\"rope_scaling.short_factor\"", "31 entries"});
+  expect_config_error(with({{"type", "longrope"}, {"short_factor", 1.0}, {"long_factor", f32}}),
+                      {"\"rope_scaling.short_factor\"", "list"});
+  auto bad = f32;
+  bad[5] = -1.0;
+  expect_config_error(with({{"type", "longrope"}, {"short_factor", f32}, {"long_factor", bad}}),
+                      {"\"rope_scaling.long_factor\"", "entry 5"});
+  // wrong JSON types and impossible values
+  expect_config_error(with({{"type", "linear"}, {"factor", "2"}}),
+                      {"\"rope_scaling.factor\"", "number"});
+  expect_config_error(with({{"type", "linear"}, {"factor", 0.0}}),
+                      {"\"rope_scaling.factor\"", "positive"});
+  expect_config_error(with({{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 4.0},
+                            {"high_freq_factor", 1.0}, {"original_max_position_embeddings", 8192}}),
+                      {"\"rope_scaling.high_freq_factor\""});
+  expect_config_error(with({{"rope_type", "yarn"}, {"factor", 4.0}, {"truncate", "no"}}),
+                      {"\"rope_scaling.truncate\"", "true or false"});
+}
+
+// Phi3Config renames "su" and "yarn" to longrope; other families keep yarn.
+TEST(ConfigErrors, RopeScalingAliases) {
+  auto j = base();
+  const std::vector<double> f32(32, 1.5);
+  j["model_type"] = "phi3";
+  j["rope_scaling"] = {{"type", "yarn"}, {"short_factor", f32}, {"long_factor", f32}};
+  EXPECT_EQ(parse_model_config(j.dump(), "cfg.json").rope_scaling.type, RopeType::kLongRope);
+  j["rope_scaling"]["type"] = "su";
+  EXPECT_EQ(parse_model_config(j.dump(), "cfg.json").rope_scaling.type, RopeType::kLongRope);
+  j["model_type"] = "llama";
+  j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}};
+  EXPECT_EQ(parse_model_config(j.dump(), "cfg.json").rope_scaling.type, RopeType::kYarn);
 }
 
 }  // namespace

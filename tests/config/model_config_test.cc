@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "config/published_configs.h"
@@ -166,6 +167,28 @@ TEST(PublishedConfigs, Phi35MiniLongropeKeptRaw) {
   ASSERT_EQ(rs["short_factor"].size(), 48u);
   EXPECT_DOUBLE_EQ(rs["long_factor"][47].get<double>(), 64.83999633789062);
   EXPECT_DOUBLE_EQ(rs["short_factor"][0].get<double>(), 1.0);
+  // Parsed: boundary from the top-level field, factor = 131072 / 4096, sqrt(1 + ln 32 / ln 4096).
+  EXPECT_EQ(c.rope_scaling.type, RopeType::kLongRope);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 4096);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 32.0);
+  EXPECT_NEAR(c.rope_scaling.attention_factor, std::sqrt(17.0 / 12.0), 1e-12);
+  ASSERT_EQ(c.rope_scaling.long_factor.size(), 48u);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.long_factor[47], 64.83999633789062);
+}
+
+// Qwen2.5-7B-Instruct with the YaRN block its model card adds for contexts beyond 32768.
+TEST(PublishedConfigs, Qwen25YarnParsed) {
+  auto j = nlohmann::json::parse(testing::kQwen25_7B);
+  j["max_position_embeddings"] = 32768;
+  j["rope_scaling"] = {{"factor", 4.0}, {"original_max_position_embeddings", 32768},
+                       {"type", "yarn"}};
+  const ModelConfig c = parse_model_config(j.dump(), "qwen2.5-yarn");
+  EXPECT_EQ(c.rope_scaling.type, RopeType::kYarn);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 4.0);  // as written, not max_pos / original (= 1)
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 32768);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.beta_fast, 32);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.beta_slow, 1);
+  EXPECT_NEAR(c.rope_scaling.attention_factor, 1 + 0.1 * std::log(4.0), 1e-12);
 }
 
 // A minimal config of `type`: only the required fields.
@@ -249,9 +272,15 @@ TEST(Defaults, RopeParametersOfNewerTransformers) {
   ModelConfig c = parse_model_config(j.dump(), "m");
   EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
   EXPECT_EQ(c.rope_scaling_json, "");
-  j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0}};
+  j["rope_parameters"] = {{"rope_type", "llama3"},       {"rope_theta", 500000.0},
+                          {"factor", 8.0},               {"low_freq_factor", 1.0},
+                          {"high_freq_factor", 4.0},     {"original_max_position_embeddings", 8192},
+                          {"partial_rotary_factor", 0.5}};
   c = parse_model_config(j.dump(), "m");
   EXPECT_EQ(nlohmann::json::parse(c.rope_scaling_json)["rope_type"], "llama3");
+  EXPECT_EQ(c.rope_scaling.type, RopeType::kLlama3);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_DOUBLE_EQ(c.partial_rotary_factor, 0.5);  // read from rope_parameters too
 }
 
 }  // namespace

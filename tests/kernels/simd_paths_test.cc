@@ -147,5 +147,24 @@ TEST(SimdPaths, SiluMul) {
   }
 }
 
+TEST(SimdPaths, SumOddLengthsAndThreads) {
+  testing::PathGuard guard;
+  // Lengths around every path's vector and unroll widths, across the 4 Ki-float blocks and the
+  // thread split; values in [0.5, 1.5): a dropped or doubled element moves the sum by >= 0.5.
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{15}, int64_t{17}, int64_t{63}, int64_t{65},
+                    int64_t{1000}, int64_t{65536 * 3 + 7}}) {
+    const auto x = random_floats(static_cast<size_t>(n), 11, 0.5f, 1.5f);
+    const double want = reference::sum(x.data(), n);
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      for (SimdPath path : runnable_paths()) {
+        set_simd_path(path);
+        EXPECT_NEAR(sum(pool, x.data(), n), want, 0.1)
+            << simd_path_name(path) << " n=" << n << " threads=" << threads;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace longctx::kernels

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace longctx {
@@ -9,13 +11,13 @@ namespace {
 
 TEST(KVCache, BytesPerTokenMatchesHandFormula) {
   // Llama 3 8B: 32 layers x 8 kv heads x 128 dims x 2 bytes x 2 (K and V) = 131072 bytes.
-  KVCacheShape s{32, 8, 128, DType::kF16, 256, 8192, {}};
+  KVCacheShape s{32, 8, 128, DType::kF16, 256, 8192, {}, std::nullopt, std::nullopt};
   EXPECT_EQ(s.bytes_per_token(), 131072u);
   EXPECT_EQ(s.bytes_per_token() * 8192, 1073741824u);
 }
 
 TEST(KVCache, GrowsInBlocksAndReadsBackAcrossBlockBoundaries) {
-  KVCacheShape s{2, 3, 4, DType::kF32, 5, 100, {}};
+  KVCacheShape s{2, 3, 4, DType::kF32, 5, 100, {}, std::nullopt, std::nullopt};
   KVCache kv(s);
   EXPECT_EQ(kv.allocated_bytes(), 0u);
   const int64_t n = 12;  // spans three blocks of 5
@@ -46,7 +48,7 @@ TEST(KVCache, GrowsInBlocksAndReadsBackAcrossBlockBoundaries) {
 }
 
 TEST(KVCache, RefusesPastCapacity) {
-  KVCache kv(KVCacheShape{1, 1, 2, DType::kF16, 4, 10, {}});
+  KVCache kv(KVCacheShape{1, 1, 2, DType::kF16, 4, 10, {}, std::nullopt, std::nullopt});
   kv.prepare(0, 10);
   try {
     kv.prepare(10, 1);
@@ -61,7 +63,7 @@ TEST(KVCache, RefusesPastCapacity) {
 // growing once the window is full; a full-attention layer keeps everything.
 TEST(KVCache, SlidingWindowLayerStopsGrowing) {
   // Layer 0 full, layer 1 window 8; blocks of 4 tokens; decode one token at a time.
-  KVCacheShape s{2, 1, 2, DType::kF32, 4, 1000, {0, 8}};
+  KVCacheShape s{2, 1, 2, DType::kF32, 4, 1000, {0, 8}, std::nullopt, std::nullopt};
   KVCache kv(s);
   const std::vector<float> k = {1, 2}, v = {3, 4};
   size_t live_at_64 = 0;
@@ -86,6 +88,91 @@ TEST(KVCache, SlidingWindowLayerStopsGrowing) {
   kv.truncate(0);
   EXPECT_EQ(kv.n_tokens(), 0);
   EXPECT_EQ(kv.live_bytes(), 0u);
+}
+
+// Keys (position p, head h) as the attention kernel will see them: decoded from the block, or the
+// f32 pending group of int4 keys.
+std::vector<float> visible_key(const KVCache& kv, int layer, int64_t p, int h) {
+  const KVCacheShape& s = kv.shape();
+  const kernels::KVView w = kv.view(layer, kv.n_tokens());
+  std::vector<float> out(s.head_dim);
+  if (p >= w.k_pending_from) {
+    const float* src = w.k_pending + (size_t(h) * kernels::kKvChannelGroup + (p - w.k_pending_from)) * s.head_dim;
+    std::copy(src, src + s.head_dim, out.begin());
+    return out;
+  }
+  const size_t sec = kernels::kv_row_bytes(s.key_type(), s.head_dim, true) * s.block_size;
+  kernels::kv_decode(s.key_type(), true,
+                     static_cast<const uint8_t*>(w.k_blocks[p / s.block_size]) + h * sec,
+                     s.block_size, int(p % s.block_size), 1, s.head_dim, out.data());
+  return out;
+}
+
+TEST(KVCache, QuantizedBytesPerTokenMatchHandFormula) {
+  // Llama 3 8B, int4 K and V: keys 64 bytes + (2 + 2) x 128 / 16 per token, values 64 + 4 x 4.
+  KVCacheShape s{32, 8, 128, DType::kF16, 256, 8192, {}, KvType::kInt4, KvType::kInt4};
+  EXPECT_EQ(s.bytes_per_token(), 32u * 8 * ((64 + 32) + (64 + 16)));
+  EXPECT_EQ(s.fixed_bytes(), 32u * 8 * 16 * 128 * 4);  // the f32 group of newest keys
+  s.k_type = KvType::kInt8;
+  s.v_type.reset();  // values f16
+  EXPECT_EQ(s.bytes_per_token(), 32u * 8 * ((128 + 8) + 256));
+  EXPECT_EQ(s.fixed_bytes(), 0u);
+  EXPECT_EQ(s.bytes_per_layer_block() * 256 / 256, 8u * 256 * (136 + 256));
+}
+
+// int4 keys are quantized per channel once their group of 16 tokens is complete: whatever the
+// write pattern (one token at a time, odd chunks, all at once), the cache holds the same keys.
+TEST(KVCache, Int4KeysSameWhateverTheChunking) {
+  const int hd = 32, nkv = 2, n = 75;
+  KVCacheShape s{1, nkv, hd, DType::kF32, 32, 200, {}, KvType::kInt4, KvType::kInt8};
+  std::vector<float> k(n * nkv * hd), v(k.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    k[i] = std::sin(0.37f * float(i)) * float(1 + i % 5);
+    v[i] = std::cos(0.11f * float(i));
+  }
+  auto fill = [&](KVCache& kv, const std::vector<int64_t>& chunks) {
+    int64_t pos = 0;
+    for (int64_t c : chunks) {
+      kv.prepare(pos, c);
+      kv.write(0, pos, c, k.data() + pos * nkv * hd, v.data() + pos * nkv * hd);
+      pos += c;
+    }
+    ASSERT_EQ(pos, n);
+  };
+  KVCache whole(s), ones(s), odd(s);
+  fill(whole, {n});
+  fill(ones, std::vector<int64_t>(n, 1));
+  fill(odd, {7, 20, 1, 30, 17});
+  for (int64_t p = 0; p < n; ++p)
+    for (int h = 0; h < nkv; ++h) {
+      const auto a = visible_key(whole, 0, p, h);
+      ASSERT_EQ(a, visible_key(ones, 0, p, h)) << p;
+      ASSERT_EQ(a, visible_key(odd, 0, p, h)) << p;
+      // Positions past the last whole group (64..74) are exact; the others within int4 error.
+      for (int d = 0; d < hd; ++d) {
+        const float x = k[(p * nkv + h) * hd + d];
+        if (p >= 64) ASSERT_EQ(a[d], x);
+        else ASSERT_NEAR(a[d], x, 10.f / 15 / 2 * 1.01f);  // a channel spans <= 10: s <= 10/15
+      }
+    }
+  // Rewinding into a quantized group reopens it; rewriting gives the same cache again.
+  whole.truncate(40);
+  EXPECT_EQ(whole.n_tokens(), 40);
+  whole.prepare(40, n - 40);
+  whole.write(0, 40, n - 40, k.data() + 40 * nkv * hd, v.data() + 40 * nkv * hd);
+  for (int64_t p = 48; p < n; ++p)
+    for (int h = 0; h < nkv; ++h) ASSERT_EQ(visible_key(whole, 0, p, h), visible_key(odd, 0, p, h)) << p;
+}
+
+TEST(KVCache, Int4NeedsAnEvenHeadDim) {
+  KVCacheShape s{1, 1, 7, DType::kF32, 32, 100, {}, KvType::kInt4, std::nullopt};
+  try {
+    KVCache kv(s);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("int8"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -75,8 +75,37 @@ TEST(PlanRefusal, NamesRequestBytesAndSettingsThatFit) {
   EXPECT_TRUE(make_plan(m, ok, b).fits());
   ok.context = ctx + 1024;
   EXPECT_FALSE(make_plan(m, ok, b).fits());
-  // int8/int4 are priced but marked as not yet available.
-  EXPECT_NE(msg.find("Once int8/int4 KV caches land: --kv-dtype int8 -c"), std::string::npos) << msg;
+  // int8 and int4 are offered, each at the largest context (to 1024) that fits with it.
+  EXPECT_EQ(msg.find("Once int8/int4"), std::string::npos) << msg;
+  for (const char* t : {"int8", "int4"}) {
+    ASSERT_TRUE(std::regex_search(
+        msg, mm, std::regex(std::string("--kv-dtype ") + t + " -c ([0-9]+)")))
+        << t << ": " << msg;
+    PlanRequest q = r;
+    q.kv = parse_kv_type(t);
+    q.context = std::stoll(mm[1]);
+    EXPECT_TRUE(make_plan(m, q, b).fits()) << t;
+    EXPECT_GT(q.context, ctx) << t;  // smaller entries fit more tokens
+    if (q.context == m.cfg.max_position_embeddings) continue;  // capped at the model's maximum
+    q.context += 1024;
+    EXPECT_FALSE(make_plan(m, q, b).fits()) << t;
+  }
+}
+
+TEST(PlanRefusal, MixedKeyValueTypesAreNamed) {
+  const PlanModel m = preset("phi-3.5-mini");
+  PlanRequest r;
+  r.context = 131072;
+  r.kv_k = KvType::kInt8;
+  r.kv_v = KvType::kInt4;
+  const MemoryPlan p = make_plan(m, r, budget(8 * kGiB));
+  ASSERT_FALSE(p.fits());
+  const std::string msg = refusal_message(m, r, p);
+  EXPECT_NE(msg.find("of KV cache (k int8, v int4)"), std::string::npos) << msg;
+  // The same setting at a smaller context, then a smaller uniform type.
+  EXPECT_TRUE(std::regex_search(msg, std::regex("These fit: -c [0-9]+ \\(k int8, v int4\\); "
+                                                "--kv-dtype int4 -c [0-9]+\\.")))
+      << msg;
 }
 
 TEST(PlanRefusal, WeightsAloneTooLarge) {
@@ -132,9 +161,16 @@ TEST(PlanKvTypes, QuantizedTypesPricedWithScales) {
   r.kv = KvType::kInt8;
   // 32 x 8 x 128 x 2 = 65536 values per token; int8 + an f16 scale per 32 = 65536 x 34/32.
   EXPECT_EQ(make_plan(m, r, budget(100 * kGiB)).kv_bytes_per_token, 69632u);
+  // int4 values: 4 bits + f16 scale and minimum per 32 values = 20 bytes / 32;
+  // int4 keys: 4 bits + f16 scale and minimum per channel per 16 tokens = 24 bytes / 32.
   r.kv = KvType::kInt4;
-  EXPECT_EQ(make_plan(m, r, budget(100 * kGiB)).kv_bytes_per_token, 40960u);
-  EXPECT_FALSE(kv_type_available(KvType::kInt8));
+  const MemoryPlan p4 = make_plan(m, r, budget(100 * kGiB));
+  EXPECT_EQ(p4.kv_bytes_per_token, 32u * 8 * 128 * (24 + 20) / 32);
+  // The f32 group of newest keys: 32 layers x 8 heads x 16 tokens x 128 x 4 bytes, once.
+  EXPECT_EQ(p4.kv_total, p4.kv_bytes_per_token * 1024 + 32u * 8 * 16 * 128 * 4);
+  r.kv = KvType::kF16;
+  r.kv_k = KvType::kInt8;  // keys int8, values f16
+  EXPECT_EQ(make_plan(m, r, budget(100 * kGiB)).kv_bytes_per_token, 32u * 8 * (136 + 256));
   EXPECT_THROW(parse_kv_type("q8_0"), Error);
 }
 

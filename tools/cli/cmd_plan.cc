@@ -9,6 +9,7 @@
 #include "config/model_config.h"
 #include "core/error.h"
 #include "model/presets.h"
+#include "model/rope_freqs.h"
 #include "plan/memory_plan.h"
 #include "plan_options.h"
 
@@ -81,11 +82,10 @@ Runner add_plan_command(CLI::App& app) {
     const size_t mask = mask_elements(c, p.context);
     const size_t mask_max = mask_elements(c, c.max_position_embeddings);
     nlohmann::ordered_json largest = nlohmann::ordered_json::object();
-    for (KvType t : {KvType::kF32, KvType::kF16, KvType::kBF16, KvType::kInt8, KvType::kInt4}) {
+    for (KvType t : kAllKvTypes) {
       PlanRequest one = req;
       one.batch = 1;
-      largest[kv_type_name(t)] = {{"context", largest_context(m, one, t, budget)},
-                                  {"available", kv_type_available(t)}};
+      largest[kv_type_name(t)] = {{"context", largest_context(m, one, t, budget)}};
     }
     if (o->json) {
       nlohmann::ordered_json j;
@@ -93,9 +93,12 @@ Runner add_plan_command(CLI::App& app) {
       j["model_type"] = c.model_type;
       j["layers"] = c.num_hidden_layers;
       j["max_position_embeddings"] = c.max_position_embeddings;
+      j["rope"] = {{"type", rope_type_name(c.rope_scaling.type)}, {"summary", rope_summary(c, 0)}};
       j["context"] = p.context;
       j["batch"] = p.batch;
-      j["kv_dtype"] = kv_type_name(p.kv);
+      j["kv_dtype"] = kv_setting_name(p.kv_k, p.kv_v);
+      j["kv_dtype_k"] = kv_type_name(p.kv_k);
+      j["kv_dtype_v"] = kv_type_name(p.kv_v);
       j["prefill_chunk"] = p.prefill_chunk;
       j["prefill_chunk_auto"] = p.chunk_auto;
       j["weights"] = bytes_json(p.weights);
@@ -123,7 +126,8 @@ Runner add_plan_command(CLI::App& app) {
     }
     std::printf("plan for %s (%s, %d layers, %d kv heads x %d) | context %lld | batch %d | kv %s\n\n",
                 m.name.c_str(), c.model_type.c_str(), c.num_hidden_layers, c.num_key_value_heads,
-                c.head_dim, static_cast<long long>(p.context), p.batch, kv_type_name(p.kv));
+                c.head_dim, static_cast<long long>(p.context), p.batch,
+                kv_setting_name(p.kv_k, p.kv_v).c_str());
     std::string t = "| item                                         |           bytes |       human |\n"
                     "|----------------------------------------------|-----------------|-------------|\n";
     t += row("weights", p.weights);
@@ -142,13 +146,13 @@ Runner add_plan_command(CLI::App& app) {
                 (p.headroom() < 0 ? "-" + format_size(size_t(-p.headroom()))
                                   : format_size(size_t(p.headroom()))).c_str());
     std::printf("\nbudget: %s\n", p.budget.source.c_str());
+    std::printf("rope: %s\n", rope_summary(c, 0).c_str());
     if (p.window_layers > 0)
       std::printf("note: sliding-window layers hold only the blocks their window and one prefill "
                   "chunk span\n");
     std::printf("largest context that fits at batch 1:");
     for (auto& [name, v] : largest.items())
-      std::printf(" %s %lld%s;", name.c_str(), v["context"].get<long long>(),
-                  v["available"].get<bool>() ? "" : " (not yet available)");
+      std::printf(" %s %lld;", name.c_str(), v["context"].get<long long>());
     std::printf("\nprefill chunk: %lld (%s)\n", static_cast<long long>(p.prefill_chunk),
                 p.chunk_auto ? "auto" : "fixed");
     std::printf("mask avoided: a precomputed mask per layer would hold %d x %lld^2 = %zu elements "

@@ -16,6 +16,7 @@
 #include "plan_options.h"
 #include "kernels/ops.h"
 #include "model/decoder.h"
+#include "model/rope_freqs.h"
 #include "runtime/sampler.h"
 #include "runtime/session.h"
 #include "tokenizer/tokenizer.h"
@@ -66,10 +67,6 @@ int run(const RunOpts& o) {
   const MemoryBudget budget = memory_budget_from_flag(o.plan.mem_budget);
   const MemoryPlan plan = make_plan(pm, req, budget);
   if (!plan.fits()) throw Error(ErrorKind::kMemory, refusal_message(pm, req, plan));
-  if (!kv_type_available(plan.kv))
-    throw Error(ErrorKind::kUnsupported, std::string("--kv-dtype ") + kv_type_name(plan.kv) +
-                                             " is priced by the planner but not implemented yet; "
-                                             "use f32, f16 or bf16");
   const int64_t ctx = plan.context;
   if (req.context == 0) {
     if (ctx < cfg.max_position_embeddings)
@@ -78,14 +75,15 @@ int run(const RunOpts& o) {
                    "the budget is %s; the largest context that fits was chosen (set -c to "
                    "override)\n",
                    static_cast<long long>(ctx),
-                   static_cast<long long>(cfg.max_position_embeddings), kv_type_name(plan.kv),
+                   static_cast<long long>(cfg.max_position_embeddings),
+                   kv_setting_name(plan.kv_k, plan.kv_v).c_str(),
                    format_size(plan.kv_bytes_per_token * cfg.max_position_embeddings).c_str(),
                    format_size(budget.bytes).c_str());
     else
       std::fprintf(stderr, "context %lld: the model's maximum, which fits the budget (%s)\n",
                    static_cast<long long>(ctx), format_size(budget.bytes).c_str());
   }
-  const DType kv_dtype = parse_dtype(kv_type_name(plan.kv));
+  const SessionOptions so = session_options(plan, cfg);
 
   const auto tok = load_tokenizer(dir);
   const std::vector<int32_t> ids = tok->encode(prompt, true);
@@ -99,12 +97,11 @@ int run(const RunOpts& o) {
 
   const auto model = Model::load(dir);
   ThreadPool pool(req.threads);
-  SessionOptions so;
-  so.context = ctx;
-  so.prefill_chunk = plan.prefill_chunk;
-  so.kv_dtype = kv_dtype;
-  so.memory_limit = plan.kv_total + plan.activations;
-  Session session(*model, pool, so);
+  // The total is known up front, so LongRoPE picks short or long factors once (docs/rope-scaling.md).
+  SessionOptions run_so = so;
+  run_so.planned_tokens = std::min<int64_t>(ctx, static_cast<int64_t>(ids.size()) + o.n_predict);
+  run_so.on_notice = [](const std::string& m) { std::fprintf(stderr, "note: %s\n", m.c_str()); };
+  Session session(*model, pool, run_so);
   Sampler sampler(o.sp);
 
   if (random_weights)
@@ -113,10 +110,13 @@ int run(const RunOpts& o) {
                  "real\n", dir.c_str());
   std::fprintf(stderr, "model %s (%s, %d layers) | ctx %lld | kv %s | prefill chunk %lld%s | "
                "threads %d | simd %s | plan %s of %s\n", dir.c_str(), cfg.model_type.c_str(),
-               cfg.num_hidden_layers, static_cast<long long>(ctx), dtype_name(kv_dtype),
+               cfg.num_hidden_layers, static_cast<long long>(ctx),
+               kv_setting_name(plan.kv_k, plan.kv_v).c_str(),
                static_cast<long long>(plan.prefill_chunk), plan.chunk_auto ? " (auto)" : "",
                pool.size(), kernels::simd_path(), format_size(plan.total).c_str(),
                format_size(budget.bytes).c_str());
+  if (cfg.rope_scaling.type != RopeType::kDefault)
+    std::fprintf(stderr, "rope: %s\n", rope_summary(cfg, run_so.planned_tokens).c_str());
   std::fputs(prompt.c_str(), stdout);
   std::fflush(stdout);
 

@@ -12,5 +12,7 @@ using Runner = std::function<int()>;
 Runner add_run_command(CLI::App& app);
 Runner add_random_model_command(CLI::App& app);
 Runner add_plan_command(CLI::App& app);
+Runner add_bench_command(CLI::App& app);
+Runner add_perplexity_command(CLI::App& app);
 
 }  // namespace longctx::cli

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   auto add = [&](longctx::cli::Runner r) { runners[app.get_subcommands({}).back()] = r; };
   add(longctx::cli::add_run_command(app));
   add(longctx::cli::add_plan_command(app));
+  add(longctx::cli::add_bench_command(app));
+  add(longctx::cli::add_perplexity_command(app));
   add(longctx::cli::add_random_model_command(app));
   try {
     app.parse(argc, argv);

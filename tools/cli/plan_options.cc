@@ -10,8 +10,13 @@ void add_plan_flags(CLI::App& cmd, PlanFlags& f) {
   cmd.add_option("-c,--ctx", f.ctx,
                  "Context in tokens (default: the largest that fits the budget, at most "
                  "max_position_embeddings)");
-  cmd.add_option("--kv-dtype", f.kv_dtype, "KV-cache precision: f32, f16, bf16")
+  cmd.add_option("--kv-dtype", f.kv_dtype,
+                 "KV-cache precision: f32, f16, bf16, int8, int4 (int8/int4: groups with f16 "
+                 "scales, docs/kv-quantization.md)")
       ->capture_default_str();
+  cmd.add_option("--kv-dtype-k", f.kv_dtype_k, "Precision of the cached keys (default: --kv-dtype)");
+  cmd.add_option("--kv-dtype-v", f.kv_dtype_v,
+                 "Precision of the cached values (default: --kv-dtype)");
   cmd.add_option("--prefill-chunk", f.prefill_chunk,
                  "Prompt tokens per forward pass, or auto (largest that fits, at most 512)")
       ->capture_default_str();
@@ -33,6 +38,8 @@ PlanRequest plan_request(const PlanFlags& f, const ModelConfig& cfg, bool force_
                     " or less, or add --force-ctx to run anyway");
   r.context = f.ctx;
   r.kv = parse_kv_type(f.kv_dtype);
+  if (!f.kv_dtype_k.empty()) r.kv_k = parse_kv_type(f.kv_dtype_k);
+  if (!f.kv_dtype_v.empty()) r.kv_v = parse_kv_type(f.kv_dtype_v);
   if (f.prefill_chunk == "auto") {
     r.prefill_chunk = 0;
   } else {
@@ -52,6 +59,19 @@ PlanRequest plan_request(const PlanFlags& f, const ModelConfig& cfg, bool force_
   r.threads = f.threads > 0 ? f.threads
                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return r;
+}
+
+SessionOptions session_options(const MemoryPlan& plan, const ModelConfig& cfg) {
+  kernels::check_kv_type(plan.kv_k, cfg.head_dim, true, kKvBlockTokens);
+  kernels::check_kv_type(plan.kv_v, cfg.head_dim, false, kKvBlockTokens);
+  SessionOptions so;
+  so.context = plan.context;
+  so.prefill_chunk = plan.prefill_chunk;
+  so.kv_dtype = DType::kF16;  // unused: both parts are set below
+  so.kv_k = plan.kv_k;
+  so.kv_v = plan.kv_v;
+  so.memory_limit = plan.kv_total + plan.activations;
+  return so;
 }
 
 }  // namespace longctx::cli

@@ -7,11 +7,11 @@
 #include "kernels/cpu/attention.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cassert>
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/kv_quant.h"
 #include "kernels/cpu/scratch.h"
 
 namespace longctx::kernels::cpu {
@@ -66,7 +66,8 @@ void attention_run(const Isa& isa, ThreadPool& pool, const AttentionParams& p, c
   assert(p.n_heads % kv.n_kv_heads == 0 && q_pos0 + n_q <= kv.n_tokens);
   const int threads = pool.size(), hd = kv.head_dim, bs = kv.block_size;
   const Plan pl = make_plan(threads, p, n_q, kv);
-  const size_t esz = dtype_size(kv.dtype);
+  // Coded (quantized / mixed) caches: tiles get the block starts, cpu/kv_quant_attention.cc decodes.
+  const size_t esz = kv.coded ? 0 : dtype_size(kv.dtype);
   const int64_t window = p.window;
   // Visible keys of the query at position i: [vis_lo(i), i + 1).
   auto vis_lo = [window](int64_t i) {
@@ -86,8 +87,9 @@ void attention_run(const Isa& isa, ThreadPool& pool, const AttentionParams& p, c
   float* partials = reinterpret_cast<float*>(base + pl.thread_bytes * threads);
   const size_t part_stride = static_cast<size_t>(pl.rows) * (hd + 2);
 
-  std::atomic<int64_t> next{0};
-  pool.run([&](int t) {
+  // Threads take runs of items as they come (ThreadPool::parallel_for), so one the OS has not
+  // scheduled yet never holds the others up.
+  pool.parallel_for(n_items, 1, [&](int64_t it0, int64_t it1, int t) {
     uint8_t* mem = base + pl.thread_bytes * t;
     auto carve = [&mem](size_t bytes) {
       void* r = mem;
@@ -104,7 +106,7 @@ void attention_run(const Isa& isa, ThreadPool& pool, const AttentionParams& p, c
     float* s = static_cast<float*>(carve(static_cast<size_t>(pl.rows) * kAttnTile * 4));
     float* kf = static_cast<float*>(carve(static_cast<size_t>(kAttnTile) * hd * 4));
     float* vf = static_cast<float*>(carve(static_cast<size_t>(kAttnTile) * hd * 4));
-    for (int64_t it; (it = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
+    for (int64_t it = it0; it < it1; ++it) {
       // Latest query blocks first: they have the most keys (better balance at the end).
       const int split = static_cast<int>(it % splits);
       const int64_t rest = it / splits;
@@ -157,7 +159,8 @@ void attention_run(const Isa& isa, ThreadPool& pool, const AttentionParams& p, c
                         kf,
                         vf,
                         s};
-          isa.attn_tile(tile);
+          if (kv.coded) coded_attn_tile(isa, tile, kv, g, j);
+          else isa.attn_tile(tile);
         }
         j += n;
       }

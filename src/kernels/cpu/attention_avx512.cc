@@ -10,17 +10,6 @@ namespace {
 
 constexpr int kT = kAttnTile;  // 64 keys = 4 vectors of scores
 
-template <DType DT>
-inline __m512 load_kv(const void* p, int64_t off, __mmask16 m) {
-  if constexpr (DT == DType::kF32) {
-    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(p) + off);
-  } else {
-    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(p) + off);
-    if constexpr (DT == DType::kF16) return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-  }
-}
-
 // kt[d][j] = K[j][d] for j < n_keys (zero up to the next multiple of 16), d < hd.
 template <DType DT>
 void transpose_keys(const void* k, int n_keys, int hd, float* kt) {
@@ -31,7 +20,7 @@ void transpose_keys(const void* k, int n_keys, int hd, float* kt) {
       const __mmask16 m = mask16(hd - d0);
       __m512 r[16];
       for (int j = 0; j < 16; ++j)
-        r[j] = j0 + j < n_keys ? load_kv<DT>(k, static_cast<int64_t>(j0 + j) * hd + d0, m)
+        r[j] = j0 + j < n_keys ? load16<DT>(k, static_cast<int64_t>(j0 + j) * hd + d0, m)
                                : _mm512_setzero_ps();
       transpose16(r);
       const int dn = hd - d0 < 16 ? hd - d0 : 16;
@@ -44,7 +33,7 @@ template <DType DT>
 void convert_values(const void* v, int n, float* dst) {
   for (int i = 0; i < n; i += 16) {
     const __mmask16 m = mask16(n - i);
-    _mm512_mask_storeu_ps(dst + i, m, load_kv<DT>(v, i, m));
+    _mm512_mask_storeu_ps(dst + i, m, load16<DT>(v, i, m));
   }
 }
 
@@ -137,9 +126,142 @@ inline bool softmax_row(float* s, int lo, int hi, float* m, float* l, float* acc
   return true;
 }
 
+// ---- few rows (decode, GQA groups <= 4): no transpose, keys and values converted in registers ----
+
+// Four 16-lane vectors of partial dot products (keys 4q .. 4q+3 of a group of 16) in one vector:
+// lane L of the result holds four floats whose sum is key 4q+L's score.
+inline __m512 fold4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+}
+
+// Sixteen scores from four fold4 results (keys 0-3, 4-7, 8-11, 12-15), in key order.
+inline __m512 fold16(__m512 w0, __m512 w1, __m512 w2, __m512 w3) {
+  const __m512 z0 = _mm512_add_ps(_mm512_shuffle_ps(w0, w1, 0x44), _mm512_shuffle_ps(w0, w1, 0xEE));
+  const __m512 z1 = _mm512_add_ps(_mm512_shuffle_ps(w2, w3, 0x44), _mm512_shuffle_ps(w2, w3, 0xEE));
+  // Element 4L + p now holds key 4p + L.
+  const __m512 f =
+      _mm512_add_ps(_mm512_shuffle_ps(z0, z1, 0x88), _mm512_shuffle_ps(z0, z1, 0xDD));
+  const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_ps(idx, f);
+}
+
+// s[i][j] = q[i] . k[j] for R rows and keys j < nk (hd a multiple of 16). Each key row is
+// loaded and converted once for all R rows; 16 keys' partial products fold into one vector.
+// NC > 0: hd == 16 * NC, with the query rows held in registers; NC == 0: any multiple of 16.
+template <DType DT, int R, int NC>
+void scores_direct(const float* q, int hd, const void* k, int nk, float* s) {
+  __m512 qr[R][NC > 0 ? NC : 1];
+  if constexpr (NC > 0)
+    for (int i = 0; i < R; ++i)
+      for (int c = 0; c < NC; ++c) qr[i][c] = _mm512_loadu_ps(q + i * hd + 16 * c);
+  alignas(64) float wbuf[R][4][16];  // fold4 results of one group of 16 keys
+  for (int j0 = 0; j0 < nk; j0 += 16) {
+    for (int quad = 0; quad < 4; ++quad) {
+      __m512 a[R][4];
+      for (int u = 0; u < 4; ++u) {
+        const int j = j0 + 4 * quad + u;
+        for (int i = 0; i < R; ++i) a[i][u] = _mm512_setzero_ps();
+        if (j >= nk) continue;
+        if constexpr (NC > 0) {
+          for (int c = 0; c < NC; ++c) {
+            const __m512 kv = load16<DT>(k, static_cast<int64_t>(j) * hd + 16 * c);
+            for (int i = 0; i < R; ++i) a[i][u] = _mm512_fmadd_ps(kv, qr[i][c], a[i][u]);
+          }
+        } else {
+          for (int c = 0; c < hd; c += 16) {
+            const __m512 kv = load16<DT>(k, static_cast<int64_t>(j) * hd + c);
+            for (int i = 0; i < R; ++i)
+              a[i][u] = _mm512_fmadd_ps(kv, _mm512_loadu_ps(q + i * hd + c), a[i][u]);
+          }
+        }
+      }
+      for (int i = 0; i < R; ++i)
+        _mm512_store_ps(wbuf[i][quad], fold4(a[i][0], a[i][1], a[i][2], a[i][3]));
+    }
+    for (int i = 0; i < R; ++i)
+      _mm512_storeu_ps(s + i * kT + j0,
+                       fold16(_mm512_load_ps(wbuf[i][0]), _mm512_load_ps(wbuf[i][1]),
+                              _mm512_load_ps(wbuf[i][2]), _mm512_load_ps(wbuf[i][3])));
+  }
+}
+
+// acc[i] += sum_{j in [lo, hi)} p[i][j] * v[j] for R rows, NV vectors of columns from d0; each
+// value vector is loaded and converted once for all rows.
+template <DType DT, int R, int NV>
+inline void values_direct(const float* p, const void* v, int hd, int d0, int lo, int hi,
+                          float* acc) {
+  __m512 a[R][NV];
+  for (int i = 0; i < R; ++i)
+    for (int c = 0; c < NV; ++c) a[i][c] = _mm512_loadu_ps(acc + i * hd + d0 + 16 * c);
+  for (int j = lo; j < hi; ++j) {
+    __m512 pj[R];
+    for (int i = 0; i < R; ++i) pj[i] = _mm512_set1_ps(p[i * kT + j]);
+    for (int c = 0; c < NV; ++c) {
+      const __m512 x = load16<DT>(v, static_cast<int64_t>(j) * hd + d0 + 16 * c);
+      for (int i = 0; i < R; ++i) a[i][c] = _mm512_fmadd_ps(pj[i], x, a[i][c]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int c = 0; c < NV; ++c) _mm512_storeu_ps(acc + i * hd + d0 + 16 * c, a[i][c]);
+}
+
+template <DType DT, int R>
+void tile_direct(const AttnTile& t) {
+  const int hd = t.head_dim;
+  // Query rows in registers when they fit beside the 4 x R accumulators.
+  if (hd == 64 && R <= 3)
+    scores_direct<DT, R, 4>(t.q, hd, t.k, t.n_keys, t.s);
+  else if (hd == 128 && R <= 2)
+    scores_direct<DT, R, 8>(t.q, hd, t.k, t.n_keys, t.s);
+  else
+    scores_direct<DT, R, 0>(t.q, hd, t.k, t.n_keys, t.s);
+  int lo = kT, hi = 0;
+  for (int i = 0; i < R; ++i) {
+    float* si = t.s + i * kT;
+    if (softmax_row(si, t.lo[i], t.hi[i], t.m + i, t.l + i, t.acc + i * hd, hd)) {
+      lo = t.lo[i] < lo ? t.lo[i] : lo;
+      hi = t.hi[i] > hi ? t.hi[i] : hi;
+    } else {
+      for (int g = 0; g < 4; ++g) _mm512_storeu_ps(si + 16 * g, _mm512_setzero_ps());
+    }
+  }
+  if (hi <= lo) return;
+  int d0 = 0;
+  for (; d0 + 64 <= hd; d0 += 64) values_direct<DT, R, 4>(t.s, t.v, hd, d0, lo, hi, t.acc);
+  switch ((hd - d0) / 16) {
+    case 3:
+      values_direct<DT, R, 3>(t.s, t.v, hd, d0, lo, hi, t.acc);
+      break;
+    case 2:
+      values_direct<DT, R, 2>(t.s, t.v, hd, d0, lo, hi, t.acc);
+      break;
+    case 1:
+      values_direct<DT, R, 1>(t.s, t.v, hd, d0, lo, hi, t.acc);
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- many rows (prefill, large GQA groups): transposed key tile shared by all rows ----
+
 template <DType DT>
 void tile(const AttnTile& t) {
   const int hd = t.head_dim, nk = t.n_keys;
+  if (hd % 16 == 0 && t.rows <= 4) {
+    switch (t.rows) {
+      case 1:
+        return tile_direct<DT, 1>(t);
+      case 2:
+        return tile_direct<DT, 2>(t);
+      case 3:
+        return tile_direct<DT, 3>(t);
+      default:
+        return tile_direct<DT, 4>(t);
+    }
+  }
   transpose_keys<DT>(t.k, nk, hd, t.kf);
   const float* vf = static_cast<const float*>(t.v);
   if constexpr (DT != DType::kF32) {

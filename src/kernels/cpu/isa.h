@@ -63,6 +63,8 @@ struct Isa {
   void (*rope_apply)(float* x, int64_t n_vec, int head_dim, int half, const float* cs,
                      const float* sn);
   void (*attn_tile)(const AttnTile& t);
+  // Sum of x[0..n) (one streaming pass; f32 partial sums).
+  float (*sum)(const float* x, int64_t n);
 };
 
 const Isa& scalar_isa();
@@ -85,4 +87,5 @@ const Isa& avx512_isa();
   void silu_mul(const float* gate, const float* up, int64_t n, float* out);                        \
   void rope_apply(float* x, int64_t n_vec, int head_dim, int half, const float* cs,                \
                   const float* sn);                                                                \
-  void attn_tile(const AttnTile& t);
+  void attn_tile(const AttnTile& t);                                                               \
+  float sum(const float* x, int64_t n);

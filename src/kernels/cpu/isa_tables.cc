@@ -19,7 +19,7 @@ LONGCTX_DECLARE_ISA_KERNELS
 #define LONGCTX_ISA_TABLE(ns, path, geom, pack_bytes, bf16dot)                           \
   Isa {                                                                                  \
     path, geom, ns::matvec, ns::gemm, pack_bytes, bf16dot, ns::to_bf16_rows, ns::to_f32, \
-        ns::rmsnorm_row, ns::silu_mul, ns::rope_apply, ns::attn_tile                     \
+        ns::rmsnorm_row, ns::silu_mul, ns::rope_apply, ns::attn_tile, ns::sum            \
   }
 
 const Isa& scalar_isa() {

@@ -18,46 +18,23 @@ constexpr int kKCB = 512;  // input features per packed bf16-pair block (64 KiB 
 
 inline __mmask16 tail_mask(int64_t n) { return mask16(n); }
 
-// 16 weights at p (f32, f16 or bf16) as f32; `m` masks the loaded elements (others are zero).
-template <DType DT>
-inline __m512 load16(const void* p, int64_t off, __mmask16 m) {
-  if constexpr (DT == DType::kF32) {
-    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(p) + off);
-  } else {
-    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(p) + off);
-    if constexpr (DT == DType::kF16) {
-      return _mm512_cvtph_ps(h);
-    } else {
-      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    }
-  }
-}
-template <DType DT>
-inline __m512 load16(const void* p, int64_t off) {
-  if constexpr (DT == DType::kF32) {
-    return _mm512_loadu_ps(static_cast<const float*>(p) + off);
-  } else {
-    const __m256i h =
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(p) + off));
-    if constexpr (DT == DType::kF16) {
-      return _mm512_cvtph_ps(h);
-    } else {
-      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    }
-  }
-}
-
 // ---- decode: y[i][r] for NX x rows and NW weight rows at a time, weights streamed once ----
 
+// pf > 0: also prefetch the weights pf elements ahead of each row's loads (the next tile's rows,
+// for short rows, whose streams are too short for the hardware prefetcher to pick up).
 template <DType DT, int NX, int NW>
 inline void matvec_tile(const float* x, int64_t cols, const void* w, int64_t r, const float* bias,
-                        float* y, int64_t ldy) {
+                        float* y, int64_t ldy, int64_t pf = 0) {
+  constexpr int64_t es = DT == DType::kF32 ? 4 : 2;
   __m512 acc[NX][NW];
   for (int i = 0; i < NX; ++i)
     for (int k = 0; k < NW; ++k) acc[i][k] = _mm512_setzero_ps();
   int64_t c = 0;
   for (; c + 16 <= cols; c += 16) {
     __m512 wv[NW];
+    if (pf > 0)
+      for (int k = 0; k < NW; ++k)
+        _mm_prefetch(static_cast<const char*>(w) + ((r + k) * cols + c + pf) * es, _MM_HINT_T0);
     for (int k = 0; k < NW; ++k) wv[k] = load16<DT>(w, (r + k) * cols + c);
     for (int i = 0; i < NX; ++i) {
       const __m512 xv = _mm512_loadu_ps(x + i * cols + c);
@@ -82,6 +59,10 @@ template <DType DT, int NX>
 void matvec_rows(const float* x, const WeightView& w, const float* bias, float* y, int64_t r0,
                  int64_t r1) {
   int64_t r = r0;
+  // Rows of up to 4 KiB: prefetch the next 4-row tile while this one streams.
+  const int64_t es = DT == DType::kF32 ? 4 : 2;
+  const int64_t pf = w.cols * es <= 4096 ? 4 * w.cols : 0;
+  for (; r + 8 <= r1; r += 4) matvec_tile<DT, NX, 4>(x, w.cols, w.data, r, bias, y, w.rows, pf);
   for (; r + 4 <= r1; r += 4) matvec_tile<DT, NX, 4>(x, w.cols, w.data, r, bias, y, w.rows);
   for (; r < r1; ++r) matvec_tile<DT, NX, 1>(x, w.cols, w.data, r, bias, y, w.rows);
 }

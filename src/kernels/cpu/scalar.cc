@@ -86,4 +86,14 @@ void attn_tile(const AttnTile& t) {
   }
 }
 
+float sum(const float* x, int64_t n) {
+  // Four independent partial sums, as the SIMD paths keep several accumulators.
+  float a[4] = {0.f, 0.f, 0.f, 0.f};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; ++k) a[k] += x[i + k];
+  for (; i < n; ++i) a[0] += x[i];
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
 }  // namespace longctx::kernels::cpu::scalar

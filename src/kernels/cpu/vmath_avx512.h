@@ -6,12 +6,43 @@
 
 #include <cstdint>
 
+#include "core/dtype.h"
+
 namespace longctx::kernels::cpu::avx512 {
 namespace {
 
 inline __mmask16 mask16(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xffff)
                  : (n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1));
+}
+
+// 16 elements at p + off (f32, f16 or bf16) as f32 (f16: vcvtph2ps; bf16: widen and shift); `m` masks the loaded elements (others are zero).
+template <DType DT>
+inline __m512 load16(const void* p, int64_t off, __mmask16 m) {
+  if constexpr (DT == DType::kF32) {
+    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(p) + off);
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(p) + off);
+    if constexpr (DT == DType::kF16) {
+      return _mm512_cvtph_ps(h);
+    } else {
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+  }
+}
+template <DType DT>
+inline __m512 load16(const void* p, int64_t off) {
+  if constexpr (DT == DType::kF32) {
+    return _mm512_loadu_ps(static_cast<const float*>(p) + off);
+  } else {
+    const __m256i h =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(p) + off));
+    if constexpr (DT == DType::kF16) {
+      return _mm512_cvtph_ps(h);
+    } else {
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+  }
 }
 
 // exp(x) for x in float range, Cephes-style: |rel error| < 2 ulp; x below -87.3 gives ~0.

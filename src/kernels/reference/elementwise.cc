@@ -41,4 +41,10 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
+double sum(const float* x, int64_t n) {
+  double s = 0.0;
+  for (int64_t i = 0; i < n; ++i) s += x[i];
+  return s;
+}
+
 }  // namespace longctx::kernels::reference

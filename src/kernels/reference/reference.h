@@ -17,6 +17,7 @@ void rmsnorm(const float* x, const float* weight, int64_t n, int64_t dim, float 
 void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int rot_dim, const int64_t* pos,
           const float* inv_freq, float attn_factor);
 void silu_mul(const float* gate, const float* up, int64_t n, float* out);
+double sum(const float* x, int64_t n);
 // One query at a time with online softmax; scratch O(head_dim).
 void attention(const AttentionParams& p, const float* q, int64_t n_q, int64_t q_pos0,
                const KVView& kv, float* out);

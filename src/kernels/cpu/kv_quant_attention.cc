@@ -1,0 +1,109 @@
+// Attention over coded KV blocks (int8/int4 groups, or keys and values in different dtypes): the
+// driver in cpu/attention.cc walks the tiles as for any cache; for each tile this decodes the
+// tile's keys and values (<= kAttnTile rows of one kv head) into a thread-local f32 scratch and
+// hands them to the path's f32 tile. The scratch is 2 x kAttnTile x head_dim floats per thread,
+// whatever the context: no full-precision copy of the cache exists.
+#include <algorithm>
+
+#include "kernels/cpu/kv_quant.h"
+#include "kernels/cpu/scratch.h"
+#include "kernels/kv_quant.h"
+
+namespace longctx::kernels {
+
+void kv_decode(KvType t, bool keys, const void* section, int block_size, int off, int n,
+               int head_dim, float* dst) {
+  const cpu::Isa* isa = &cpu::scalar_isa();
+#if defined(LONGCTX_X86_PATHS)
+  if (active_simd_path() == SimdPath::kAvx512) isa = &cpu::avx512_isa();
+  if (active_simd_path() == SimdPath::kAvx2) isa = &cpu::avx2_isa();
+#endif
+  const float* rows =
+      cpu::kv_decode_section(isa->path, *isa, t, keys, section, block_size, off, n, head_dim, dst);
+  if (rows != dst) std::copy(rows, rows + static_cast<size_t>(n) * head_dim, dst);
+}
+
+KVView coded_kv_view(KvType k, KvType v, int block_size, int n_kv_heads, int head_dim,
+                     const void* const* k_blocks, const void* const* v_blocks, int64_t n_tokens) {
+  KVView view;
+  view.block_size = block_size;
+  view.n_kv_heads = n_kv_heads;
+  view.head_dim = head_dim;
+  view.k_blocks = k_blocks;
+  view.v_blocks = v_blocks;
+  view.n_tokens = n_tokens;
+  if (k == v && !kv_type_is_quantized(k)) {
+    view.dtype = kv_float_dtype(k);  // one float dtype: the paths read it directly
+  } else {
+    view.coded = true;
+    view.k_type = k;
+    view.v_type = v;
+  }
+  return view;
+}
+
+}  // namespace longctx::kernels
+
+namespace longctx::kernels::cpu {
+
+const float* kv_decode_section(SimdPath path, const Isa& isa, KvType t, bool keys,
+                               const void* section, int block_size, int off, int n, int head_dim,
+                               float* dst) {
+  const auto* base = static_cast<const uint8_t*>(section);
+  const size_t cb = kv_code_bytes(t, head_dim);
+  const uint8_t* codes = base + static_cast<size_t>(off) * cb;
+  const uint8_t* meta = base + static_cast<size_t>(block_size) * cb;
+  if (!kv_type_is_quantized(t)) {
+    if (t == KvType::kF32) return reinterpret_cast<const float*>(codes);
+    isa.to_f32(kv_float_dtype(t), codes, dst, static_cast<int64_t>(n) * head_dim);
+    return dst;
+  }
+  switch (path) {
+#if defined(LONGCTX_X86_PATHS)
+    case SimdPath::kAvx512:
+      avx512::kv_decode_rows(t, keys, codes, meta, off, n, head_dim, dst);
+      break;
+    case SimdPath::kAvx2:
+      avx2::kv_decode_rows(t, keys, codes, meta, off, n, head_dim, dst);
+      break;
+#endif
+    default:
+      reference::kv_decode_rows(t, keys, codes, meta, off, n, head_dim, dst);
+  }
+  return dst;
+}
+
+void coded_attn_tile(const Isa& isa, AttnTile t, const KVView& kv, int g, int64_t j) {
+  const int hd = kv.head_dim, bs = kv.block_size, off = static_cast<int>(j % bs);
+  thread_local Scratch scratch;
+  auto* kq = static_cast<float*>(scratch.get(2 * round_up64(sizeof(float) * kAttnTile * hd)));
+  float* vq = kq + round_up64(sizeof(float) * kAttnTile * hd) / sizeof(float);
+  const size_t k_sec = kv_row_bytes(kv.k_type, hd, true) * bs;
+  const size_t v_sec = kv_row_bytes(kv.v_type, hd, false) * bs;
+  // Keys [j, j + n): quantized up to k_pending_from, the rest from the f32 pending group.
+  const int n_coded = static_cast<int>(std::clamp<int64_t>(kv.k_pending_from - j, 0, t.n_keys));
+  const float* k = kv_decode_section(isa.path, isa, kv.k_type, true,
+                                     static_cast<const uint8_t*>(t.k) + g * k_sec, bs, off,
+                                     n_coded, hd, kq);
+  if (n_coded < t.n_keys) {
+    if (k != kq) std::copy(k, k + static_cast<size_t>(n_coded) * hd, kq);
+    const float* pend = kv.k_pending + (static_cast<size_t>(g) * kKvChannelGroup +
+                                        (j + n_coded - kv.k_pending_from)) * hd;
+    std::copy(pend, pend + static_cast<size_t>(t.n_keys - n_coded) * hd,
+              kq + static_cast<size_t>(n_coded) * hd);
+    k = kq;
+  }
+  t.k = k;
+  t.v = kv_decode_section(isa.path, isa, kv.v_type, false,
+                          static_cast<const uint8_t*>(t.v) + g * v_sec, bs, off, t.n_keys, hd, vq);
+  t.dtype = DType::kF32;
+  isa.attn_tile(t);
+}
+
+size_t coded_attn_scratch(int threads, const KVView& kv) {
+  if (!kv.coded) return 0;
+  return static_cast<size_t>(threads) * 2 *
+         round_up64(sizeof(float) * kAttnTile * static_cast<size_t>(kv.head_dim));
+}
+
+}  // namespace longctx::kernels::cpu

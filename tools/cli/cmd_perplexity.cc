@@ -1,0 +1,267 @@
+// longctx perplexity: perplexity of a model over a text file, scored as llama-perplexity scores it,
+// and (--compare-kv) the divergence of next-token distributions between two KV-cache types.
+//
+// Default (llama.cpp's perplexity()): the tokenized file (with BOS) is cut into chunks of CTX
+// tokens; each chunk's first token is replaced by BOS; the logits of positions [CTX/2, CTX - 1)
+// score the next token. --stride S (llama.cpp's perplexity_v2): chunks of CTX tokens start every S
+// tokens and the last S predictions of each are scored. PPL = exp(mean NLL); its standard error is
+// PPL x sqrt(var(NLL) / (count - 1)), with var = mean(NLL^2) - mean(NLL)^2 (llama.cpp's formula).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "core/error.h"
+#include "model/decoder.h"
+#include "plan/memory_budget.h"
+#include "plan/memory_plan.h"
+#include "plan_options.h"
+#include "runtime/session.h"
+#include "tokenizer/tokenizer.h"
+
+namespace longctx::cli {
+
+namespace {
+
+struct PplOpts {
+  std::string model_dir, file, compare_kv;
+  int64_t stride = 0;
+  bool json = false;
+  PlanFlags plan;
+};
+
+// Mean and spread of a per-token quantity.
+struct Stat {
+  double sum = 0, sum2 = 0, max = 0;
+  int64_t n = 0;
+  void add(double x) {
+    sum += x;
+    sum2 += x * x;
+    max = std::max(max, x);
+    ++n;
+  }
+  double mean() const { return n ? sum / n : 0.0; }
+  // Standard error of the mean: sqrt((mean(x^2) - mean(x)^2) / (n - 1)).
+  double stderr_mean() const {
+    if (n < 2) return 0.0;
+    const double var = sum2 / n - mean() * mean();
+    return var > 0 ? std::sqrt(var / (n - 1)) : 0.0;
+  }
+};
+
+// log softmax(row)[i] for every i, in double.
+void log_softmax(const float* row, int64_t V, std::vector<double>& out) {
+  out.resize(static_cast<size_t>(V));
+  double mx = row[0];
+  for (int64_t i = 1; i < V; ++i) mx = std::max(mx, static_cast<double>(row[i]));
+  double sum = 0;
+  for (int64_t i = 0; i < V; ++i) sum += std::exp(row[i] - mx);
+  const double lse = mx + std::log(sum);
+  for (int64_t i = 0; i < V; ++i) out[i] = row[i] - lse;
+}
+
+int64_t argmax(const std::vector<double>& v) {
+  return std::max_element(v.begin(), v.end()) - v.begin();
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(ErrorKind::kIo, "cannot read text file " + path + "; check the path (-f)");
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// One KV setting's run over a chunk: logits of the scored positions, [rows][V].
+void run_chunk(const Model& model, ThreadPool& pool, const SessionOptions& so,
+               const std::vector<int32_t>& chunk, int64_t first, std::vector<float>& logits) {
+  Session s(model, pool, so);
+  // Context tokens [0, first) need no logits; positions [first, n - 1) give the scored rows.
+  if (first > 0) s.append(std::vector<int32_t>(chunk.begin(), chunk.begin() + first));
+  s.append(std::vector<int32_t>(chunk.begin() + first, chunk.end() - 1), &logits);
+}
+
+int perplexity(const PplOpts& o) {
+  if (o.model_dir.empty()) throw Error(ErrorKind::kInvalidArg, "say which model with -m DIR");
+  if (o.file.empty()) throw Error(ErrorKind::kInvalidArg, "say which text to score with -f FILE");
+  if (o.stride < 0) throw Error(ErrorKind::kInvalidArg, "--stride must be a positive number of tokens");
+  const std::string text = read_text(o.file);
+
+  const PlanModel pm = plan_model_from_dir(o.model_dir);
+  const ModelConfig& cfg = pm.cfg;
+  PlanRequest req = plan_request(o.plan, cfg, /*force_ctx=*/false);
+  const MemoryBudget budget = memory_budget_from_flag(o.plan.mem_budget);
+  const auto tok = load_tokenizer(o.model_dir);
+  const std::vector<int32_t> ids = tok->encode(text, true);
+  const int64_t N = static_cast<int64_t>(ids.size());
+
+  // Context: -c, else the planner's choice, shortened to what the text can fill.
+  if (req.context == 0) {
+    const int64_t planned = make_plan(pm, req, budget).context;
+    const int64_t text_max = o.stride > 0 ? N - 1 : N / 2;
+    req.context = std::min(planned, text_max);
+    if (req.context < planned)
+      std::fprintf(stderr, "context %lld: the largest the text (%lld tokens) fills%s (set -c)\n",
+                   static_cast<long long>(req.context), static_cast<long long>(N),
+                   o.stride > 0 ? "" : " twice, as llama-perplexity requires");
+  }
+  const int64_t ctx = req.context;
+  if (ctx < 4) throw Error(ErrorKind::kInvalidArg, "-c must be at least 4 tokens to score anything");
+  int64_t n_chunks = 0, first = 0, step = ctx;
+  if (o.stride > 0) {
+    if (o.stride >= ctx)
+      throw Error(ErrorKind::kInvalidArg, "--stride " + std::to_string(o.stride) +
+                                              " must be smaller than the context (" +
+                                              std::to_string(ctx) + "); lower it");
+    if (N <= ctx)
+      throw Error(ErrorKind::kInvalidArg, o.file + " has " + std::to_string(N) +
+                                              " tokens; --stride needs more than -c (" +
+                                              std::to_string(ctx) + "): use -c " +
+                                              std::to_string(std::max<int64_t>(N - 1, 0)) + " or less");
+    n_chunks = (N - ctx + o.stride - 1) / o.stride;
+    first = ctx - o.stride - 1;
+    step = o.stride;
+  } else {
+    if (N < 2 * ctx)
+      throw Error(ErrorKind::kInvalidArg,
+                  o.file + " has " + std::to_string(N) + " tokens; perplexity with -c " +
+                      std::to_string(ctx) + " needs at least " + std::to_string(2 * ctx) +
+                      " (two chunks, as llama-perplexity requires): use -c " +
+                      std::to_string(N / 2) + " or less, or a longer text");
+    n_chunks = N / ctx;
+    first = ctx / 2;
+  }
+  const int64_t rows = ctx - 1 - first, V = cfg.vocab_size;
+
+  // Plans: the measured setting and the baseline run one after the other (one KV cache at a
+  // time); each also holds the scored logits of both, [rows][vocab] f32.
+  std::optional<KvType> base;
+  if (!o.compare_kv.empty()) base = parse_kv_type(o.compare_kv);
+  const size_t logits_bytes = size_t(rows) * size_t(V) * sizeof(float) * (base ? 2 : 1);
+  auto planned = [&](const PlanRequest& r) {
+    MemoryPlan p = make_plan(pm, r, budget);
+    p.activations += logits_bytes;
+    p.total += logits_bytes;
+    if (!p.fits()) throw Error(ErrorKind::kMemory, refusal_message(pm, r, p));
+    return p;
+  };
+  const MemoryPlan plan = planned(req);
+  SessionOptions so = session_options(plan, cfg);
+  so.planned_tokens = ctx;
+  SessionOptions base_so = so;
+  if (base) {
+    PlanRequest br = req;
+    br.kv = *base;
+    br.kv_k.reset();
+    br.kv_v.reset();
+    base_so = session_options(planned(br), cfg);
+    base_so.planned_tokens = ctx;
+  }
+
+  const auto model = Model::load(o.model_dir);
+  ThreadPool pool(req.threads);
+  const std::string kv_name = kv_setting_name(plan.kv_k, plan.kv_v);
+  std::fprintf(stderr,
+               "perplexity of %s over %s: %lld tokens, %lld chunks of %lld, scoring %lld per chunk "
+               "| kv %s%s | threads %d\n",
+               o.model_dir.c_str(), o.file.c_str(), static_cast<long long>(N),
+               static_cast<long long>(n_chunks), static_cast<long long>(ctx),
+               static_cast<long long>(rows), kv_name.c_str(),
+               base ? (std::string(" vs ") + kv_type_name(*base)).c_str() : "", pool.size());
+
+  Stat nll, base_nll, kl;
+  int64_t same_top1 = 0;
+  std::vector<double> running;
+  std::vector<float> logits, base_logits;
+  std::vector<double> lp, lq;
+  const int32_t bos = tok->bos_id();
+  FILE* progress = o.json ? stderr : stdout;
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const int64_t start = c * step;
+    std::vector<int32_t> chunk(ids.begin() + start, ids.begin() + start + ctx);
+    if (bos >= 0) chunk[0] = bos;
+    if (base) run_chunk(*model, pool, base_so, chunk, first, base_logits);
+    run_chunk(*model, pool, so, chunk, first, logits);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int32_t target = chunk[first + r + 1];
+      log_softmax(logits.data() + r * V, V, lq);
+      nll.add(-lq[target]);
+      if (!base) continue;
+      log_softmax(base_logits.data() + r * V, V, lp);
+      base_nll.add(-lp[target]);
+      double d = 0;
+      for (int64_t i = 0; i < V; ++i) d += std::exp(lp[i]) * (lp[i] - lq[i]);
+      kl.add(std::max(d, 0.0));
+      same_top1 += argmax(lp) == argmax(lq);
+    }
+    running.push_back(std::exp(nll.mean()));
+    std::fprintf(progress, "[%lld]%.4f,", static_cast<long long>(c + 1), running.back());
+    std::fflush(progress);
+  }
+  std::fputs("\n", progress);
+  const double ppl = std::exp(nll.mean()), ppl_err = ppl * nll.stderr_mean();
+  const double base_ppl = std::exp(base_nll.mean()), base_err = base_ppl * base_nll.stderr_mean();
+  const double top1 = kl.n ? 100.0 * same_top1 / kl.n : 0.0;
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["model"] = o.model_dir;
+    j["file"] = o.file;
+    j["tokens"] = N;
+    j["context"] = ctx;
+    j["stride"] = o.stride;
+    j["chunks"] = n_chunks;
+    j["scored"] = nll.n;
+    j["kv_dtype"] = kv_name;
+    j["ppl"] = ppl;
+    j["ppl_stderr"] = ppl_err;
+    j["running_ppl"] = running;
+    if (base)
+      j["compare"] = {{"kv_dtype", kv_type_name(*base)},
+                      {"ppl", base_ppl},
+                      {"ppl_stderr", base_err},
+                      {"ppl_change_percent", 100.0 * (ppl / base_ppl - 1.0)},
+                      {"kl_mean", kl.mean()},
+                      {"kl_mean_stderr", kl.stderr_mean()},
+                      {"kl_max", kl.max},
+                      {"top1_agreement_percent", top1}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("Final estimate: PPL = %.4f +/- %.5f (kv %s, %lld tokens scored)\n", ppl, ppl_err,
+              kv_name.c_str(), static_cast<long long>(nll.n));
+  if (base) {
+    std::printf("Baseline (kv %s): PPL = %.4f +/- %.5f; PPL change %+.3f%%\n", kv_type_name(*base),
+                base_ppl, base_err, 100.0 * (ppl / base_ppl - 1.0));
+    std::printf("KL divergence vs %s: mean %.6g +/- %.2g, max %.6g; top-1 agreement %.3f%%\n",
+                kv_type_name(*base), kl.mean(), kl.stderr_mean(), kl.max, top1);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Runner add_perplexity_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "perplexity", "Perplexity over a text file (scored as llama-perplexity), optionally the KL "
+                    "divergence between two KV-cache types");
+  auto o = std::make_shared<PplOpts>();
+  cmd->add_option("-m,--model", o->model_dir, "Hugging Face model folder")->required();
+  cmd->add_option("-f,--file", o->file, "Text file to score")->required();
+  cmd->add_option("--stride", o->stride,
+                  "Score the last S tokens of chunks starting every S tokens (llama.cpp's "
+                  "--ppl-stride); default: llama-perplexity's halves");
+  cmd->add_option("--compare-kv", o->compare_kv,
+                  "Also run this KV type (e.g. f32) and report KL divergence and top-1 agreement "
+                  "of the next-token distributions against it");
+  cmd->add_flag("--json", o->json, "Print JSON (progress goes to stderr)");
+  add_plan_flags(*cmd, o->plan);
+  return [o] { return perplexity(*o); };
+}
+
+}  // namespace longctx::cli

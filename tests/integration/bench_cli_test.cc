@@ -175,6 +175,30 @@ TEST(CliBench, SlidingWindowDepthPastRecycledBlocks) {
   EXPECT_NEAR(j[1]["bytes_per_token"].get<double>(), 2.0 * (kParams - kV * kH) + kv, 1.0);
 }
 
+TEST(CliBench, QuantizedKvReadsItsStoredBytes) {
+  // -d 40: the rewind before each repetition lands inside an int4 key group of 16 tokens.
+  const auto r = test::run_cli("bench -m " + test::quote(tiny()) +
+                               " -p 0 -n 4 -d 40 --kv-dtype int8,int4 -t 1 -r 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = json_of(r.output);
+  ASSERT_EQ(j.size(), 2u) << j.dump(1);
+  // Bytes per kv head and token, worked by hand for head_dim 16 (docs/kv-quantization.md):
+  // int8 keys and values: 16 codes + one f16 scale (group 16) = 18 each;
+  // int4 values: 8 bytes of codes + f16 scale and minimum = 12; int4 keys: 8 + 4 x 16 / 16 = 12.
+  const struct {
+    const char* type;
+    double per_head;
+  } want[] = {{"int8", 18 + 18}, {"int4", 12 + 12}};
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(j[i]["type_k"], want[i].type);
+    EXPECT_EQ(j[i]["type_v"], want[i].type);
+    const double kv = kL * kKv * want[i].per_head * (40 + (4 + 1) / 2.0);
+    EXPECT_NEAR(j[i]["bytes_per_token"].get<double>(), 2.0 * (kParams - kV * kH) + kv, 1.0)
+        << j[i].dump(1);
+    EXPECT_GT(j[i]["avg_ts"].get<double>(), 0.0);
+  }
+}
+
 TEST(CliBench, RefusesBeforeAllocatingWhenTheDeepestTestDoesNotFit) {
   const auto r = test::run_cli("bench -m " + test::quote(tiny()) +
                                " -p 16 -n 4 -d 0,1024 --mem-budget 1MiB");

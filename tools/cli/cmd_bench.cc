@@ -193,7 +193,6 @@ int run_bench(const BenchOpts& o) {
   const MemoryBudget budget = memory_budget_from_flag(o.mem_budget);
   struct Config {
     KvType kv;
-    DType dtype;
     int threads;
     MemoryPlan plan;
   };
@@ -201,10 +200,6 @@ int run_bench(const BenchOpts& o) {
   int64_t headroom = INT64_MAX;
   for (const std::string& name : o.kv_dtypes) {
     const KvType kv = parse_kv_type(name);
-    if (kv_type_is_quantized(kv))
-      throw Error(ErrorKind::kUnsupported, std::string("--kv-dtype ") + kv_type_name(kv) +
-                                               ": bench sessions store f32, f16 or bf16 only so "
-                                               "far; use one of those");
     for (int t : threads) {
       PlanFlags f;
       f.ctx = ctx;
@@ -220,7 +215,7 @@ int run_bench(const BenchOpts& o) {
                                             std::to_string(t) + " threads) does not fit: " +
                                             refusal_message(pm, req, plan));
       headroom = std::min(headroom, plan.headroom());
-      configs.push_back({kv, kv_float_dtype(kv), t, plan});
+      configs.push_back({kv, t, plan});
     }
   }
 
@@ -271,11 +266,7 @@ int run_bench(const BenchOpts& o) {
   std::vector<TestResult> results;
   for (const Config& c : configs) {
     ThreadPool pool(c.threads);
-    SessionOptions so;
-    so.context = ctx;
-    so.prefill_chunk = c.plan.prefill_chunk;
-    so.kv_dtype = c.dtype;
-    so.memory_limit = c.plan.kv_total + c.plan.activations;
+    SessionOptions so = session_options(c.plan, cfg);
     so.planned_tokens = ctx;  // LongRoPE: long factors from the start, no recompute mid-test
     Session session(*model, pool, so);
     for (int64_t d : o.n_depth) {
@@ -420,7 +411,7 @@ Runner add_bench_command(CLI::App& app) {
                   "Tokens already in the KV cache before each test, comma separated")
       ->delimiter(',')
       ->capture_default_str();
-  cmd->add_option("--kv-dtype", o->kv_dtypes, "KV-cache precisions, comma separated: f32,f16,bf16")
+  cmd->add_option("--kv-dtype", o->kv_dtypes, "KV-cache precisions, comma separated: f32,f16,bf16,int8,int4")
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "Thread counts, comma separated (default: all cores)")

@@ -11,6 +11,7 @@
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "kernels/kv_quant.h"
 #include "kernels/ops.h"
 
 namespace longctx::kernels {
@@ -143,6 +144,48 @@ BENCHMARK(BM_AttentionDecode)
     ->ArgsProduct({{512, 2048, 8192}, {9}, {3}, {64}, {1}, {2}})
     ->ArgsProduct({{2048, 8192}, {32}, {4}, {64}, {1}, {2}})
     ->Args({8192, 9, 3, 64, 1, 1})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// The same with int8 keys and values (kernels/kv_quant.h): args depth, n_heads, n_kv_heads,
+// head_dim, threads. Bytes = the coded K and V (scales included) of the whole context.
+void BM_AttentionDecodeInt8(benchmark::State& st) {
+  const int64_t depth = st.range(0);
+  const int nh = static_cast<int>(st.range(1)), nkv = static_cast<int>(st.range(2));
+  const int hd = static_cast<int>(st.range(3)), threads = static_cast<int>(st.range(4));
+  constexpr int bs = 256;
+  const KvType t = KvType::kInt8;
+  const size_t sec = kv_row_bytes(t, hd, true) * bs;
+  std::vector<std::vector<uint8_t>> k, v;
+  std::vector<const void*> kp, vp;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  std::vector<float> rows(static_cast<size_t>(bs) * hd);
+  for (int64_t b = 0; b < (depth + bs - 1) / bs; ++b)
+    for (auto* part : {&k, &v}) {
+      part->emplace_back(sec * nkv);
+      for (int g = 0; g < nkv; ++g) {
+        for (auto& x : rows) x = d(rng);
+        kv_encode(t, rows.data(), hd, bs, hd, part->back().data() + g * sec, bs, 0);
+      }
+    }
+  for (auto& m : k) kp.push_back(m.data());
+  for (auto& m : v) vp.push_back(m.data());
+  const KVView view = coded_kv_view(t, t, bs, nkv, hd, kp.data(), vp.data(), depth);
+  std::vector<float> q(nh * hd, 0.1f), out(nh * hd);
+  const AttentionParams p{nh, 1.f / std::sqrt(static_cast<float>(hd)), 0};
+  for (auto _ : st) {
+    attention(pool(threads), p, q.data(), 1, depth - 1, view, out.data());
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * 2 * depth * nkv *
+                                            kv_row_bytes(t, hd, true)));
+  st.SetLabel(std::string("int8 ") + simd_path());
+}
+BENCHMARK(BM_AttentionDecodeInt8)
+    ->ArgsProduct({{512, 2048, 8192}, {9}, {3}, {64}, {2}})
+    ->ArgsProduct({{2048, 8192}, {32}, {4}, {64}, {2}})
+    ->Args({8192, 9, 3, 64, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

@@ -93,16 +93,22 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, co
             float* y) {
   if (n <= 0 || w.rows <= 0) return;
   const cpu::Isa& k = isa();
-  if (n < kGemmMinRows || k.gemm_pack_bytes == 0) {
-    // 16 output rows = one cache line of y per x row: threads never share a line of y.
-    pool.parallel_for(w.rows, 16,
-                      [&](int64_t b, int64_t e, int) { k.matvec(x, n, w, bias, y, b, e); });
-    return;
-  }
   thread_local cpu::Scratch scratch;
-  const size_t pack = cpu::round_up64(k.gemm_pack_bytes);
   const bool bf16 = w.dtype == DType::kBF16 && k.bf16_dot;
   const int64_t ldx = (w.cols + 1) & ~int64_t{1};
+  if (n < kGemmMinRows || k.gemm_pack_bytes == 0) {
+    // Decode: x rounded to bf16 once (a few rows) for the bf16 dot products.
+    uint16_t* xb = nullptr;
+    if (bf16) {
+      xb = static_cast<uint16_t*>(scratch.get(static_cast<size_t>(n * ldx) * 2));
+      k.to_bf16_rows(x, n, w.cols, xb, ldx);
+    }
+    // 16 output rows = one cache line of y per x row: threads never share a line of y.
+    pool.parallel_for(w.rows, 16,
+                      [&](int64_t b, int64_t e, int) { k.matvec(x, xb, n, w, bias, y, b, e); });
+    return;
+  }
+  const size_t pack = cpu::round_up64(k.gemm_pack_bytes);
   const size_t xb_bytes = bf16 ? cpu::round_up64(static_cast<size_t>(n * ldx) * 2) : 0;
   auto* mem = static_cast<uint8_t*>(scratch.get(pack * pool.size() + xb_bytes));
   uint16_t* xb = bf16 ? reinterpret_cast<uint16_t*>(mem + pack * pool.size()) : nullptr;

@@ -60,6 +60,9 @@ TEST(KvQuantAttention, EqualsDequantizeThenReference) {
       // Sliding window, GQA 1 and 4.
       check({k, v, 1, hd, 2, 50, 40, 170, 32, 1}, seed++);
       check({k, v, 4, hd, 1, 33, 9, 129, 64, 2}, seed++);
+      // Decode with GQA 8 and 5: more query rows than one register group of 4.
+      check({k, v, 8, hd, 1, 0, 1, 200, 64, 2}, seed++);
+      check({k, v, 5, hd, 1, 0, 1, 150, 32, 1}, seed++);
     }
 }
 

@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/vmath_avx512.h"
+#include "kernels/kv_quant.h"
 
 namespace longctx::kernels::cpu::avx512 {
 namespace {
@@ -128,6 +129,30 @@ inline bool softmax_row(float* s, int lo, int hi, float* m, float* l, float* acc
 
 // ---- few rows (decode, GQA groups <= 4): no transpose, keys and values converted in registers ----
 
+// Row loaders for the direct tile: 16 values of key/value row j from column c, as f32.
+template <DType DT>
+struct FloatRows {
+  const void* p;
+  int hd;
+  __m512 operator()(int j, int c) const { return load16<DT>(p, static_cast<int64_t>(j) * hd + c); }
+};
+
+// int8 rows with one scale per group of 2^gshift columns (>= 16; kernels/kv_quant.h), decoded in
+// registers: the cache is read once, at one byte per value. `scales` are the tile's f16 scales
+// already widened to f32 ([row][groups]), so each 16 values cost a broadcast load, two
+// conversions and one multiply shared by every query row.
+struct Int8Rows {
+  const int8_t* codes;
+  const float* scales;
+  int hd, groups, gshift;
+  __m512 operator()(int j, int c) const {
+    const __m128i q =
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + static_cast<size_t>(j) * hd + c));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)),
+                         _mm512_set1_ps(scales[j * groups + (c >> gshift)]));
+  }
+};
+
 // Four 16-lane vectors of partial dot products (keys 4q .. 4q+3 of a group of 16) in one vector:
 // lane L of the result holds four floats whose sum is key 4q+L's score.
 inline __m512 fold4(__m512 a, __m512 b, __m512 c, __m512 d) {
@@ -150,8 +175,8 @@ inline __m512 fold16(__m512 w0, __m512 w1, __m512 w2, __m512 w3) {
 // s[i][j] = q[i] . k[j] for R rows and keys j < nk (hd a multiple of 16). Each key row is
 // loaded and converted once for all R rows; 16 keys' partial products fold into one vector.
 // NC > 0: hd == 16 * NC, with the query rows held in registers; NC == 0: any multiple of 16.
-template <DType DT, int R, int NC>
-void scores_direct(const float* q, int hd, const void* k, int nk, float* s) {
+template <class KL, int R, int NC>
+void scores_direct(const float* q, int hd, const KL& k, int nk, float* s) {
   __m512 qr[R][NC > 0 ? NC : 1];
   if constexpr (NC > 0)
     for (int i = 0; i < R; ++i)
@@ -166,12 +191,12 @@ void scores_direct(const float* q, int hd, const void* k, int nk, float* s) {
         if (j >= nk) continue;
         if constexpr (NC > 0) {
           for (int c = 0; c < NC; ++c) {
-            const __m512 kv = load16<DT>(k, static_cast<int64_t>(j) * hd + 16 * c);
+            const __m512 kv = k(j, 16 * c);
             for (int i = 0; i < R; ++i) a[i][u] = _mm512_fmadd_ps(kv, qr[i][c], a[i][u]);
           }
         } else {
           for (int c = 0; c < hd; c += 16) {
-            const __m512 kv = load16<DT>(k, static_cast<int64_t>(j) * hd + c);
+            const __m512 kv = k(j, c);
             for (int i = 0; i < R; ++i)
               a[i][u] = _mm512_fmadd_ps(kv, _mm512_loadu_ps(q + i * hd + c), a[i][u]);
           }
@@ -189,8 +214,8 @@ void scores_direct(const float* q, int hd, const void* k, int nk, float* s) {
 
 // acc[i] += sum_{j in [lo, hi)} p[i][j] * v[j] for R rows, NV vectors of columns from d0; each
 // value vector is loaded and converted once for all rows.
-template <DType DT, int R, int NV>
-inline void values_direct(const float* p, const void* v, int hd, int d0, int lo, int hi,
+template <class VL, int R, int NV>
+inline void values_direct(const float* p, const VL& v, int hd, int d0, int lo, int hi,
                           float* acc) {
   __m512 a[R][NV];
   for (int i = 0; i < R; ++i)
@@ -199,7 +224,7 @@ inline void values_direct(const float* p, const void* v, int hd, int d0, int lo,
     __m512 pj[R];
     for (int i = 0; i < R; ++i) pj[i] = _mm512_set1_ps(p[i * kT + j]);
     for (int c = 0; c < NV; ++c) {
-      const __m512 x = load16<DT>(v, static_cast<int64_t>(j) * hd + d0 + 16 * c);
+      const __m512 x = v(j, d0 + 16 * c);
       for (int i = 0; i < R; ++i) a[i][c] = _mm512_fmadd_ps(pj[i], x, a[i][c]);
     }
   }
@@ -207,16 +232,16 @@ inline void values_direct(const float* p, const void* v, int hd, int d0, int lo,
     for (int c = 0; c < NV; ++c) _mm512_storeu_ps(acc + i * hd + d0 + 16 * c, a[i][c]);
 }
 
-template <DType DT, int R>
-void tile_direct(const AttnTile& t) {
+template <int R, class KL, class VL>
+void tile_direct(const AttnTile& t, const KL& kl, const VL& vl) {
   const int hd = t.head_dim;
   // Query rows in registers when they fit beside the 4 x R accumulators.
   if (hd == 64 && R <= 3)
-    scores_direct<DT, R, 4>(t.q, hd, t.k, t.n_keys, t.s);
+    scores_direct<KL, R, 4>(t.q, hd, kl, t.n_keys, t.s);
   else if (hd == 128 && R <= 2)
-    scores_direct<DT, R, 8>(t.q, hd, t.k, t.n_keys, t.s);
+    scores_direct<KL, R, 8>(t.q, hd, kl, t.n_keys, t.s);
   else
-    scores_direct<DT, R, 0>(t.q, hd, t.k, t.n_keys, t.s);
+    scores_direct<KL, R, 0>(t.q, hd, kl, t.n_keys, t.s);
   int lo = kT, hi = 0;
   for (int i = 0; i < R; ++i) {
     float* si = t.s + i * kT;
@@ -229,19 +254,33 @@ void tile_direct(const AttnTile& t) {
   }
   if (hi <= lo) return;
   int d0 = 0;
-  for (; d0 + 64 <= hd; d0 += 64) values_direct<DT, R, 4>(t.s, t.v, hd, d0, lo, hi, t.acc);
+  for (; d0 + 64 <= hd; d0 += 64) values_direct<VL, R, 4>(t.s, vl, hd, d0, lo, hi, t.acc);
   switch ((hd - d0) / 16) {
     case 3:
-      values_direct<DT, R, 3>(t.s, t.v, hd, d0, lo, hi, t.acc);
+      values_direct<VL, R, 3>(t.s, vl, hd, d0, lo, hi, t.acc);
       break;
     case 2:
-      values_direct<DT, R, 2>(t.s, t.v, hd, d0, lo, hi, t.acc);
+      values_direct<VL, R, 2>(t.s, vl, hd, d0, lo, hi, t.acc);
       break;
     case 1:
-      values_direct<DT, R, 1>(t.s, t.v, hd, d0, lo, hi, t.acc);
+      values_direct<VL, R, 1>(t.s, vl, hd, d0, lo, hi, t.acc);
       break;
     default:
       break;
+  }
+}
+
+template <class KL, class VL>
+void tile_direct_rows(const AttnTile& t, const KL& kl, const VL& vl) {
+  switch (t.rows) {
+    case 1:
+      return tile_direct<1>(t, kl, vl);
+    case 2:
+      return tile_direct<2>(t, kl, vl);
+    case 3:
+      return tile_direct<3>(t, kl, vl);
+    default:
+      return tile_direct<4>(t, kl, vl);
   }
 }
 
@@ -250,18 +289,8 @@ void tile_direct(const AttnTile& t) {
 template <DType DT>
 void tile(const AttnTile& t) {
   const int hd = t.head_dim, nk = t.n_keys;
-  if (hd % 16 == 0 && t.rows <= 4) {
-    switch (t.rows) {
-      case 1:
-        return tile_direct<DT, 1>(t);
-      case 2:
-        return tile_direct<DT, 2>(t);
-      case 3:
-        return tile_direct<DT, 3>(t);
-      default:
-        return tile_direct<DT, 4>(t);
-    }
-  }
+  if (hd % 16 == 0 && t.rows <= 4)
+    return tile_direct_rows(t, FloatRows<DT>{t.k, hd}, FloatRows<DT>{t.v, hd});
   transpose_keys<DT>(t.k, nk, hd, t.kf);
   const float* vf = static_cast<const float*>(t.v);
   if constexpr (DT != DType::kF32) {
@@ -293,6 +322,38 @@ void tile(const AttnTile& t) {
 }
 
 }  // namespace
+
+bool attn_tile_int8(const AttnTile& t, const int8_t* k_codes, const uint16_t* k_scales,
+                    const int8_t* v_codes, const uint16_t* v_scales) {
+  const int hd = t.head_dim;
+  if (hd % 16 != 0 || hd > 256) return false;
+  const int G = kv_group_size(hd);  // 16 or 32 when hd % 16 == 0
+  const int groups = hd / G, gshift = G == 32 ? 5 : 4;
+  // The tile's scales in f32: at most 64 keys x 16 groups each for keys and values.
+  alignas(64) float ks[kT * 16], vs[kT * 16];
+  const int n_sc = t.n_keys * groups;
+  for (int i = 0; i < n_sc; i += 16) {
+    const __mmask16 m = mask16(n_sc - i);
+    _mm512_mask_storeu_ps(ks + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k_scales + i)));
+    _mm512_mask_storeu_ps(vs + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, v_scales + i)));
+  }
+  const Int8Rows kl{k_codes, ks, hd, groups, gshift};
+  const Int8Rows vl{v_codes, vs, hd, groups, gshift};
+  // Rows in groups of at most 4 (registers); later groups find the tile's codes in L1.
+  for (int r = 0; r < t.rows; r += 4) {
+    AttnTile u = t;
+    u.rows = t.rows - r < 4 ? t.rows - r : 4;
+    u.q = t.q + static_cast<size_t>(r) * hd;
+    u.lo = t.lo + r;
+    u.hi = t.hi + r;
+    u.m = t.m + r;
+    u.l = t.l + r;
+    u.acc = t.acc + static_cast<size_t>(r) * hd;
+    u.s = t.s + static_cast<size_t>(r) * kT;
+    tile_direct_rows(u, kl, vl);
+  }
+  return true;
+}
 
 void attn_tile(const AttnTile& t) {
   switch (t.dtype) {

@@ -42,16 +42,18 @@ struct Isa {
   SimdPath path;
   GemmGeometry gemm_geometry;
   // Rows [r0, r1) of y = x W^T + bias for x [n][w.cols], streaming each weight row once per
-  // group of up to 4 x rows (the decode path).
-  void (*matvec)(const float* x, int64_t n, const WeightView& w, const float* bias, float* y,
-                 int64_t r0, int64_t r1);
+  // group of up to 4 x rows (the decode path). xb: x as bf16 [n][round_up(cols,2)] when w.dtype
+  // is bf16 and bf16_dot (then the dot products use it), else nullptr.
+  void (*matvec)(const float* x, const uint16_t* xb, int64_t n, const WeightView& w,
+                 const float* bias, float* y, int64_t r0, int64_t r1);
   // Same, cache-blocked with packed weight panels (prefill). xb: x as bf16 [n][round_up(cols,2)]
   // (zero padded) when w.dtype is bf16 and use_bf16_dot, else unused. pack: scratch of
   // gemm_pack_bytes() bytes.
   void (*gemm)(const float* x, const uint16_t* xb, int64_t n, const WeightView& w,
                const float* bias, float* y, int64_t r0, int64_t r1, void* pack);
   size_t gemm_pack_bytes;
-  // Whether gemm() uses bf16 dot products (activations rounded to bf16) for bf16 weights.
+  // Whether matvec() and gemm() use bf16 dot products (activations rounded to bf16) for bf16
+  // weights.
   bool bf16_dot;
   // dst[n][ld] bf16 from src[n][cols] f32, zero-padding columns [cols, ld).
   void (*to_bf16_rows)(const float* src, int64_t n, int64_t cols, uint16_t* dst, int64_t ld);
@@ -77,8 +79,8 @@ const Isa& avx512_isa();
 
 // Declares one path's entry points inside its namespace (cpu::scalar, cpu::avx2, cpu::avx512).
 #define LONGCTX_DECLARE_ISA_KERNELS                                                                \
-  void matvec(const float* x, int64_t n, const WeightView& w, const float* bias, float* y,         \
-              int64_t r0, int64_t r1);                                                             \
+  void matvec(const float* x, const uint16_t* xb, int64_t n, const WeightView& w,                  \
+              const float* bias, float* y, int64_t r0, int64_t r1);                                \
   void gemm(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, const float* bias, \
             float* y, int64_t r0, int64_t r1, void* pack);                                         \
   void to_bf16_rows(const float* src, int64_t n, int64_t cols, uint16_t* dst, int64_t ld);         \

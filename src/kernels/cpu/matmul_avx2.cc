@@ -67,8 +67,9 @@ void matvec_dt(const float* x, int64_t n, const WeightView& w, const float* bias
 
 }  // namespace
 
-void matvec(const float* x, int64_t n, const WeightView& w, const float* bias, float* y, int64_t r0,
-            int64_t r1) {
+// xb: unused, this path has no bf16 dot products.
+void matvec(const float* x, const uint16_t* /*xb*/, int64_t n, const WeightView& w, const float* bias,
+            float* y, int64_t r0, int64_t r1) {
   switch (w.dtype) {
     case DType::kF32:
       matvec_dt<DType::kF32>(x, n, w, bias, y, r0, r1);
@@ -84,7 +85,7 @@ void matvec(const float* x, int64_t n, const WeightView& w, const float* bias, f
 
 void gemm(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
           float* y, int64_t r0, int64_t r1, void* pack) {
-  matvec(x, n, w, bias, y, r0, r1);
+  matvec(x, nullptr, n, w, bias, y, r0, r1);
 }
 
 void to_bf16_rows(const float* src, int64_t n, int64_t cols, uint16_t* dst, int64_t ld) {

@@ -89,6 +89,75 @@ void matvec_dt(const float* x, int64_t n, const WeightView& w, const float* bias
   }
 }
 
+// BF16 weights with bf16-rounded x: vdpbf16ps does 32 products per instruction straight from the
+// stored weights (no conversion), so decode streams the weights at memory speed instead of being
+// bound by the f32 conversions and FMAs. x rows have stride ldx (cols rounded up to even).
+template <int NX, int NW>
+inline void matvec_tile_bf16(const uint16_t* xb, int64_t ldx, int64_t cols, const uint16_t* w,
+                             int64_t r, const float* bias, float* y, int64_t ldy, int64_t pf) {
+  __m512 acc[NX][NW];
+  for (int i = 0; i < NX; ++i)
+    for (int k = 0; k < NW; ++k) acc[i][k] = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 32 <= cols; c += 32) {
+    __m512bh wv[NW];
+    if (pf > 0)
+      for (int k = 0; k < NW; ++k) _mm_prefetch(reinterpret_cast<const char*>(w + (r + k) * cols + c + pf), _MM_HINT_T0);
+    for (int k = 0; k < NW; ++k) wv[k] = (__m512bh)_mm512_loadu_si512(w + (r + k) * cols + c);
+    for (int i = 0; i < NX; ++i) {
+      const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + i * ldx + c);
+      for (int k = 0; k < NW; ++k) acc[i][k] = _mm512_dpbf16_ps(acc[i][k], xv, wv[k]);
+    }
+  }
+  if (c < cols) {
+    const int64_t e = cols - c;
+    const __mmask32 m = e >= 32 ? ~__mmask32{0} : ((__mmask32{1} << e) - 1);
+    __m512bh wv[NW];
+    for (int k = 0; k < NW; ++k)
+      wv[k] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + (r + k) * cols + c);
+    for (int i = 0; i < NX; ++i) {
+      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, xb + i * ldx + c);
+      for (int k = 0; k < NW; ++k) acc[i][k] = _mm512_dpbf16_ps(acc[i][k], xv, wv[k]);
+    }
+  }
+  for (int i = 0; i < NX; ++i)
+    for (int k = 0; k < NW; ++k)
+      y[i * ldy + r + k] = _mm512_reduce_add_ps(acc[i][k]) + (bias ? bias[r + k] : 0.f);
+}
+
+template <int NX>
+void matvec_rows_bf16(const uint16_t* xb, int64_t ldx, const WeightView& w, const float* bias,
+                      float* y, int64_t r0, int64_t r1) {
+  const auto* wp = static_cast<const uint16_t*>(w.data);
+  const int64_t pf = w.cols * 2 <= 4096 ? 4 * w.cols : 0;  // as matvec_rows
+  int64_t r = r0;
+  for (; r + 8 <= r1; r += 4) matvec_tile_bf16<NX, 4>(xb, ldx, w.cols, wp, r, bias, y, w.rows, pf);
+  for (; r + 4 <= r1; r += 4) matvec_tile_bf16<NX, 4>(xb, ldx, w.cols, wp, r, bias, y, w.rows, 0);
+  for (; r < r1; ++r) matvec_tile_bf16<NX, 1>(xb, ldx, w.cols, wp, r, bias, y, w.rows, 0);
+}
+
+void matvec_bf16_dot(const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
+                     float* y, int64_t r0, int64_t r1) {
+  const int64_t ldx = (w.cols + 1) & ~int64_t{1};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) matvec_rows_bf16<4>(xb + i * ldx, ldx, w, bias, y + i * w.rows, r0, r1);
+  const uint16_t* xi = xb + i * ldx;
+  float* yi = y + i * w.rows;
+  switch (n - i) {
+    case 3:
+      matvec_rows_bf16<3>(xi, ldx, w, bias, yi, r0, r1);
+      break;
+    case 2:
+      matvec_rows_bf16<2>(xi, ldx, w, bias, yi, r0, r1);
+      break;
+    case 1:
+      matvec_rows_bf16<1>(xi, ldx, w, bias, yi, r0, r1);
+      break;
+    default:
+      break;
+  }
+}
+
 // ---- prefill: packed panels + MR x NR micro-kernel ----
 
 // f32 panel: dst[k][kNR] for weight rows [r, r + nr) and columns [k0, k0 + kc), zero padded.
@@ -255,8 +324,9 @@ void gemm_bf16(const uint16_t* xb, int64_t n, const WeightView& w, const float* 
 
 }  // namespace
 
-void matvec(const float* x, int64_t n, const WeightView& w, const float* bias, float* y, int64_t r0,
-            int64_t r1) {
+void matvec(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
+            float* y, int64_t r0, int64_t r1) {
+  if (xb != nullptr && w.dtype == DType::kBF16) return matvec_bf16_dot(xb, n, w, bias, y, r0, r1);
   switch (w.dtype) {
     case DType::kF32:
       matvec_dt<DType::kF32>(x, n, w, bias, y, r0, r1);

@@ -10,8 +10,9 @@ namespace longctx::kernels::cpu::scalar {
 
 using reference::load_f32;
 
-void matvec(const float* x, int64_t n, const WeightView& w, const float* bias, float* y, int64_t r0,
-            int64_t r1) {
+// xb: unused, this path has no bf16 dot products.
+void matvec(const float* x, const uint16_t* /*xb*/, int64_t n, const WeightView& w, const float* bias,
+            float* y, int64_t r0, int64_t r1) {
   for (int64_t i = 0; i < n; ++i)
     for (int64_t r = r0; r < r1; ++r) {
       float acc = 0.f;
@@ -23,7 +24,7 @@ void matvec(const float* x, int64_t n, const WeightView& w, const float* bias, f
 
 void gemm(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
           float* y, int64_t r0, int64_t r1, void* pack) {
-  matvec(x, n, w, bias, y, r0, r1);
+  matvec(x, nullptr, n, w, bias, y, r0, r1);
 }
 
 void to_bf16_rows(const float* src, int64_t n, int64_t cols, uint16_t* dst, int64_t ld) {

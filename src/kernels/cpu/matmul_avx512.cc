@@ -55,6 +55,45 @@ inline void matvec_tile(const float* x, int64_t cols, const void* w, int64_t r, 
       y[i * ldy + r + k] = _mm512_reduce_add_ps(acc[i][k]) + (bias ? bias[r + k] : 0.f);
 }
 
+// One x row (decode): rows [r0, r1) are one contiguous range of W, read front to back as a single
+// stream with software prefetch kSeqPf bytes ahead. Interleaving 4 rows (4 streams) as
+// matvec_tile does reaches ~60% of the read bandwidth here; one stream reaches ~95%.
+constexpr int64_t kSeqPf = 2048;
+
+inline void prefetch_ahead(const void* p, const char* end, int lines) {
+  const char* pf = static_cast<const char*>(p) + kSeqPf;
+  for (int i = 0; i < lines; ++i)
+    if (pf + 64 * i < end) _mm_prefetch(pf + 64 * i, _MM_HINT_T0);
+}
+
+template <DType DT>
+void matvec1_seq(const float* x, const WeightView& w, const float* bias, float* y, int64_t r0,
+                 int64_t r1) {
+  constexpr int64_t es = DT == DType::kF32 ? 4 : 2;
+  const auto* wb = static_cast<const char*>(w.data);
+  const int64_t cols = w.cols;
+  const char* end = wb + r1 * cols * es;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * cols;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    int64_t c = 0;
+    for (; c + 64 <= cols; c += 64) {
+      prefetch_ahead(wb + (base + c) * es, end, static_cast<int>(es));  // 64 values: es lines
+      for (int u = 0; u < 4; ++u)
+        acc[u] = _mm512_fmadd_ps(_mm512_loadu_ps(x + c + 16 * u),
+                                 load16<DT>(w.data, base + c + 16 * u), acc[u]);
+    }
+    for (; c < cols; c += 16) {
+      const __mmask16 m = tail_mask(cols - c);
+      acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + c), load16<DT>(w.data, base + c, m),
+                               acc[0]);
+    }
+    const __m512 a = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    y[r] = _mm512_reduce_add_ps(a) + (bias ? bias[r] : 0.f);
+  }
+}
+
 template <DType DT, int NX>
 void matvec_rows(const float* x, const WeightView& w, const float* bias, float* y, int64_t r0,
                  int64_t r1) {
@@ -70,6 +109,7 @@ void matvec_rows(const float* x, const WeightView& w, const float* bias, float* 
 template <DType DT>
 void matvec_dt(const float* x, int64_t n, const WeightView& w, const float* bias, float* y,
                int64_t r0, int64_t r1) {
+  if (n == 1) return matvec1_seq<DT>(x, w, bias, y, r0, r1);
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) matvec_rows<DT, 4>(x + i * w.cols, w, bias, y + i * w.rows, r0, r1);
   const float* xi = x + i * w.cols;
@@ -136,9 +176,38 @@ void matvec_rows_bf16(const uint16_t* xb, int64_t ldx, const WeightView& w, cons
   for (; r < r1; ++r) matvec_tile_bf16<NX, 1>(xb, ldx, w.cols, wp, r, bias, y, w.rows, 0);
 }
 
+// One x row (decode), as matvec1_seq: 128 weights (4 lines) per step, one stream.
+void matvec1_bf16_seq(const uint16_t* xb, const WeightView& w, const float* bias, float* y,
+                      int64_t r0, int64_t r1) {
+  const auto* wp = static_cast<const uint16_t*>(w.data);
+  const int64_t cols = w.cols;
+  const char* end = reinterpret_cast<const char*>(wp + r1 * cols);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint16_t* row = wp + r * cols;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    int64_t c = 0;
+    for (; c + 128 <= cols; c += 128) {
+      prefetch_ahead(row + c, end, 4);
+      for (int u = 0; u < 4; ++u)
+        acc[u] = _mm512_dpbf16_ps(acc[u], (__m512bh)_mm512_loadu_si512(xb + c + 32 * u),
+                                  (__m512bh)_mm512_loadu_si512(row + c + 32 * u));
+    }
+    for (; c < cols; c += 32) {
+      const int64_t e = cols - c;
+      const __mmask32 m = e >= 32 ? ~__mmask32{0} : ((__mmask32{1} << e) - 1);
+      acc[0] = _mm512_dpbf16_ps(acc[0], (__m512bh)_mm512_maskz_loadu_epi16(m, xb + c),
+                                (__m512bh)_mm512_maskz_loadu_epi16(m, row + c));
+    }
+    const __m512 a = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    y[r] = _mm512_reduce_add_ps(a) + (bias ? bias[r] : 0.f);
+  }
+}
+
 void matvec_bf16_dot(const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
                      float* y, int64_t r0, int64_t r1) {
   const int64_t ldx = (w.cols + 1) & ~int64_t{1};
+  if (n == 1) return matvec1_bf16_seq(xb, w, bias, y, r0, r1);
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) matvec_rows_bf16<4>(xb + i * ldx, ldx, w, bias, y + i * w.rows, r0, r1);
   const uint16_t* xi = xb + i * ldx;

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "kernels/cpu/attention.h"
@@ -119,6 +118,38 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, co
   }
   pool.parallel_for(w.rows, k.gemm_geometry.nr, [&](int64_t b, int64_t e, int t) {
     k.gemm(x, xb, n, w, bias, y, b, e, mem + pack * t);
+  });
+}
+
+void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* outs, int n_outs) {
+  const cpu::Isa& k = isa();
+  bool decode = n > 0 && (n < kGemmMinRows || k.gemm_pack_bytes == 0);
+  int64_t total = 0;
+  for (int j = 0; j < n_outs; ++j) {
+    decode = decode && outs[j].w->cols == outs[0].w->cols && outs[j].w->dtype == outs[0].w->dtype;
+    total += outs[j].w->rows;
+  }
+  if (!decode || n_outs == 1) {
+    for (int j = 0; j < n_outs; ++j) matmul(pool, x, n, *outs[j].w, outs[j].bias, outs[j].y);
+    return;
+  }
+  const WeightView& w0 = *outs[0].w;
+  thread_local cpu::Scratch scratch;
+  uint16_t* xb = nullptr;
+  if (w0.dtype == DType::kBF16 && k.bf16_dot) {
+    const int64_t ldx = (w0.cols + 1) & ~int64_t{1};
+    xb = static_cast<uint16_t*>(scratch.get(static_cast<size_t>(n * ldx) * 2));
+    k.to_bf16_rows(x, n, w0.cols, xb, ldx);
+  }
+  // Rows of the concatenation [W_0; W_1; ...]: a thread's range may span two matrices.
+  pool.parallel_for(total, 16, [&](int64_t b, int64_t e, int) {
+    int64_t base = 0;
+    for (int j = 0; j < n_outs && base < e; ++j) {
+      const int64_t rows = outs[j].w->rows;
+      const int64_t lo = std::max(b, base) - base, hi = std::min(e, base + rows) - base;
+      if (lo < hi) k.matvec(x, xb, n, *outs[j].w, outs[j].bias, outs[j].y, lo, hi);
+      base += rows;
+    }
   });
 }
 

@@ -28,6 +28,16 @@ struct WeightView {
 void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, const float* bias,
             float* y);
 
+// Several products of the same x (q/k/v, gate/up): y_j = x W_j^T + bias_j. For decode (few x
+// rows) the threads split the rows of all of them in one pass, so one synchronization and one
+// weight stream serve every matrix; otherwise it is matmul() per matrix. Every W_j has x's cols.
+struct MatmulOut {
+  const WeightView* w;
+  const float* bias;  // or nullptr
+  float* y;           // [n][w->rows]
+};
+void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* outs, int n_outs);
+
 // Row `row` of an embedding table (stored dtype) into f32 dst[w.cols].
 void embedding_row(const WeightView& w, int64_t row, float* dst);
 

@@ -195,9 +195,11 @@ void Model::attention_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0
   const LayerWeights& L = layers_[layer];
   const int64_t H = cfg_.hidden_size;
   kernels::rmsnorm(a.x.data(), L.attn_norm.data(), n, H, cfg_.rms_norm_eps, a.xb.data());
-  kernels::matmul(pool, a.xb.data(), n, L.wq, L.bq.empty() ? nullptr : L.bq.data(), a.q.data());
-  kernels::matmul(pool, a.xb.data(), n, L.wk, L.bk.empty() ? nullptr : L.bk.data(), a.k.data());
-  kernels::matmul(pool, a.xb.data(), n, L.wv, L.bv.empty() ? nullptr : L.bv.data(), a.v.data());
+  auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
+  const kernels::MatmulOut qkv[] = {{&L.wq, bias(L.bq), a.q.data()},
+                                    {&L.wk, bias(L.bk), a.k.data()},
+                                    {&L.wv, bias(L.bv), a.v.data()}};
+  kernels::matmul_many(pool, a.xb.data(), n, qkv, 3);
   kernels::rope(a.q.data(), n, cfg_.num_attention_heads, cfg_.head_dim, cfg_.rot_dim(),
                 a.pos.data(), rope.inv_freq.data(), rope.attn_factor);
   kernels::rope(a.k.data(), n, cfg_.num_key_value_heads, cfg_.head_dim, cfg_.rot_dim(),
@@ -218,8 +220,9 @@ void Model::mlp_block(ThreadPool& pool, int layer, int64_t n, Activations& a) co
   const LayerWeights& L = layers_[layer];
   const int64_t H = cfg_.hidden_size;
   kernels::rmsnorm(a.x.data(), L.mlp_norm.data(), n, H, cfg_.rms_norm_eps, a.xb.data());
-  kernels::matmul(pool, a.xb.data(), n, L.w_gate, nullptr, a.gate.data());
-  kernels::matmul(pool, a.xb.data(), n, L.w_up, nullptr, a.up.data());
+  const kernels::MatmulOut gate_up[] = {{&L.w_gate, nullptr, a.gate.data()},
+                                        {&L.w_up, nullptr, a.up.data()}};
+  kernels::matmul_many(pool, a.xb.data(), n, gate_up, 2);
   kernels::silu_mul(a.gate.data(), a.up.data(), n * cfg_.intermediate_size, a.gate.data());
   kernels::matmul(pool, a.gate.data(), n, L.w_down, nullptr, a.xb.data());
   for (int64_t i = 0; i < n * H; ++i) a.x[i] += a.xb[i];

@@ -69,6 +69,38 @@ TEST(SimdPaths, MatmulOddShapesEveryDtype) {
   }
 }
 
+// matmul_many (q/k/v, gate/up in one pass) gives each matrix exactly what matmul gives it: every
+// output row is computed by the same kernel whatever range of the concatenation holds it.
+TEST(SimdPaths, MatmulManyEqualsOneAtATime) {
+  testing::PathGuard guard;
+  const int64_t cols = 70, rows[] = {40, 16, 23};
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16})
+    for (int64_t n : {1, 3, 9})
+      for (SimdPath path : runnable_paths()) {
+        set_simd_path(path);
+        SCOPED_TRACE(std::string(dtype_name(dt)) + " n=" + std::to_string(n) + " " +
+                     simd_path_name(path));
+        std::vector<testing::Stored> w;
+        std::vector<WeightView> wv;
+        for (int j = 0; j < 3; ++j) w.push_back(store(dt, random_floats(rows[j] * cols, 11 + j)));
+        for (int j = 0; j < 3; ++j) wv.push_back({dt, w[j].bytes.data(), rows[j], cols});
+        const auto x = random_floats(n * cols, 5);
+        const auto bias = random_floats(rows[1], 6);
+        ThreadPool pool(2);
+        std::vector<std::vector<float>> want(3), got(3);
+        std::vector<kernels::MatmulOut> outs;
+        for (int j = 0; j < 3; ++j) {
+          want[j].assign(n * rows[j], 0.f);
+          got[j].assign(n * rows[j], NAN);
+          const float* b = j == 1 ? bias.data() : nullptr;
+          matmul(pool, x.data(), n, wv[j], b, want[j].data());
+          outs.push_back({&wv[j], b, got[j].data()});
+        }
+        matmul_many(pool, x.data(), n, outs.data(), 3);
+        for (int j = 0; j < 3; ++j) EXPECT_EQ(got[j], want[j]) << "matrix " << j;
+      }
+}
+
 TEST(SimdPaths, EmbeddingRow) {
   testing::PathGuard guard;
   for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {

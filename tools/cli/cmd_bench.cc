@@ -5,6 +5,9 @@
 // an untimed prefill and rewound to d before every repetition). Output: a markdown table or, with
 // --json, a JSON array with llama-bench's field names where they mean the same thing.
 #include <algorithm>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -89,7 +92,12 @@ std::string cpu_model() {
 
 // Resets VmHWM so each test reports its own peak (Linux >= 4.0); without it the peak is the
 // process's so far.
+// Memory a previous configuration freed goes back to the system first (glibc keeps freed heap
+// pages resident otherwise, and the next test's peak would include the last one's cache).
 void reset_peak_rss() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
   std::ofstream f("/proc/self/clear_refs");
   if (f) f << "5";
 }

@@ -43,9 +43,36 @@ void rows(const float* x, const WeightView& w, const float* bias, float* y, int6
   for (; r < r1; ++r) tile<DT, NX, 1>(x, w.cols, w.data, r, bias, y, w.rows);
 }
 
+// One x row (decode): each thread's rows read front to back as one stream, a row at a time with
+// four accumulators (interleaved rows make several streams per core, which read slower; see
+// docs/kernels.md).
+template <DType DT>
+void matvec1_seq(const float* x, const WeightView& w, const float* bias, float* y, int64_t r0,
+                 int64_t r1) {
+  const int64_t cols = w.cols;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * cols;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    int64_t c = 0;
+    for (; c + 32 <= cols; c += 32)
+      for (int u = 0; u < 4; ++u)
+        acc[u] = _mm256_fmadd_ps(_mm256_loadu_ps(x + c + 8 * u),
+                                 load8<DT>(w.data, base + c + 8 * u), acc[u]);
+    for (; c + 8 <= cols; c += 8)
+      acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + c), load8<DT>(w.data, base + c), acc[0]);
+    if (c < cols)
+      acc[1] = _mm256_fmadd_ps(load8<DType::kF32>(x, c, cols - c),
+                               load8<DT>(w.data, base + c, cols - c), acc[1]);
+    const __m256 a = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    y[r] = hsum(a) + (bias ? bias[r] : 0.f);
+  }
+}
+
 template <DType DT>
 void matvec_dt(const float* x, int64_t n, const WeightView& w, const float* bias, float* y,
                int64_t r0, int64_t r1) {
+  if (n == 1) return matvec1_seq<DT>(x, w, bias, y, r0, r1);
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) rows<DT, 4>(x + i * w.cols, w, bias, y + i * w.rows, r0, r1);
   const float* xi = x + i * w.cols;

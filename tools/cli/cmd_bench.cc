@@ -53,6 +53,7 @@ struct TestResult {
   std::vector<double> samples_ns, samples_ts;
   double avg_ns = 0, stddev_ns = 0, avg_ts = 0, stddev_ts = 0;
   double bytes_per_token = 0;  // tg only: weights + KV read per decoded token
+  double read_bw = 0;          // bytes/s: the probe right after a tg test, else the first probe
   size_t peak_rss = 0;
   std::string test_time;
 };
@@ -331,8 +332,15 @@ int run_bench(const BenchOpts& o) {
         r.stddev_ts = stddev(r.samples_ts);
         if (r.n_gen > 0) r.bytes_per_token = rm.per_token(c.kv, d, r.n_gen);
         r.peak_rss = peak_rss_bytes();
-        std::fprintf(stderr, "  %s kv %s t %d: %.2f tok/s\n", test_name(r).c_str(), r.kv.c_str(),
+        // A shared machine's bandwidth drifts over minutes: each decode test gets its own probe,
+        // taken right after it (after its peak was read, so the probe buffer is not counted).
+        // 256 MiB (8x the last-level cache) keeps the probe quick.
+        r.read_bw = r.n_gen > 0 ? measure_read_bandwidth(hw, std::min(bw_bytes, size_t{256} << 20), 3)
+                                : bw;
+        std::fprintf(stderr, "  %s kv %s t %d: %.2f tok/s", test_name(r).c_str(), r.kv.c_str(),
                      r.threads, r.avg_ts);
+        if (r.n_gen > 0) std::fprintf(stderr, " (read bandwidth after it: %.1f GB/s)", r.read_bw / 1e9);
+        std::fputs("\n", stderr);
         results.push_back(r);
       }
     }
@@ -369,11 +377,11 @@ int run_bench(const BenchOpts& o) {
       for (double x : r.samples_ns) ns.push_back(static_cast<uint64_t>(x));
       j["samples_ns"] = ns;
       j["samples_ts"] = r.samples_ts;
-      j["read_bw_gbps"] = bw / 1e9;
+      j["read_bw_gbps"] = r.read_bw / 1e9;
       if (r.n_gen > 0) {
         j["bytes_per_token"] = static_cast<uint64_t>(r.bytes_per_token);
         j["eff_gbps"] = r.bytes_per_token * r.avg_ts / 1e9;
-        j["roofline_frac"] = r.bytes_per_token * r.avg_ts / bw;
+        j["roofline_frac"] = r.bytes_per_token * r.avg_ts / r.read_bw;
       } else {
         j["bytes_per_token"] = nullptr;
         j["eff_gbps"] = nullptr;
@@ -394,7 +402,7 @@ int run_bench(const BenchOpts& o) {
                 format_params(n_params).c_str(), r.kv.c_str(), r.threads, test_name(r).c_str(),
                 r.avg_ts, r.stddev_ts,
                 tg ? fmt("%.1f", r.bytes_per_token * r.avg_ts / 1e9).c_str() : "-",
-                tg ? fmt("%.0f%%", 100 * r.bytes_per_token * r.avg_ts / bw).c_str() : "-",
+                tg ? fmt("%.0f%%", 100 * r.bytes_per_token * r.avg_ts / r.read_bw).c_str() : "-",
                 format_size(r.peak_rss).c_str());
   }
   return 0;

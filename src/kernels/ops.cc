@@ -89,26 +89,34 @@ SimdPath set_simd_path(SimdPath path) {
 }
 const char* simd_path() { return simd_path_name(active_simd_path()); }
 
+namespace {
+// Decode (few x rows): x rounded to bf16 once per call when w's bf16 weights use the bf16 dot
+// products, else nullptr. The rows live in the calling thread's scratch.
+uint16_t* decode_x_bf16(const cpu::Isa& k, cpu::Scratch& scratch, const float* x, int64_t n,
+                        const WeightView& w) {
+  if (w.dtype != DType::kBF16 || !k.bf16_dot) return nullptr;
+  const int64_t ldx = (w.cols + 1) & ~int64_t{1};
+  auto* xb = static_cast<uint16_t*>(scratch.get(static_cast<size_t>(n * ldx) * 2));
+  k.to_bf16_rows(x, n, w.cols, xb, ldx);
+  return xb;
+}
+}  // namespace
+
 void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, const float* bias,
             float* y) {
   if (n <= 0 || w.rows <= 0) return;
   const cpu::Isa& k = isa();
   thread_local cpu::Scratch scratch;
-  const bool bf16 = w.dtype == DType::kBF16 && k.bf16_dot;
-  const int64_t ldx = (w.cols + 1) & ~int64_t{1};
   if (n < kGemmMinRows || k.gemm_pack_bytes == 0) {
-    // Decode: x rounded to bf16 once (a few rows) for the bf16 dot products.
-    uint16_t* xb = nullptr;
-    if (bf16) {
-      xb = static_cast<uint16_t*>(scratch.get(static_cast<size_t>(n * ldx) * 2));
-      k.to_bf16_rows(x, n, w.cols, xb, ldx);
-    }
+    const uint16_t* xb = decode_x_bf16(k, scratch, x, n, w);
     // 16 output rows = one cache line of y per x row: threads never share a line of y.
     pool.parallel_for(w.rows, 16,
                       [&](int64_t b, int64_t e, int) { k.matvec(x, xb, n, w, bias, y, b, e); });
     return;
   }
   const size_t pack = cpu::round_up64(k.gemm_pack_bytes);
+  const bool bf16 = w.dtype == DType::kBF16 && k.bf16_dot;
+  const int64_t ldx = (w.cols + 1) & ~int64_t{1};
   const size_t xb_bytes = bf16 ? cpu::round_up64(static_cast<size_t>(n * ldx) * 2) : 0;
   auto* mem = static_cast<uint8_t*>(scratch.get(pack * pool.size() + xb_bytes));
   uint16_t* xb = bf16 ? reinterpret_cast<uint16_t*>(mem + pack * pool.size()) : nullptr;
@@ -134,14 +142,8 @@ void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* o
     for (int j = 0; j < n_outs; ++j) matmul(pool, x, n, *outs[j].w, outs[j].bias, outs[j].y);
     return;
   }
-  const WeightView& w0 = *outs[0].w;
   thread_local cpu::Scratch scratch;
-  uint16_t* xb = nullptr;
-  if (w0.dtype == DType::kBF16 && k.bf16_dot) {
-    const int64_t ldx = (w0.cols + 1) & ~int64_t{1};
-    xb = static_cast<uint16_t*>(scratch.get(static_cast<size_t>(n * ldx) * 2));
-    k.to_bf16_rows(x, n, w0.cols, xb, ldx);
-  }
+  const uint16_t* xb = decode_x_bf16(k, scratch, x, n, *outs[0].w);
   // Rows of the concatenation [W_0; W_1; ...]: a thread's range may span two matrices.
   pool.parallel_for(total, 16, [&](int64_t b, int64_t e, int) {
     int64_t base = 0;

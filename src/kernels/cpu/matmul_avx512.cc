@@ -130,8 +130,8 @@ void matvec_dt(const float* x, int64_t n, const WeightView& w, const float* bias
 }
 
 // BF16 weights with bf16-rounded x: vdpbf16ps does 32 products per instruction straight from the
-// stored weights (no conversion), so decode streams the weights at memory speed instead of being
-// bound by the f32 conversions and FMAs. x rows have stride ldx (cols rounded up to even).
+// stored weights (no conversion): half the instructions of the shift + f32 FMA path. x rows have
+// stride ldx (cols rounded up to even).
 template <int NX, int NW>
 inline void matvec_tile_bf16(const uint16_t* xb, int64_t ldx, int64_t cols, const uint16_t* w,
                              int64_t r, const float* bias, float* y, int64_t ldy, int64_t pf) {
@@ -142,7 +142,8 @@ inline void matvec_tile_bf16(const uint16_t* xb, int64_t ldx, int64_t cols, cons
   for (; c + 32 <= cols; c += 32) {
     __m512bh wv[NW];
     if (pf > 0)
-      for (int k = 0; k < NW; ++k) _mm_prefetch(reinterpret_cast<const char*>(w + (r + k) * cols + c + pf), _MM_HINT_T0);
+      for (int k = 0; k < NW; ++k)
+        _mm_prefetch(reinterpret_cast<const char*>(w + (r + k) * cols + c + pf), _MM_HINT_T0);
     for (int k = 0; k < NW; ++k) wv[k] = (__m512bh)_mm512_loadu_si512(w + (r + k) * cols + c);
     for (int i = 0; i < NX; ++i) {
       const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + i * ldx + c);

@@ -30,9 +30,7 @@ const std::string& tiny() {
   static const std::string dir = [] {
     RandomCheckpointOptions o;
     o.config_json = kTinyConfig;
-    const std::string d = test::scratch_dir("bench_tiny");
-    write_random_checkpoint(d, o);
-    return d;
+    return test::random_checkpoint_dir("bench_tiny", o);
   }();
   return dir;
 }
@@ -47,9 +45,7 @@ const std::string& windowed() {
             "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
             "head_dim": 16, "vocab_size": 300, "max_position_embeddings": 4096,
             "sliding_window": 64, "bos_token_id": 1, "eos_token_id": 2})";
-    const std::string d = test::scratch_dir("bench_windowed");
-    write_random_checkpoint(d, o);
-    return d;
+    return test::random_checkpoint_dir("bench_windowed", o);
   }();
   return dir;
 }

@@ -20,12 +20,10 @@ const char* kTiny =
         "vocab_size": 300, "max_position_embeddings": 64, "bos_token_id": 1, "eos_token_id": 2})";
 
 std::string tiny_model(const std::string& name) {
-  const std::string dir = test::scratch_dir(name);
   RandomCheckpointOptions o;
   o.config_json = kTiny;
   o.dtype = DType::kF32;
-  write_random_checkpoint(dir, o);
-  return dir;
+  return test::random_checkpoint_dir(name, o);
 }
 
 void expect_clean_failure(const test::CliResult& r, std::initializer_list<const char*> needles) {

@@ -20,12 +20,10 @@ const char* kShape =
 
 std::string model() {
   static const std::string dir = [] {
-    const std::string d = test::scratch_dir("memory_model");
     RandomCheckpointOptions o;
     o.config_json = kShape;
     o.dtype = DType::kBF16;
-    write_random_checkpoint(d, o);
-    return d;
+    return test::random_checkpoint_dir("memory_model", o);
   }();
   return dir;
 }
@@ -79,7 +77,6 @@ TEST(Memory, FilledContextCostsOnlyItsKvCache) {
 TEST(Memory, SlidingWindowDecodeStopsGrowing) {
   SKIP_UNDER_SANITIZER();
   static const std::string dir = [] {
-    const std::string d = test::scratch_dir("memory_mistral");
     RandomCheckpointOptions o;
     o.config_json =
         R"({"model_type": "mistral", "hidden_size": 64, "intermediate_size": 128,
@@ -87,8 +84,7 @@ TEST(Memory, SlidingWindowDecodeStopsGrowing) {
             "head_dim": 128, "vocab_size": 300, "max_position_embeddings": 8192,
             "sliding_window": 512, "bos_token_id": 1, "eos_token_id": 2})";
     o.dtype = DType::kBF16;
-    write_random_checkpoint(d, o);
-    return d;
+    return test::random_checkpoint_dir("memory_mistral", o);
   }();
   auto run = [&](int n) {
     const auto r = test::run_cli("run -m " + dir + " -p a -c 4096 --kv-dtype f32 -t 2 --ignore-eos "

@@ -17,12 +17,6 @@ namespace {
 #define SKIP_UNDER_SANITIZER() (void)0
 #endif
 
-std::string random_model(const std::string& name, const RandomCheckpointOptions& o) {
-  const std::string dir = test::scratch_dir(name);
-  write_random_checkpoint(dir, o);
-  return dir;
-}
-
 // SmolLM2-135M's shape cut to 2 layers (51 MB of bf16 weights), with a 131072-token maximum.
 const std::string& smol() {
   static const std::string dir = [] {
@@ -30,7 +24,7 @@ const std::string& smol() {
     o.preset = "smollm2-135m";
     o.layers = 2;
     o.max_position_embeddings = 131072;
-    return random_model("plan_smol", o);
+    return test::random_checkpoint_dir("plan_smol", o);
   }();
   return dir;
 }
@@ -44,7 +38,7 @@ const std::string& heads() {
             "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2,
             "head_dim": 128, "vocab_size": 300, "max_position_embeddings": 8192,
             "bos_token_id": 1, "eos_token_id": 2})";
-    return random_model("plan_heads", o);
+    return test::random_checkpoint_dir("plan_heads", o);
   }();
   return dir;
 }

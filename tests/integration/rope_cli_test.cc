@@ -22,12 +22,10 @@ nlohmann::json tiny_longrope_config() {
 }
 
 std::string checkpoint(const std::string& name, const nlohmann::json& cfg) {
-  const std::string dir = test::scratch_dir(name);
   RandomCheckpointOptions o;
   o.config_json = cfg.dump();
   o.dtype = DType::kF32;
-  write_random_checkpoint(dir, o);
-  return dir;
+  return test::random_checkpoint_dir(name, o);
 }
 
 TEST(RopeCli, RunChoosesLongRopeFactorsFromPromptPlusN) {

@@ -201,13 +201,11 @@ struct Reference {
 };
 
 std::string make_checkpoint(const std::string& name) {
-  const std::string dir = test::scratch_dir("family-" + name);
   RandomCheckpointOptions o;
   o.config_json = fixture_case(name)["config"].dump();
   o.dtype = DType::kF32;
   o.seed = 7;
-  write_random_checkpoint(dir, o);
-  return dir;
+  return test::random_checkpoint_dir("family-" + name, o);
 }
 
 std::vector<int32_t> tokens(size_t n, uint32_t seed) {

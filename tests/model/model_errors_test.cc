@@ -24,13 +24,11 @@ const char* kTinyLlama =
         "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2})";
 
 std::string make_tiny(const std::string& name, DType dtype = DType::kF32) {
-  const std::string dir = test::scratch_dir(name);
   RandomCheckpointOptions o;
   o.config_json = kTinyLlama;
   o.dtype = dtype;
   o.seed = 7;
-  write_random_checkpoint(dir, o);
-  return dir;
+  return test::random_checkpoint_dir(name, o);
 }
 
 // Rewrites DIR/model.safetensors keeping the tensors `keep` accepts, renaming/merging via `edit`.

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "model/random_checkpoint.h"
+
 namespace longctx::test {
 
 inline std::string shared_dir() { return LONGCTX_SHARED_DIR; }
@@ -38,6 +40,14 @@ inline std::string scratch_dir(const std::string& name) {
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
+}
+
+// A random-weight checkpoint written into a fresh scratch folder (see scratch_dir); returns it.
+inline std::string random_checkpoint_dir(const std::string& name,
+                                         const RandomCheckpointOptions& o) {
+  const std::string dir = scratch_dir(name);
+  write_random_checkpoint(dir, o);
+  return dir;
 }
 
 }  // namespace longctx::test

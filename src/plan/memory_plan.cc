@@ -119,7 +119,6 @@ MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kk, KvTy
   MemoryPlan p;
   p.context = context;
   p.batch = batch;
-  p.kv = kk;
   p.kv_k = kk;
   p.kv_v = kv;
   p.prefill_chunk = chunk;

@@ -53,7 +53,6 @@ struct PlanRequest {
 struct MemoryPlan {
   int64_t context = 0;
   int batch = 1;
-  KvType kv = KvType::kF16;            // = kv_k when keys and values share a type
   KvType kv_k = KvType::kF16, kv_v = KvType::kF16;
   int64_t prefill_chunk = 0;
   bool chunk_auto = false;

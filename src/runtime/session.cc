@@ -72,6 +72,10 @@ const std::vector<float>& Session::append(const std::vector<int32_t>& tokens,
 void Session::run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all_logits) {
   const int64_t V = model_.vocab_size();
   const int64_t chunk = act_.max_tokens();
+  // Only a LongRoPE sequence still on its short factors can need its tokens again (a recompute).
+  const RopeScaling& rs = model_.config().rope_scaling;
+  const bool keep_history =
+      rs.type == RopeType::kLongRope && rope_len <= rs.original_max_position_embeddings;
   for (int64_t done = 0; done < n; done += chunk) {
     const int64_t m = std::min(chunk, n - done);
     if (all_logits) {
@@ -81,7 +85,7 @@ void Session::run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all
       model_.forward(pool_, tokens + done, m, n_past(), kv_, act_, logits_.data(), false,
                      rope_len);
     }
-    history_.insert(history_.end(), tokens + done, tokens + done + m);
+    if (keep_history) history_.insert(history_.end(), tokens + done, tokens + done + m);
   }
   rope_len_ = rope_len;
 }

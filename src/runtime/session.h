@@ -66,7 +66,7 @@ class Session {
   Activations act_;
   std::vector<float> logits_;
   std::vector<float> chunk_logits_;
-  std::vector<int32_t> history_;  // the tokens held, for a recompute
+  std::vector<int32_t> history_;  // LongRoPE on short factors: the tokens held, for a recompute
   int64_t rope_len_ = 0;          // the rope length the cached keys were rotated with
   int recomputes_ = 0;
 

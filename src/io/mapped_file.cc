@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "core/error.h"
 #include "io/weights.h"
@@ -55,11 +57,30 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
 }
 
 MappedFile::~MappedFile() {
-  if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (!copy_.ok() && data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+bool MappedFile::make_resident() {
+  if (copy_.ok() || data_ == nullptr) return copy_.ok();
+  HugePageBuffer copy(size_);
+  if (!copy.ok()) return false;
+  constexpr size_t kStep = size_t{16} << 20;
+  for (size_t off = 0; off < size_; off += kStep) {
+    const size_t n = std::min(kStep, size_ - off);
+    std::memcpy(copy.data() + off, data_ + off, n);
+    // The copied step of the file mapping leaves this process (the page cache keeps it).
+    advise(data_ + off, n, Advice::kDontNeed);
+  }
+  copy.protect_read_only();
+  ::munmap(const_cast<uint8_t*>(data_), size_);
+  copy_ = std::move(copy);
+  data_ = copy_.data();
+  return true;
 }
 
 void MappedFile::advise(const void* begin, size_t nbytes, Advice advice) const {
-  if (data_ == nullptr || nbytes == 0) return;
+  // A resident copy is anonymous memory: there kDontNeed would zero the weights, not drop pages.
+  if (data_ == nullptr || nbytes == 0 || copy_.ok()) return;
   const auto* b = static_cast<const uint8_t*>(begin);
   if (b < data_ || b >= data_ + size_) return;
   if (nbytes > static_cast<size_t>(data_ + size_ - b))

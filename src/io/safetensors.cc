@@ -236,6 +236,18 @@ std::unique_ptr<WeightSource> WeightSource::open_file(const std::string& path) {
   return w;
 }
 
+size_t WeightSource::make_resident() {
+  size_t bytes = 0;
+  for (const auto& f : files_) {
+    const uint8_t* old = f->data();
+    if (!f->make_resident()) continue;
+    bytes += f->size();
+    for (auto& [name, t] : tensors_)
+      if (t.file == f->path()) t.data = f->data() + (static_cast<const uint8_t*>(t.data) - old);
+  }
+  return bytes;
+}
+
 const TensorInfo* WeightSource::find(const std::string& name) const {
   if (auto it = tensors_.find(name); it != tensors_.end()) return &it->second;
   if (auto u = unsupported_.find(name); u != unsupported_.end())

@@ -9,10 +9,12 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/huge_pages.h"
 
 namespace longctx::io {
 
 // A read-only mapping of a whole file (mmap). Throws Error(kIo) when it cannot be opened.
+// make_resident() can swap the mapping for a private copy on 2 MiB huge pages (core/huge_pages.h).
 class MappedFile {
  public:
   static std::shared_ptr<MappedFile> open(const std::string& path);
@@ -23,10 +25,19 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // True once make_resident() has copied the file into anonymous memory.
+  bool resident() const { return copy_.ok(); }
+
+  // Copies the file into anonymous memory advised for transparent huge pages and drops the file
+  // mapping; data() changes. Copies in 16 MiB steps and releases each mapped step as it goes,
+  // so the peak resident size grows by at most one step. Returns false and keeps the mapping
+  // when the memory cannot be reserved. Not thread-safe; call before handing out pointers.
+  bool make_resident();
 
   // Paging hints (madvise) for a byte range inside the mapping; ranges outside are clipped.
   // Advice only: it never changes what is read. kWillNeed starts readahead (e.g. the next
   // layer's weights); kDontNeed drops clean pages of a private read-only mapping (re-read later).
+  // Ignored once resident: the copy has no file behind it to re-read from.
   enum class Advice { kNormal, kWillNeed, kSequential, kRandom, kDontNeed };
   void advise(const void* begin, size_t nbytes, Advice advice) const;
 
@@ -35,6 +46,7 @@ class MappedFile {
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   std::string path_;
+  HugePageBuffer copy_;  // after make_resident(): holds the data, the file is unmapped
 };
 
 struct TensorInfo {
@@ -81,6 +93,10 @@ class WeightSource {
   // "__metadata__" string entries of all files (first file wins on a repeated key).
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::vector<std::shared_ptr<MappedFile>>& files() const { return files_; }
+
+  // MappedFile::make_resident() for every file, moving tensors' data pointers along. Returns
+  // the bytes now resident (0 when every copy failed and the mappings were kept).
+  size_t make_resident();
   // The folder or file this was opened from.
   const std::string& origin() const { return origin_; }
 

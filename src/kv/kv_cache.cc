@@ -1,10 +1,10 @@
 #include "kv/kv_cache.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <string>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
 
 namespace longctx {
 
@@ -67,16 +67,25 @@ uint8_t* KVCache::take_block() {
     return b;
   }
   const size_t bytes = shape_.bytes_per_layer_block();
+  const size_t stride = (bytes + 63) / 64 * 64;
   if (account_) account_->charge(bytes, "a KV-cache block");
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (!p) {
-    if (account_) account_->release(bytes);
-    throw Error(ErrorKind::kMemory, "cannot allocate a KV-cache block of " +
-                                        std::to_string(bytes) + " bytes; lower -c or --kv-dtype");
+  if (slabs_.empty() || slab_used_ + stride > slabs_.back().size()) {
+    // Blocks are carved from slabs on huge pages (decode streams them like the weights); pages
+    // are touched only as blocks fill, so at most one huge page per cache sits unused.
+    const size_t huge = HugePageBuffer::kHugePage;
+    HugePageBuffer slab(std::max(kSlabBytes, (stride + huge - 1) / huge * huge));
+    if (!slab.ok()) {
+      if (account_) account_->release(bytes);
+      throw Error(ErrorKind::kMemory, "cannot allocate a KV-cache block of " +
+                                          std::to_string(bytes) + " bytes; lower -c or --kv-dtype");
+    }
+    slabs_.push_back(std::move(slab));
+    slab_used_ = 0;
   }
-  owned_.emplace_back(static_cast<uint8_t*>(p), std::free);
+  uint8_t* p = slabs_.back().data() + slab_used_;
+  slab_used_ += stride;
   ++n_allocated_;
-  return static_cast<uint8_t*>(p);
+  return p;
 }
 
 void KVCache::prepare(int64_t pos0, int64_t n) {

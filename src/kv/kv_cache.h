@@ -9,11 +9,11 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/huge_pages.h"
 #include "core/memory_account.h"
 #include "kernels/kv_quant.h"
 #include "kernels/ops.h"
@@ -99,7 +99,9 @@ class KVCache {
   std::vector<std::vector<const void*>> k_ptrs_, v_ptrs_;  // what KVView exposes
   std::vector<int64_t> first_live_;  // per layer, first block not recycled
   std::vector<uint8_t*> free_;       // recycled blocks
-  std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> owned_;
+  static constexpr size_t kSlabBytes = size_t{16} << 20;
+  std::vector<HugePageBuffer> slabs_;  // blocks live here, carved in order
+  size_t slab_used_ = 0;               // bytes carved from slabs_.back()
   // int4 keys: per layer, [n_kv_heads][16][head_dim] f32 keys of positions [pending_from_[l],
   // pending_from_[l] + 16) (the group being filled), quantized into the block when it completes.
   std::vector<float> pending_;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
 #include "model/rope_freqs.h"
 
 namespace longctx {
@@ -60,10 +61,20 @@ std::vector<float> load_bias(const io::WeightSource& w, const std::string& weigh
 
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const std::string& dir) {
+std::unique_ptr<Model> Model::load(const std::string& dir, WeightMemory memory) {
   ModelConfig cfg = load_model_config(dir);
   arch_spec_for(cfg.model_type);  // fail on an unknown architecture before mapping anything
-  return std::make_unique<Model>(std::move(cfg), io::WeightSource::open_dir(dir));
+  auto weights = io::WeightSource::open_dir(dir);
+  // Copy only once the headers validated, and only where huge pages make the copy pay.
+  if (memory == WeightMemory::kResident && transparent_huge_pages_available())
+    weights->make_resident();
+  return std::make_unique<Model>(std::move(cfg), std::move(weights));
+}
+
+bool Model::weights_resident() const {
+  for (const auto& f : weights_->files())
+    if (!f->resident()) return false;
+  return !weights_->files().empty();
 }
 
 Model::Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights)

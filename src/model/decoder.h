@@ -54,16 +54,31 @@ class Activations {
   size_t charged_ = 0;
 };
 
+// Where the weights live while the model runs.
+enum class WeightMemory {
+  // A private copy in anonymous memory on 2 MiB transparent huge pages (falls back to the file
+  // mapping when the system has them off, or the copy cannot be reserved). Decode streams every
+  // weight once per token; huge pages read faster (docs/kernels.md, "Weights and KV cache in huge
+  // pages").
+  kResident,
+  // The file mapping itself: pages load on first use and the kernel may evict and re-read them.
+  kMapped,
+};
+
 class Model {
  public:
   // Reads DIR/config.json, maps DIR's safetensors weights and checks every tensor's shape and
   // dtype against the config. Errors name the tensor, what was expected and what was found.
-  static std::unique_ptr<Model> load(const std::string& dir);
+  // `memory` kResident then copies the weights into huge pages (see WeightMemory).
+  static std::unique_ptr<Model> load(const std::string& dir,
+                                     WeightMemory memory = WeightMemory::kResident);
   // Builds a model from an already parsed config and opened weights.
   Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights);
 
   const ModelConfig& config() const { return cfg_; }
   const io::WeightSource& weights() const { return *weights_; }
+  // Whether the weights were copied into huge pages (WeightMemory::kResident took effect).
+  bool weights_resident() const;
   int64_t vocab_size() const { return cfg_.vocab_size; }
 
   // Runs tokens[0..n) at positions pos0..pos0+n through the model, appending their keys/values to

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
 #include "model/decoder.h"
@@ -150,12 +151,14 @@ MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kk, KvTy
   chunk_memory(c, kk, kv, std::min(chunk, context), threads, p.activations, p.scratch);
   // Fixed, calibrated against VmHWM of `longctx run` (docs/memory-planner.md): program and
   // libraries (~6 MiB resident), tokenizer tables (~5.5x the tokenizer file), f32 copies of norms
-  // and biases, thread stacks touched.
+  // and biases, thread stacks touched, and per KV cache the huge page its newest blocks have
+  // touched but not yet filled (KVCache carves blocks from huge-page slabs).
   const size_t small = (size_t(2 * c.num_hidden_layers + 1) * c.hidden_size +
                         size_t(c.num_hidden_layers) *
                             (size_t(c.num_attention_heads) + 2 * c.num_key_value_heads) *
                             c.head_dim) * sizeof(float);
-  p.overhead = (size_t{6} << 20) + m.tokenizer_bytes * 11 / 2 + small + size_t(threads) * (256 << 10);
+  p.overhead = (size_t{6} << 20) + m.tokenizer_bytes * 11 / 2 + small +
+               size_t(threads) * (256 << 10) + size_t(batch) * HugePageBuffer::kHugePage;
   p.total = p.weights + p.kv_total + p.activations + p.scratch + p.overhead;
   return p;
 }

@@ -6,6 +6,7 @@
 #include <regex>
 #include <sstream>
 
+#include "core/huge_pages.h"
 #include "integration/cli_util.h"
 #include "model/random_checkpoint.h"
 #include "model/test_util.h"
@@ -124,6 +125,7 @@ TEST(CliBench, JsonHasLlamaBenchFieldsAndConsistentValues) {
     EXPECT_LT(t["model_size"].get<double>(), 2.0 * kParams + 65536);
     EXPECT_EQ(t["type_k"], "bf16");
     EXPECT_EQ(t["type_v"], "bf16");
+    EXPECT_EQ(t["use_mmap"], !transparent_huge_pages_available());  // copied unless THP is off
     const int64_t p = t["n_prompt"], n = t["n_gen"], d = t["n_depth"];
     EXPECT_TRUE((p == 24 && n == 0) || (p == 0 && n == 5)) << t.dump(1);
     EXPECT_TRUE(d == 0 || d == 100);

@@ -1,6 +1,7 @@
 // `longctx run` end to end on a real trained checkpoint.
 #include <gtest/gtest.h>
 
+#include "core/huge_pages.h"
 #include "integration/cli_util.h"
 #include "model/test_util.h"
 
@@ -33,6 +34,24 @@ TEST(CliRun, ChunkSizeAndKvDtypeDoNotChangeGreedyText) {
   const auto text = [](const std::string& out) { return out.substr(out.find("Tom and")); };
   const auto line = [&](const std::string& out) {
     const std::string t = text(out);
+    return t.substr(0, t.find('\n'));
+  };
+  EXPECT_EQ(line(a.output), line(b.output));
+}
+
+TEST(CliRun, MappedAndResidentWeightsGiveTheSameText) {
+  const std::string dir = test::model_dir("stories260K");
+  const std::string base = "run -m " + test::quote(dir) + " -p 'Tom and his dog went' -n 20 ";
+  const auto a = test::run_cli(base);
+  const auto b = test::run_cli(base + "--mmap");
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  EXPECT_NE(b.output.find("| weights mapped |"), std::string::npos) << b.output;
+  if (transparent_huge_pages_available()) {
+    EXPECT_NE(a.output.find("| weights on huge pages |"), std::string::npos) << a.output;
+  }
+  const auto line = [](const std::string& out) {
+    const std::string t = out.substr(out.find("Tom and"));
     return t.substr(0, t.find('\n'));
   };
   EXPECT_EQ(line(a.output), line(b.output));

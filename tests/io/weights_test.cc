@@ -37,6 +37,28 @@ TEST(MappedFile, MapsContentsAndEmptyFiles) {
   EXPECT_EQ(e->data(), nullptr);
 }
 
+TEST(MappedFile, MakeResidentKeepsEveryByte) {
+  TempDir dir;
+  std::string bytes(3 * (size_t{16} << 20) + 4097, '\0');  // several copy steps, ragged tail
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 131) >> 3);
+  write_bytes(dir.file("big"), bytes);
+  auto f = MappedFile::open(dir.file("big"));
+  EXPECT_FALSE(f->resident());
+  ASSERT_TRUE(f->make_resident());
+  EXPECT_TRUE(f->resident());
+  EXPECT_TRUE(f->make_resident());  // a second call keeps the copy
+  ASSERT_EQ(f->size(), bytes.size());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(f->data()) % HugePageBuffer::kHugePage, 0u);
+  EXPECT_EQ(std::memcmp(f->data(), bytes.data(), bytes.size()), 0);
+  f->advise(f->data(), f->size(), MappedFile::Advice::kDontNeed);  // ignored: would zero a copy
+  EXPECT_EQ(std::memcmp(f->data(), bytes.data(), bytes.size()), 0);
+
+  write_bytes(dir.file("empty"), "");
+  auto e = MappedFile::open(dir.file("empty"));
+  EXPECT_FALSE(e->make_resident());  // nothing to copy: stays as it is
+  EXPECT_EQ(e->data(), nullptr);
+}
+
 TEST(MappedFile, MissingFileAndFolderAreIoErrors) {
   TempDir dir;
   expect_error([&] { MappedFile::open(dir.file("nope")); }, ErrorKind::kIo, {dir.file("nope")});
@@ -144,6 +166,25 @@ TEST_F(ShardedFolder, LoadsAllShardsOnce) {
   EXPECT_EQ(static_cast<const float*>(w->get("l0.w").data)[3], 4.f);
   EXPECT_EQ(w->total_bytes(), 16u + 16u + 12u + 4u);
   EXPECT_EQ(w->origin(), dir_.path());
+}
+
+TEST_F(ShardedFolder, MakeResidentMovesEveryTensor) {
+  write_index(kGoodMap);
+  auto w = WeightSource::open_dir(dir_.path());
+  const void* before = w->get("l1.w").data;
+  EXPECT_EQ(w->make_resident(), w->mapped_bytes());
+  for (const auto& f : w->files()) EXPECT_TRUE(f->resident());
+  EXPECT_NE(w->get("l1.w").data, before);
+  for (const auto& [name, t] : w->tensors()) {
+    // Each tensor points into the copy of its own file, at its offset there.
+    const MappedFile* owner = nullptr;
+    for (const auto& f : w->files())
+      if (f->path() == t.file) owner = f.get();
+    ASSERT_NE(owner, nullptr) << name;
+    EXPECT_EQ(static_cast<const uint8_t*>(t.data), owner->data() + t.offset) << name;
+  }
+  EXPECT_EQ(static_cast<const float*>(w->get("l1.w").data)[2], 7.f);
+  EXPECT_EQ(static_cast<const float*>(w->get("l0.w").data)[3], 4.f);
 }
 
 TEST_F(ShardedFolder, MissingShardIsNamed) {

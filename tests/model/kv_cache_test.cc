@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 
@@ -45,6 +46,46 @@ TEST(KVCache, GrowsInBlocksAndReadsBackAcrossBlockBoundaries) {
         ASSERT_EQ(kb[at], k[(t * 3 + h) * 4 + d]);
         ASSERT_EQ(vb[at], v[(t * 3 + h) * 4 + d]);
       }
+}
+
+TEST(KVCache, BlocksSpanSeveralSlabsAndStayDistinct) {
+  // 1 layer x 8 heads x 64 dims x 1024 tokens x f32 x 2 = 4 MiB per block: four fill a 16 MiB
+  // slab, so 11 blocks use three slabs. Every block is written with its own pattern.
+  KVCacheShape s{1, 8, 64, DType::kF32, 1024, 11 * 1024, {}, std::nullopt, std::nullopt};
+  KVCache kv(s);
+  const int64_t n = 11 * 1024;
+  std::vector<float> k(static_cast<size_t>(n) * 8 * 64), v(k.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    k[i] = static_cast<float>(i % 9973);
+    v[i] = -static_cast<float>(i % 7919);
+  }
+  kv.prepare(0, n);
+  kv.write(0, 0, n, k.data(), v.data());
+  EXPECT_EQ(kv.allocated_bytes(), 11 * s.bytes_per_layer_block());
+  const kernels::KVView view = kv.view(0, n);
+  for (int64_t t = 0; t < n; t += 37)
+    for (int h = 0; h < 8; h += 3) {
+      const float* kb = static_cast<const float*>(view.k_blocks[t / 1024]);
+      const float* vb = static_cast<const float*>(view.v_blocks[t / 1024]);
+      const size_t at = (h * 1024 + t % 1024) * 64 + 5;
+      ASSERT_EQ(kb[at], k[(t * 8 + h) * 64 + 5]) << t;
+      ASSERT_EQ(vb[at], v[(t * 8 + h) * 64 + 5]) << t;
+    }
+}
+
+TEST(KVCache, BlockLargerThanASlabGetsItsOwn) {
+  // 2 x 32 x 128 x 1024 x f32 = 32 MiB per block, more than one 16 MiB slab.
+  KVCacheShape s{1, 32, 128, DType::kF32, 1024, 2048, {}, std::nullopt, std::nullopt};
+  KVCache kv(s);
+  std::vector<float> k(size_t{1025} * 32 * 128, 1.5f), v(k.size(), -2.5f);
+  kv.prepare(0, 1025);
+  kv.write(0, 0, 1025, k.data(), v.data());
+  const kernels::KVView view = kv.view(0, 1025);
+  const size_t last = size_t{32} * 1024 * 128 - 1;  // the last value of block 0
+  EXPECT_EQ(static_cast<const float*>(view.k_blocks[0])[last], 1.5f);
+  EXPECT_EQ(static_cast<const float*>(view.v_blocks[0])[last], -2.5f);
+  EXPECT_EQ(static_cast<const float*>(view.k_blocks[1])[0], 1.5f);
+  EXPECT_EQ(static_cast<const float*>(view.v_blocks[1])[127], -2.5f);
 }
 
 TEST(KVCache, RefusesPastCapacity) {

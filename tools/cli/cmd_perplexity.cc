@@ -33,6 +33,7 @@ struct PplOpts {
   std::string model_dir, file, compare_kv;
   int64_t stride = 0;
   bool json = false;
+  bool mmap = false;
   PlanFlags plan;
 };
 
@@ -164,7 +165,7 @@ int perplexity(const PplOpts& o) {
     base_so.planned_tokens = ctx;
   }
 
-  const auto model = Model::load(o.model_dir);
+  const auto model = Model::load(o.model_dir, weight_memory(o.mmap));
   ThreadPool pool(req.threads);
   const std::string kv_name = kv_setting_name(plan.kv_k, plan.kv_v);
   std::fprintf(stderr,
@@ -261,6 +262,7 @@ Runner add_perplexity_command(CLI::App& app) {
                   "of the next-token distributions against it");
   cmd->add_flag("--json", o->json, "Print JSON (progress goes to stderr)");
   add_plan_flags(*cmd, o->plan);
+  add_weight_memory_flag(*cmd, o->mmap);
   return [o] { return perplexity(*o); };
 }
 

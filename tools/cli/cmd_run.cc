@@ -30,6 +30,7 @@ struct RunOpts {
   int n_predict = 128;
   bool force_ctx = false;
   bool ignore_eos = false;
+  bool mmap = false;
   PlanFlags plan;
   SamplerParams sp;
 };
@@ -95,7 +96,7 @@ int run(const RunOpts& o) {
                                             " tokens but the context is " + std::to_string(ctx) +
                                             "; raise -c or shorten the prompt");
 
-  const auto model = Model::load(dir);
+  const auto model = Model::load(dir, weight_memory(o.mmap));
   ThreadPool pool(req.threads);
   // The total is known up front, so LongRoPE picks short or long factors once (docs/rope-scaling.md).
   SessionOptions run_so = so;
@@ -108,9 +109,11 @@ int run(const RunOpts& o) {
     std::fprintf(stderr,
                  "note: %s has random weights: the text is meaningless, speed and memory are "
                  "real\n", dir.c_str());
-  std::fprintf(stderr, "model %s (%s, %d layers) | ctx %lld | kv %s | prefill chunk %lld%s | "
-               "threads %d | simd %s | plan %s of %s\n", dir.c_str(), cfg.model_type.c_str(),
-               cfg.num_hidden_layers, static_cast<long long>(ctx),
+  std::fprintf(stderr,
+               "model %s (%s, %d layers) | weights %s | ctx %lld | kv %s | prefill chunk "
+               "%lld%s | threads %d | simd %s | plan %s of %s\n",
+               dir.c_str(), cfg.model_type.c_str(), cfg.num_hidden_layers,
+               model->weights_resident() ? "on huge pages" : "mapped", static_cast<long long>(ctx),
                kv_setting_name(plan.kv_k, plan.kv_v).c_str(),
                static_cast<long long>(plan.prefill_chunk), plan.chunk_auto ? " (auto)" : "",
                pool.size(), kernels::simd_path(), format_size(plan.total).c_str(),
@@ -180,6 +183,7 @@ Runner add_run_command(CLI::App& app) {
   cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from a file");
   cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->capture_default_str();
   add_plan_flags(*cmd, o->plan);
+  add_weight_memory_flag(*cmd, o->mmap);
   cmd->add_flag("--force-ctx", o->force_ctx, "Allow -c beyond max_position_embeddings");
   cmd->add_option("--temp", o->sp.temperature, "Temperature; 0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", o->sp.top_k, "Keep the k most likely tokens (0 = off)");

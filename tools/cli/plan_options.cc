@@ -26,6 +26,12 @@ void add_plan_flags(CLI::App& cmd, PlanFlags& f) {
   cmd.add_option("-t,--threads", f.threads, "Threads (default: all cores)");
 }
 
+void add_weight_memory_flag(CLI::App& cmd, bool& mmap) {
+  cmd.add_flag("--mmap", mmap,
+               "Run from the mapped weight files (loads pages on first use, lets the kernel "
+               "evict them) instead of a copy on 2 MiB huge pages, which decodes faster");
+}
+
 PlanRequest plan_request(const PlanFlags& f, const ModelConfig& cfg, bool force_ctx) {
   PlanRequest r;
   if (f.ctx < 0) throw Error(ErrorKind::kInvalidArg, "-c must be a positive number of tokens");

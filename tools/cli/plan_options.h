@@ -7,6 +7,7 @@
 #include <string>
 
 #include "config/model_config.h"
+#include "model/decoder.h"
 #include "plan/memory_plan.h"
 #include "runtime/session.h"
 
@@ -22,6 +23,12 @@ struct PlanFlags {
 };
 
 void add_plan_flags(CLI::App& cmd, PlanFlags& f);
+
+// --mmap: run from the file mapping instead of a copy on huge pages (see WeightMemory).
+void add_weight_memory_flag(CLI::App& cmd, bool& mmap);
+inline WeightMemory weight_memory(bool mmap) {
+  return mmap ? WeightMemory::kMapped : WeightMemory::kResident;
+}
 
 // The request these flags describe for `cfg`. A context beyond max_position_embeddings is refused
 // (Error naming --force-ctx) unless force_ctx.

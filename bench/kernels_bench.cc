@@ -3,13 +3,16 @@
 // past the last-level cache so every matvec iteration reads from DRAM.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/huge_pages.h"
 #include "core/thread_pool.h"
 #include "kernels/kv_quant.h"
 #include "kernels/ops.h"
@@ -35,16 +38,24 @@ std::vector<uint8_t> random_bytes(DType t, size_t n, uint32_t seed) {
   return out;
 }
 
-// Streaming read of a 512 MiB buffer split over the threads: the bandwidth roofline.
+// Streaming read of a 512 MiB buffer split over the threads: the bandwidth roofline. Args:
+// threads, huge (1: on 2 MiB huge pages, as the weights and KV cache are; 0: 4 KiB pages).
 void BM_StreamRead(benchmark::State& st) {
   const int threads = static_cast<int>(st.range(0));
+  const bool huge = st.range(1) != 0;
   const size_t n = kColdBytes / sizeof(float);
-  static std::vector<float> buf(n, 1.f);
-  for (auto _ : st) benchmark::DoNotOptimize(sum(pool(threads), buf.data(), static_cast<int64_t>(n)));
+  HugePageBuffer hp(huge ? n * sizeof(float) : 0);
+  std::vector<float> small(huge ? 0 : n);
+  float* buf = huge ? reinterpret_cast<float*>(hp.data()) : small.data();
+  std::fill(buf, buf + n, 1.f);
+  for (auto _ : st) benchmark::DoNotOptimize(sum(pool(threads), buf, static_cast<int64_t>(n)));
   st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * n * sizeof(float)));
-  st.SetLabel(simd_path());
+  st.SetLabel(std::string(huge ? "huge pages " : "4 KiB pages ") + simd_path());
 }
-BENCHMARK(BM_StreamRead)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_StreamRead)
+    ->ArgsProduct({{1, 2}, {1, 0}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // Decode matvec (n = 1): args dtype, rows, cols, threads. Cycles through copies of W past L3.
 void BM_Matvec(benchmark::State& st) {
@@ -54,7 +65,7 @@ void BM_Matvec(benchmark::State& st) {
   const size_t wbytes = rows * cols * dtype_size(dt);
   const size_t copies = std::max<size_t>(2, kColdBytes / wbytes);
   const auto w = random_bytes(dt, rows * cols, 1);
-  std::vector<uint8_t> all(wbytes * copies);
+  HugePageBuffer all(wbytes * copies);  // where Model::load puts the weights
   for (size_t c = 0; c < copies; ++c) std::memcpy(all.data() + c * wbytes, w.data(), wbytes);
   std::vector<float> x(cols, 0.5f), y(rows);
   size_t c = 0;

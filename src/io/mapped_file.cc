@@ -64,7 +64,7 @@ bool MappedFile::make_resident() {
   if (copy_.ok() || data_ == nullptr) return copy_.ok();
   HugePageBuffer copy(size_);
   if (!copy.ok()) return false;
-  constexpr size_t kStep = size_t{16} << 20;
+  constexpr size_t kStep = HugePageBuffer::kHugePage;  // the load-time peak grows by one step
   for (size_t off = 0; off < size_; off += kStep) {
     const size_t n = std::min(kStep, size_ - off);
     std::memcpy(copy.data() + off, data_ + off, n);

@@ -29,7 +29,7 @@ class MappedFile {
   bool resident() const { return copy_.ok(); }
 
   // Copies the file into anonymous memory advised for transparent huge pages and drops the file
-  // mapping; data() changes. Copies in 16 MiB steps and releases each mapped step as it goes,
+  // mapping; data() changes. Copies in 2 MiB steps and releases each mapped step as it goes,
   // so the peak resident size grows by at most one step. Returns false and keeps the mapping
   // when the memory cannot be reserved. Not thread-safe; call before handing out pointers.
   bool make_resident();

@@ -46,8 +46,10 @@ size_t file_size_or_zero(const fs::path& p) {
   return ec ? 0 : static_cast<size_t>(n);
 }
 
-size_t weight_files_bytes(const std::string& dir) {
+// Bytes of DIR's weight files; `files` is set to how many there are.
+size_t weight_files_bytes(const std::string& dir, int& files) {
   const fs::path d(dir);
+  files = 1;
   if (fs::exists(d / "model.safetensors")) return file_size_or_zero(d / "model.safetensors");
   const fs::path index = d / "model.safetensors.index.json";
   std::ifstream f(index);
@@ -67,9 +69,9 @@ size_t weight_files_bytes(const std::string& dir) {
     if (file.is_string()) shards.insert(file.get<std::string>());
   size_t total = 0;
   for (const auto& s : shards) total += file_size_or_zero(d / s);
+  files = std::max<int>(1, static_cast<int>(shards.size()));
   return total;
 }
-
 
 // Activation buffers, logits copies and kernel scratch for one forward pass of `chunk` tokens.
 void chunk_memory(const ModelConfig& c, KvType k, KvType v, int64_t chunk, int threads, size_t& act,
@@ -93,7 +95,7 @@ void chunk_memory(const ModelConfig& c, KvType k, KvType v, int64_t chunk, int t
 PlanModel plan_model_from_dir(const std::string& dir) {
   PlanModel m;
   m.cfg = load_model_config(dir);
-  m.weight_bytes = weight_files_bytes(dir);
+  m.weight_bytes = weight_files_bytes(dir, m.weight_files);
   const fs::path d(dir);
   m.tokenizer_bytes = std::max(file_size_or_zero(d / "tokenizer.json"),
                                file_size_or_zero(d / "tokenizer.model"));
@@ -151,14 +153,16 @@ MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kk, KvTy
   chunk_memory(c, kk, kv, std::min(chunk, context), threads, p.activations, p.scratch);
   // Fixed, calibrated against VmHWM of `longctx run` (docs/memory-planner.md): program and
   // libraries (~6 MiB resident), tokenizer tables (~5.5x the tokenizer file), f32 copies of norms
-  // and biases, thread stacks touched, and per KV cache the huge page its newest blocks have
-  // touched but not yet filled (KVCache carves blocks from huge-page slabs).
+  // and biases, thread stacks touched, per KV cache the huge page its newest blocks have touched
+  // but not yet filled (KVCache carves blocks from huge-page slabs), and per weight file the
+  // huge page its resident copy ends in.
   const size_t small = (size_t(2 * c.num_hidden_layers + 1) * c.hidden_size +
                         size_t(c.num_hidden_layers) *
                             (size_t(c.num_attention_heads) + 2 * c.num_key_value_heads) *
                             c.head_dim) * sizeof(float);
   p.overhead = (size_t{6} << 20) + m.tokenizer_bytes * 11 / 2 + small +
-               size_t(threads) * (256 << 10) + size_t(batch) * HugePageBuffer::kHugePage;
+               size_t(threads) * (256 << 10) +
+               size_t(batch + m.weight_files) * HugePageBuffer::kHugePage;
   p.total = p.weights + p.kv_total + p.activations + p.scratch + p.overhead;
   return p;
 }

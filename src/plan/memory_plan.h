@@ -25,6 +25,7 @@ size_t kv_bytes_per_token_layer(const ModelConfig& cfg, KvType k, KvType v);
 struct PlanModel {
   ModelConfig cfg;
   size_t weight_bytes = 0;   // bytes of the weight files (what becomes resident once touched)
+  int weight_files = 1;      // how many: each resident copy ends in a partly used huge page
   size_t tokenizer_bytes = 0;  // size of the tokenizer file (its in-memory tables scale with it)
   std::string name;
 };

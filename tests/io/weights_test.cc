@@ -39,7 +39,7 @@ TEST(MappedFile, MapsContentsAndEmptyFiles) {
 
 TEST(MappedFile, MakeResidentKeepsEveryByte) {
   TempDir dir;
-  std::string bytes(3 * (size_t{16} << 20) + 4097, '\0');  // several copy steps, ragged tail
+  std::string bytes(3 * HugePageBuffer::kHugePage + 4097, '\0');  // several copy steps, ragged tail
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 131) >> 3);
   write_bytes(dir.file("big"), bytes);
   auto f = MappedFile::open(dir.file("big"));

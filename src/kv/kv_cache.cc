@@ -1,6 +1,7 @@
 #include "kv/kv_cache.h"
 
 #include <algorithm>
+#include <numeric>
 #include <string>
 
 #include "core/error.h"
@@ -60,6 +61,15 @@ KVCache::~KVCache() {
   if (account_) account_->release(allocated_bytes());
 }
 
+size_t kv_slab_bytes(size_t stride) {
+  constexpr size_t kHuge = HugePageBuffer::kHugePage;
+  constexpr size_t kMin = size_t{16} << 20, kMaxUnit = size_t{64} << 20;
+  // The fewest blocks that end on a huge-page boundary (e.g. 2 of 3 MiB, 32 of 192 KiB).
+  size_t unit = kHuge / std::gcd(stride, kHuge) * stride;
+  if (unit > kMaxUnit) unit = stride;  // an odd stride: accept a partly used last huge page
+  return unit * ((kMin + unit - 1) / unit);
+}
+
 uint8_t* KVCache::take_block() {
   if (!free_.empty()) {
     uint8_t* b = free_.back();
@@ -72,8 +82,7 @@ uint8_t* KVCache::take_block() {
   if (slabs_.empty() || slab_used_ + stride > slabs_.back().size()) {
     // Blocks are carved from slabs on huge pages (decode streams them like the weights); pages
     // are touched only as blocks fill, so at most one huge page per cache sits unused.
-    const size_t huge = HugePageBuffer::kHugePage;
-    HugePageBuffer slab(std::max(kSlabBytes, (stride + huge - 1) / huge * huge));
+    HugePageBuffer slab(kv_slab_bytes(stride));
     if (!slab.ok()) {
       if (account_) account_->release(bytes);
       throw Error(ErrorKind::kMemory, "cannot allocate a KV-cache block of " +

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
 
 namespace longctx {
 namespace {
@@ -86,6 +87,25 @@ TEST(KVCache, BlockLargerThanASlabGetsItsOwn) {
   EXPECT_EQ(static_cast<const float*>(view.v_blocks[0])[last], -2.5f);
   EXPECT_EQ(static_cast<const float*>(view.k_blocks[1])[0], 1.5f);
   EXPECT_EQ(static_cast<const float*>(view.v_blocks[1])[127], -2.5f);
+}
+
+TEST(KVCache, SlabsEndOnHugePageBoundaries) {
+  const size_t MiB = size_t{1} << 20, huge = HugePageBuffer::kHugePage;
+  // Phi-3-mini f16: 32 kv heads x 96 dims x 256 tokens x 2 bytes x 2 = 3 MiB; SmolLM2: 192 KiB;
+  // Llama 3 8B: 1 MiB; a block bigger than the minimum slab.
+  for (size_t stride : {3 * MiB, 192 * size_t{1024}, MiB, 17 * MiB}) {
+    const size_t slab = kv_slab_bytes(stride);
+    EXPECT_GE(slab, 16 * MiB) << stride;
+    EXPECT_EQ(slab % stride, 0u) << stride;
+    EXPECT_EQ(slab % huge, 0u) << stride;
+  }
+  EXPECT_EQ(kv_slab_bytes(3 * MiB), 18 * MiB);  // 6 blocks, 9 huge pages
+  EXPECT_EQ(kv_slab_bytes(MiB), 16 * MiB);
+  // A stride with no useful common factor: whole blocks, at least 16 MiB.
+  const size_t odd = 64 * 4099;
+  EXPECT_EQ(kv_slab_bytes(odd) % odd, 0u);
+  EXPECT_GE(kv_slab_bytes(odd), 16 * MiB);
+  EXPECT_LT(kv_slab_bytes(odd), 16 * MiB + odd);
 }
 
 TEST(KVCache, RefusesPastCapacity) {

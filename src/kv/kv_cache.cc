@@ -65,9 +65,11 @@ size_t kv_slab_bytes(size_t stride) {
   constexpr size_t kHuge = HugePageBuffer::kHugePage;
   constexpr size_t kMin = size_t{16} << 20, kMaxUnit = size_t{64} << 20;
   // The fewest blocks that end on a huge-page boundary (e.g. 2 of 3 MiB, 32 of 192 KiB).
-  size_t unit = kHuge / std::gcd(stride, kHuge) * stride;
-  if (unit > kMaxUnit) unit = stride;  // an odd stride: accept a partly used last huge page
-  return unit * ((kMin + unit - 1) / unit);
+  const size_t unit = kHuge / std::gcd(stride, kHuge) * stride;
+  if (unit <= kMaxUnit) return unit * ((kMin + unit - 1) / unit);
+  // A stride with few factors of two (int8/int4 rows carry scales): as many blocks as fit in
+  // 16 MiB, so each slab wastes less than one block inside its last huge page.
+  return std::max<size_t>(1, kMin / stride) * stride;
 }
 
 uint8_t* KVCache::take_block() {

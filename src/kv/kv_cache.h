@@ -54,10 +54,11 @@ struct KVCacheShape {
   int64_t max_blocks(int layer, int64_t context, int64_t chunk) const;
 };
 
-// Bytes of one slab of KV blocks of `stride` bytes: at least 16 MiB, a whole number of blocks
-// and, where that stays under 64 MiB per repeat, a whole number of 2 MiB huge pages, so that no
-// huge page between two slabs sits partly used (a 3 MiB Phi-3 block in 16 MiB slabs would leave
-// 1 MiB of every slab's last huge page touched and empty: 6% of the cache).
+// Bytes of one slab of KV blocks of `stride` bytes: a whole number of blocks and, where that
+// stays under 64 MiB per repeat, a whole number of 2 MiB huge pages of at least 16 MiB, so that
+// no huge page between two slabs sits partly used (a 3 MiB Phi-3 block in 16 MiB slabs would
+// leave 1 MiB of every slab's last huge page touched and empty: 6% of the cache). Otherwise as
+// many blocks as fit in 16 MiB (at least one): less than one block unused per slab.
 size_t kv_slab_bytes(size_t stride);
 
 class KVCache {

@@ -114,6 +114,7 @@ TEST(PlanAccuracy, MeasuredPeakMatchesPlan) {
   SKIP_UNDER_SANITIZER();
   const AccuracyCase cases[] = {{smol, 512, "auto", "f16"},
                                 {smol, 4096, "128", "f16"},
+                                {smol, 4096, "128", "int8"},
                                 {heads, 1024, "64", "f32"},
                                 {heads, 8192, "auto", "f32"}};
   for (const auto& c : cases) {
@@ -135,7 +136,7 @@ TEST(PlanAccuracy, MeasuredPeakMatchesPlan) {
         << "planned " << planned / 1048576 << " MiB, measured " << measured / 1048576 << " MiB";
     EXPECT_LE(measured, planned + 2.0 * 1048576)
         << "planned " << planned / 1048576 << " MiB, measured " << measured / 1048576 << " MiB";
-    RecordProperty("planned_vs_measured_MiB_" + ctx,
+    RecordProperty("planned_vs_measured_MiB_" + ctx + "_" + c.kv,
                    std::to_string(planned / 1048576) + " / " + std::to_string(measured / 1048576));
   }
 }

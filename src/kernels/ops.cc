@@ -90,6 +90,11 @@ SimdPath set_simd_path(SimdPath path) {
 const char* simd_path() { return simd_path_name(active_simd_path()); }
 
 namespace {
+// Few x rows (decode), or a path without a packed GEMM: the matvec kernel takes them.
+bool uses_matvec(const cpu::Isa& k, int64_t n) {
+  return n < kGemmMinRows || k.gemm_pack_bytes == 0;
+}
+
 // Decode (few x rows): x rounded to bf16 once per call when w's bf16 weights use the bf16 dot
 // products, else nullptr. The rows live in the calling thread's scratch.
 uint16_t* decode_x_bf16(const cpu::Isa& k, cpu::Scratch& scratch, const float* x, int64_t n,
@@ -107,7 +112,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, co
   if (n <= 0 || w.rows <= 0) return;
   const cpu::Isa& k = isa();
   thread_local cpu::Scratch scratch;
-  if (n < kGemmMinRows || k.gemm_pack_bytes == 0) {
+  if (uses_matvec(k, n)) {
     const uint16_t* xb = decode_x_bf16(k, scratch, x, n, w);
     // 16 output rows = one cache line of y per x row: threads never share a line of y.
     pool.parallel_for(w.rows, 16,
@@ -132,7 +137,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, co
 
 void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* outs, int n_outs) {
   const cpu::Isa& k = isa();
-  bool decode = n > 0 && (n < kGemmMinRows || k.gemm_pack_bytes == 0);
+  bool decode = n > 0 && uses_matvec(k, n);
   int64_t total = 0;
   for (int j = 0; j < n_outs; ++j) {
     decode = decode && outs[j].w->cols == outs[0].w->cols && outs[j].w->dtype == outs[0].w->dtype;

@@ -145,12 +145,10 @@ double measure_read_bandwidth(int threads, size_t bytes, int passes) {
   // On huge pages like the resident weights: the roofline is the best the machine reads.
   const int64_t n = static_cast<int64_t>(bytes / sizeof(float));
   HugePageBuffer mem(static_cast<size_t>(n) * sizeof(float));
-  std::vector<float> fallback;
+  if (!mem.ok())
+    throw Error(ErrorKind::kMemory, "cannot map " + format_size(bytes) +
+                                        " for the bandwidth probe; lower --mem-budget");
   float* buf = reinterpret_cast<float*>(mem.data());
-  if (!mem.ok()) {
-    fallback.resize(static_cast<size_t>(n));
-    buf = fallback.data();
-  }
   std::fill(buf, buf + n, 1.f);
   ThreadPool pool(threads);
   double best = 0, check = 0;

@@ -57,6 +57,15 @@ BENCHMARK(BM_StreamRead)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// One fork-join of the pool with no work in it: what every parallel kernel call pays on top of
+// its work (decode makes ~5 such calls per layer). Args: threads.
+void BM_ForkJoin(benchmark::State& st) {
+  ThreadPool& tp = pool(static_cast<int>(st.range(0)));
+  for (auto _ : st)
+    tp.parallel_for(64, 1, [](int64_t b, int64_t e, int) { benchmark::DoNotOptimize(b + e); });
+}
+BENCHMARK(BM_ForkJoin)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
 // Decode matvec (n = 1): args dtype, rows, cols, threads. Cycles through copies of W past L3.
 void BM_Matvec(benchmark::State& st) {
   const DType dt = static_cast<DType>(st.range(0));
@@ -116,18 +125,26 @@ void GemmArgs(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Gemm)->Apply(GemmArgs)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// A KV cache of random values laid out as KVCache lays it out: 256-token blocks, all on 2 MiB
+// huge pages.
 struct Cache {
-  std::vector<std::vector<uint8_t>> k, v;
+  HugePageBuffer mem;
   std::vector<const void*> kp, vp;
   KVView view;
   Cache(DType dt, int n_kv, int hd, int64_t n_tokens, int bs = 256) {
     const int64_t nb = (n_tokens + bs - 1) / bs;
+    const size_t block = static_cast<size_t>(n_kv) * bs * hd * dtype_size(dt);
+    mem = HugePageBuffer(2 * nb * block);
     for (int64_t b = 0; b < nb; ++b) {
-      k.push_back(random_bytes(dt, static_cast<size_t>(n_kv) * bs * hd, 3 + b));
-      v.push_back(random_bytes(dt, static_cast<size_t>(n_kv) * bs * hd, 4 + b));
+      uint8_t* kb = mem.data() + 2 * b * block;
+      uint8_t* vb = kb + block;
+      const auto kr = random_bytes(dt, block / dtype_size(dt), 3 + b);
+      const auto vr = random_bytes(dt, block / dtype_size(dt), 4 + b);
+      std::copy(kr.begin(), kr.end(), kb);
+      std::copy(vr.begin(), vr.end(), vb);
+      kp.push_back(kb);
+      vp.push_back(vb);
     }
-    for (auto& m : k) kp.push_back(m.data());
-    for (auto& m : v) vp.push_back(m.data());
     view = KVView{dt, bs, n_kv, hd, kp.data(), vp.data(), n_tokens};
   }
 };
@@ -152,8 +169,9 @@ void BM_AttentionDecode(benchmark::State& st) {
   st.SetLabel(std::string(dtype_name(dt)) + " " + simd_path());
 }
 BENCHMARK(BM_AttentionDecode)
-    ->ArgsProduct({{512, 2048, 8192}, {9}, {3}, {64}, {1}, {2}})
-    ->ArgsProduct({{2048, 8192}, {32}, {4}, {64}, {1}, {2}})
+    ->ArgsProduct({{512, 2048, 8192}, {9}, {3}, {64}, {1}, {2}})  // SmolLM2-135M
+    ->ArgsProduct({{2048, 8192}, {32}, {4}, {64}, {1}, {2}})      // TinyLlama-1.1B
+    ->ArgsProduct({{2048, 8192}, {32}, {8}, {128}, {1}, {1, 2}})  // Llama-3-8B
     ->Args({8192, 9, 3, 64, 1, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);

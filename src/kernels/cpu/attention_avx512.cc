@@ -1,5 +1,7 @@
-// AVX-512 attention tile: converts one tile of keys (transposed, so 16 keys' scores come out of
-// one vector of FMAs) and values to f32, then does the online-softmax update for every query row.
+// AVX-512 attention tile: the online-softmax update of every query row for one tile of keys and
+// values. Decode-sized tiles (up to 8 rows: one position's GQA group) read key and value rows
+// directly, converting each once into registers; larger (prefill) tiles convert the keys into a
+// transposed f32 tile so 16 keys' scores come out of one vector of FMAs.
 #include <immintrin.h>
 
 #include "kernels/cpu/isa.h"
@@ -10,6 +12,8 @@ namespace longctx::kernels::cpu::avx512 {
 namespace {
 
 constexpr int kT = kAttnTile;  // 64 keys = 4 vectors of scores
+// Tiles with up to this many query rows (decode with GQA groups up to 8) skip the transpose.
+constexpr int kDirectRowsMax = 8;
 
 // kt[d][j] = K[j][d] for j < n_keys (zero up to the next multiple of 16), d < hd.
 template <DType DT>
@@ -127,7 +131,7 @@ inline bool softmax_row(float* s, int lo, int hi, float* m, float* l, float* acc
   return true;
 }
 
-// ---- few rows (decode, GQA groups <= 4): no transpose, keys and values converted in registers ----
+// ---- few rows (decode, GQA groups <= 8): no transpose, rows converted in registers ----
 
 // Row loaders for the direct tile: 16 values of key/value row j from column c, as f32.
 template <DType DT>
@@ -181,25 +185,26 @@ void scores_direct(const float* q, int hd, const KL& k, int nk, float* s) {
   if constexpr (NC > 0)
     for (int i = 0; i < R; ++i)
       for (int c = 0; c < NC; ++c) qr[i][c] = _mm512_loadu_ps(q + i * hd + 16 * c);
+  auto query = [&](int i, int c) {
+    if constexpr (NC > 0)
+      return qr[i][c / 16];
+    else
+      return _mm512_loadu_ps(q + i * hd + c);
+  };
   alignas(64) float wbuf[R][4][16];  // fold4 results of one group of 16 keys
   for (int j0 = 0; j0 < nk; j0 += 16) {
     for (int quad = 0; quad < 4; ++quad) {
+      // Keys past the end repeat the last one: their scores are never read (the tile's visible
+      // ranges end at nk), and the loop keeps 4 x R independent accumulators with no branch.
+      int js[4];
+      for (int u = 0; u < 4; ++u) js[u] = j0 + 4 * quad + u < nk ? j0 + 4 * quad + u : nk - 1;
       __m512 a[R][4];
-      for (int u = 0; u < 4; ++u) {
-        const int j = j0 + 4 * quad + u;
-        for (int i = 0; i < R; ++i) a[i][u] = _mm512_setzero_ps();
-        if (j >= nk) continue;
-        if constexpr (NC > 0) {
-          for (int c = 0; c < NC; ++c) {
-            const __m512 kv = k(j, 16 * c);
-            for (int i = 0; i < R; ++i) a[i][u] = _mm512_fmadd_ps(kv, qr[i][c], a[i][u]);
-          }
-        } else {
-          for (int c = 0; c < hd; c += 16) {
-            const __m512 kv = k(j, c);
-            for (int i = 0; i < R; ++i)
-              a[i][u] = _mm512_fmadd_ps(kv, _mm512_loadu_ps(q + i * hd + c), a[i][u]);
-          }
+      for (int i = 0; i < R; ++i)
+        for (int u = 0; u < 4; ++u) a[i][u] = _mm512_setzero_ps();
+      for (int c = 0; c < (NC > 0 ? 16 * NC : hd); c += 16) {
+        for (int u = 0; u < 4; ++u) {
+          const __m512 kv = k(js[u], c);
+          for (int i = 0; i < R; ++i) a[i][u] = _mm512_fmadd_ps(kv, query(i, c), a[i][u]);
         }
       }
       for (int i = 0; i < R; ++i)
@@ -232,65 +237,104 @@ inline void values_direct(const float* p, const VL& v, int hd, int d0, int lo, i
     for (int c = 0; c < NV; ++c) _mm512_storeu_ps(acc + i * hd + d0 + 16 * c, a[i][c]);
 }
 
-template <int R, class KL, class VL>
-void tile_direct(const AttnTile& t, const KL& kl, const VL& vl) {
-  const int hd = t.head_dim;
-  // Query rows in registers when they fit beside the 4 x R accumulators.
-  if (hd == 64 && R <= 3)
-    scores_direct<KL, R, 4>(t.q, hd, kl, t.n_keys, t.s);
-  else if (hd == 128 && R <= 2)
-    scores_direct<KL, R, 8>(t.q, hd, kl, t.n_keys, t.s);
-  else
-    scores_direct<KL, R, 0>(t.q, hd, kl, t.n_keys, t.s);
-  int lo = kT, hi = 0;
-  for (int i = 0; i < R; ++i) {
-    float* si = t.s + i * kT;
-    if (softmax_row(si, t.lo[i], t.hi[i], t.m + i, t.l + i, t.acc + i * hd, hd)) {
-      lo = t.lo[i] < lo ? t.lo[i] : lo;
-      hi = t.hi[i] > hi ? t.hi[i] : hi;
-    } else {
-      for (int g = 0; g < 4; ++g) _mm512_storeu_ps(si + 16 * g, _mm512_setzero_ps());
+// Scores of rows [0, rows) in passes of at most C rows, each with its queries in registers (NC
+// vectors per row; NC == 0: loaded from L1): a pass reloads the tile's key rows from L1, which
+// costs less than reloading a query for every product.
+template <class KL, int C, int NC>
+void scores_passes(const float* q, int rows, int hd, const KL& k, int nk, float* s) {
+  for (int r = 0; r < rows; r += C) {
+    const float* qr = q + static_cast<size_t>(r) * hd;
+    float* sr = s + static_cast<size_t>(r) * kT;
+    switch (rows - r < C ? rows - r : C) {
+      case 1:
+        scores_direct<KL, 1, NC>(qr, hd, k, nk, sr);
+        break;
+      case 2:
+        if constexpr (C >= 2) scores_direct<KL, 2, NC>(qr, hd, k, nk, sr);
+        break;
+      case 3:
+        if constexpr (C >= 3) scores_direct<KL, 3, NC>(qr, hd, k, nk, sr);
+        break;
+      default:
+        if constexpr (C >= 4) scores_direct<KL, 4, NC>(qr, hd, k, nk, sr);
+        break;
     }
   }
-  if (hi <= lo) return;
+}
+
+// acc[i] += sum_{j in [lo, hi)} p[i][j] * v[j] over every column, for R rows.
+template <class VL, int R>
+void values_rows(const float* p, const VL& v, int hd, int lo, int hi, float* acc) {
   int d0 = 0;
-  for (; d0 + 64 <= hd; d0 += 64) values_direct<VL, R, 4>(t.s, vl, hd, d0, lo, hi, t.acc);
+  for (; d0 + 64 <= hd; d0 += 64) values_direct<VL, R, 4>(p, v, hd, d0, lo, hi, acc);
   switch ((hd - d0) / 16) {
     case 3:
-      values_direct<VL, R, 3>(t.s, vl, hd, d0, lo, hi, t.acc);
+      values_direct<VL, R, 3>(p, v, hd, d0, lo, hi, acc);
       break;
     case 2:
-      values_direct<VL, R, 2>(t.s, vl, hd, d0, lo, hi, t.acc);
+      values_direct<VL, R, 2>(p, v, hd, d0, lo, hi, acc);
       break;
     case 1:
-      values_direct<VL, R, 1>(t.s, vl, hd, d0, lo, hi, t.acc);
+      values_direct<VL, R, 1>(p, v, hd, d0, lo, hi, acc);
       break;
     default:
       break;
   }
 }
 
+// One tile for any number of rows (hd a multiple of 16) without a transpose: scores in register
+// passes, the online softmax per row, then values in groups of at most 4 rows (each value vector
+// converted once per group; later groups find the tile in L1).
 template <class KL, class VL>
-void tile_direct_rows(const AttnTile& t, const KL& kl, const VL& vl) {
-  switch (t.rows) {
-    case 1:
-      return tile_direct<1>(t, kl, vl);
-    case 2:
-      return tile_direct<2>(t, kl, vl);
-    case 3:
-      return tile_direct<3>(t, kl, vl);
-    default:
-      return tile_direct<4>(t, kl, vl);
+void tile_direct(const AttnTile& t, const KL& kl, const VL& vl) {
+  const int hd = t.head_dim;
+  // Query rows in registers when they fit beside the 4 x C accumulators.
+  if (hd == 64)
+    scores_passes<KL, 3, 4>(t.q, t.rows, hd, kl, t.n_keys, t.s);
+  else if (hd == 128)
+    scores_passes<KL, 2, 8>(t.q, t.rows, hd, kl, t.n_keys, t.s);
+  else
+    scores_passes<KL, 4, 0>(t.q, t.rows, hd, kl, t.n_keys, t.s);
+  for (int r0 = 0; r0 < t.rows; r0 += 4) {
+    const int n = t.rows - r0 < 4 ? t.rows - r0 : 4;
+    int lo = kT, hi = 0;
+    for (int i = r0; i < r0 + n; ++i) {
+      float* si = t.s + static_cast<size_t>(i) * kT;
+      if (softmax_row(si, t.lo[i], t.hi[i], t.m + i, t.l + i, t.acc + static_cast<size_t>(i) * hd,
+                      hd)) {
+        lo = t.lo[i] < lo ? t.lo[i] : lo;
+        hi = t.hi[i] > hi ? t.hi[i] : hi;
+      } else {
+        for (int g = 0; g < 4; ++g) _mm512_storeu_ps(si + 16 * g, _mm512_setzero_ps());
+      }
+    }
+    if (hi <= lo) continue;
+    const float* p = t.s + static_cast<size_t>(r0) * kT;
+    float* acc = t.acc + static_cast<size_t>(r0) * hd;
+    switch (n) {
+      case 1:
+        values_rows<VL, 1>(p, vl, hd, lo, hi, acc);
+        break;
+      case 2:
+        values_rows<VL, 2>(p, vl, hd, lo, hi, acc);
+        break;
+      case 3:
+        values_rows<VL, 3>(p, vl, hd, lo, hi, acc);
+        break;
+      default:
+        values_rows<VL, 4>(p, vl, hd, lo, hi, acc);
+        break;
+    }
   }
 }
 
-// ---- many rows (prefill, large GQA groups): transposed key tile shared by all rows ----
+// ---- many rows (prefill): transposed key tile shared by all rows ----
 
 template <DType DT>
 void tile(const AttnTile& t) {
   const int hd = t.head_dim, nk = t.n_keys;
-  if (hd % 16 == 0 && t.rows <= 4)
-    return tile_direct_rows(t, FloatRows<DT>{t.k, hd}, FloatRows<DT>{t.v, hd});
+  if (hd % 16 == 0 && t.rows <= kDirectRowsMax)
+    return tile_direct(t, FloatRows<DT>{t.k, hd}, FloatRows<DT>{t.v, hd});
   transpose_keys<DT>(t.k, nk, hd, t.kf);
   const float* vf = static_cast<const float*>(t.v);
   if constexpr (DT != DType::kF32) {
@@ -339,19 +383,7 @@ bool attn_tile_int8(const AttnTile& t, const int8_t* k_codes, const uint16_t* k_
   }
   const Int8Rows kl{k_codes, ks, hd, groups, gshift};
   const Int8Rows vl{v_codes, vs, hd, groups, gshift};
-  // Rows in groups of at most 4 (registers); later groups find the tile's codes in L1.
-  for (int r = 0; r < t.rows; r += 4) {
-    AttnTile u = t;
-    u.rows = t.rows - r < 4 ? t.rows - r : 4;
-    u.q = t.q + static_cast<size_t>(r) * hd;
-    u.lo = t.lo + r;
-    u.hi = t.hi + r;
-    u.m = t.m + r;
-    u.l = t.l + r;
-    u.acc = t.acc + static_cast<size_t>(r) * hd;
-    u.s = t.s + static_cast<size_t>(r) * kT;
-    tile_direct_rows(u, kl, vl);
-  }
+  tile_direct(t, kl, vl);
   return true;
 }
 

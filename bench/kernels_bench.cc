@@ -173,6 +173,8 @@ BENCHMARK(BM_AttentionDecode)
     ->ArgsProduct({{2048, 8192}, {32}, {4}, {64}, {1}, {2}})      // TinyLlama-1.1B
     ->ArgsProduct({{2048, 8192}, {32}, {8}, {128}, {1}, {1, 2}})  // Llama-3-8B
     ->Args({8192, 9, 3, 64, 1, 1})
+    ->Args({65536, 9, 3, 64, 1, 1})
+    ->Args({65536, 9, 3, 64, 1, 2})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

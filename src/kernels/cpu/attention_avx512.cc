@@ -282,19 +282,12 @@ void values_rows(const float* p, const VL& v, int hd, int lo, int hi, float* acc
   }
 }
 
-// One tile for any number of rows (hd a multiple of 16) without a transpose: scores in register
-// passes, the online softmax per row, then values in groups of at most 4 rows (each value vector
-// converted once per group; later groups find the tile in L1).
-template <class KL, class VL>
-void tile_direct(const AttnTile& t, const KL& kl, const VL& vl) {
+// The online-softmax update of every row of a tile whose scores are in t.s, then the values in
+// groups of at most 4 rows over the union of their visible ranges (each value vector loaded and
+// converted once per group; hd a multiple of 16).
+template <class VL>
+void softmax_values(const AttnTile& t, const VL& vl) {
   const int hd = t.head_dim;
-  // Query rows in registers when they fit beside the 4 x C accumulators.
-  if (hd == 64)
-    scores_passes<KL, 3, 4>(t.q, t.rows, hd, kl, t.n_keys, t.s);
-  else if (hd == 128)
-    scores_passes<KL, 2, 8>(t.q, t.rows, hd, kl, t.n_keys, t.s);
-  else
-    scores_passes<KL, 4, 0>(t.q, t.rows, hd, kl, t.n_keys, t.s);
   for (int r0 = 0; r0 < t.rows; r0 += 4) {
     const int n = t.rows - r0 < 4 ? t.rows - r0 : 4;
     int lo = kT, hi = 0;
@@ -328,6 +321,22 @@ void tile_direct(const AttnTile& t, const KL& kl, const VL& vl) {
   }
 }
 
+// One tile for any number of rows (hd a multiple of 16) without a transpose: scores in register
+// passes, the online softmax per row, then values in groups of at most 4 rows (each value vector
+// converted once per group; later groups find the tile in L1).
+template <class KL, class VL>
+void tile_direct(const AttnTile& t, const KL& kl, const VL& vl) {
+  const int hd = t.head_dim;
+  // Query rows in registers when they fit beside the 4 x C accumulators.
+  if (hd == 64)
+    scores_passes<KL, 3, 4>(t.q, t.rows, hd, kl, t.n_keys, t.s);
+  else if (hd == 128)
+    scores_passes<KL, 2, 8>(t.q, t.rows, hd, kl, t.n_keys, t.s);
+  else
+    scores_passes<KL, 4, 0>(t.q, t.rows, hd, kl, t.n_keys, t.s);
+  softmax_values(t, vl);
+}
+
 // ---- many rows (prefill): transposed key tile shared by all rows ----
 
 template <DType DT>
@@ -345,6 +354,7 @@ void tile(const AttnTile& t) {
   int r = 0;
   for (; r + 2 <= t.rows; r += 2) scores<2>(t.q + r * hd, hd, t.kf, ng, t.s + r * kT);
   if (r < t.rows) scores<1>(t.q + r * hd, hd, t.kf, ng, t.s + r * kT);
+  if (hd % 16 == 0) return softmax_values(t, FloatRows<DType::kF32>{vf, hd});
   // Softmax per row, then values two rows at a time over the union of their visible ranges.
   for (r = 0; r < t.rows; r += 2) {
     const int two = r + 1 < t.rows;

@@ -12,8 +12,6 @@ namespace longctx::kernels::cpu::avx512 {
 namespace {
 
 constexpr int kT = kAttnTile;  // 64 keys = 4 vectors of scores
-// Tiles with up to this many query rows (decode with GQA groups up to 8) skip the transpose.
-constexpr int kDirectRowsMax = 8;
 
 // kt[d][j] = K[j][d] for j < n_keys (zero up to the next multiple of 16), d < hd.
 template <DType DT>
@@ -342,7 +340,7 @@ void tile_direct(const AttnTile& t, const KL& kl, const VL& vl) {
 template <DType DT>
 void tile(const AttnTile& t) {
   const int hd = t.head_dim, nk = t.n_keys;
-  if (hd % 16 == 0 && t.rows <= kDirectRowsMax)
+  if (hd % 16 == 0 && t.rows <= kAttnDirectRows)
     return tile_direct(t, FloatRows<DT>{t.k, hd}, FloatRows<DT>{t.v, hd});
   transpose_keys<DT>(t.k, nk, hd, t.kf);
   const float* vf = static_cast<const float*>(t.v);

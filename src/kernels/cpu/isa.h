@@ -37,6 +37,10 @@ struct AttnTile {
   float* s;    // scratch [rows][kAttnTile]
 };
 inline constexpr int kAttnTile = 64;
+// Tiles with at most this many query rows (decode: one position's GQA group, up to 8 in every
+// supported model) are computed from the key and value rows in place; more rows (prefill) pay
+// for a converted, transposed copy of the tile shared by all of them.
+inline constexpr int kAttnDirectRows = 8;
 
 struct Isa {
   SimdPath path;

@@ -79,8 +79,8 @@ void coded_attn_tile(const Isa& isa, AttnTile t, const KVView& kv, int g, int64_
   // int8 keys and values on AVX-512, few query rows (decode: the heads of one GQA group): decoded
   // in registers, so the cache is read once at 1 byte per value (decode at long context is bound
   // by those reads). Many rows (prefill) share one decoded, transposed tile below instead.
-  if (isa.path == SimdPath::kAvx512 && kv.k_type == KvType::kInt8 &&
-      kv.v_type == KvType::kInt8 && t.rows <= 8) {
+  if (isa.path == SimdPath::kAvx512 && kv.k_type == KvType::kInt8 && kv.v_type == KvType::kInt8 &&
+      t.rows <= kAttnDirectRows) {
     const size_t cb = kv_code_bytes(KvType::kInt8, hd), mb = kv_meta_bytes(KvType::kInt8, hd, true);
     const size_t sec = (cb + mb) * bs;
     const auto* kb = static_cast<const uint8_t*>(t.k) + g * sec;

@@ -94,7 +94,7 @@ void check(const Case& c, uint32_t seed) {
 TEST(Attention, RandomShapesMatchNaive) {
   std::mt19937 rng(1234);
   const int groups[] = {1, 2, 3, 4, 6, 7, 8};  // rows per decode tile: 1 to 8
-  const int hds[] = {8, 16, 64, 80, 96, 128, 256};
+  const int hds[] = {8, 16, 20, 64, 80, 96, 128, 256};  // 20: partial vectors on every path
   const DType dtypes[] = {DType::kF32, DType::kF16, DType::kBF16};
   const int blocks[] = {16, 37, 64, 100, 256};
   int n = 0;

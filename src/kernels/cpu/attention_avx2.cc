@@ -1,5 +1,4 @@
-// AVX2 attention tile: keys and values converted to f32 once per tile, dot-product scores,
-// online-softmax update per query row.
+// AVX2 attention tile: cpu/attention_tile.h over 8-lane vectors and 16 registers.
 #include <immintrin.h>
 
 #include "kernels/cpu/isa.h"
@@ -8,74 +7,86 @@
 namespace longctx::kernels::cpu::avx2 {
 namespace {
 
-template <DType DT>
-void convert(const void* src, int64_t n, float* dst) {
-  for (int64_t i = 0; i < n; i += 8) store8(dst + i, load8<DT>(src, i, n - i), n - i);
-}
-
-template <DType DT>
-void tile(const AttnTile& t) {
-  const int hd = t.head_dim;
-  const float* kf = static_cast<const float*>(t.k);
-  const float* vf = static_cast<const float*>(t.v);
-  if constexpr (DT != DType::kF32) {
-    convert<DT>(t.k, static_cast<int64_t>(t.n_keys) * hd, t.kf);
-    convert<DT>(t.v, static_cast<int64_t>(t.n_keys) * hd, t.vf);
-    kf = t.kf;
-    vf = t.vf;
+struct V8 {
+  using V = __m256;
+  // 16 registers: values four rows x two vectors (8 accumulators, 4 weights, the value).
+  static constexpr int kW = 8, kRegs = 16, kValueRows = 4, kValueVecs = 2, kFoldFloats = 4;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(float x) { return _mm256_set1_ps(x); }
+  static V loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static V exp(V x) { return exp_ps(x); }
+  static float first(V v) { return _mm256_cvtss_f32(v); }
+  static float reduce_add(V v) { return hsum(v); }
+  static float reduce_max(V v) { return hmax(v); }
+  template <DType DT>
+  static V load(const void* p, int64_t off) {
+    return load8<DT>(p, off);
   }
-  for (int r = 0; r < t.rows; ++r) {
-    const int lo = t.lo[r], hi = t.hi[r];
-    if (hi <= lo) continue;
-    const float* q = t.q + r * hd;
-    float* s = t.s + r * kAttnTile;
-    float m_tile = -__builtin_inff();
-    for (int j = lo; j < hi; ++j) {
-      __m256 a = _mm256_setzero_ps();
-      for (int d = 0; d < hd; d += 8)
-        a = _mm256_fmadd_ps(load8<DType::kF32>(q, d, hd - d),
-                            load8<DType::kF32>(kf, j * hd + d, hd - d), a);
-      s[j] = hsum(a);
-      m_tile = s[j] > m_tile ? s[j] : m_tile;
-    }
-    const float m_old = t.m[r];
-    const float m_new = m_old > m_tile ? m_old : m_tile;
-    const __m256 vm = _mm256_set1_ps(m_new);
-    float sum = 0.f;
-    for (int j = lo; j < hi; j += 8) {
-      const __m256 e = exp_ps(_mm256_sub_ps(load8<DType::kF32>(s, j, hi - j), vm));
-      store8(s + j, e, hi - j);
-    }
-    for (int j = lo; j < hi; ++j) sum += s[j];
-    float corr = 0.f;
-    if (m_old != -__builtin_inff()) corr = _mm256_cvtss_f32(exp_ps(_mm256_set1_ps(m_old - m_new)));
-    float* acc = t.acc + r * hd;
-    const __m256 vc = _mm256_set1_ps(corr);
-    for (int d = 0; d < hd; d += 8) {
-      __m256 a = _mm256_mul_ps(load8<DType::kF32>(acc, d, hd - d), vc);
-      for (int j = lo; j < hi; ++j)
-        a = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), load8<DType::kF32>(vf, j * hd + d, hd - d), a);
-      store8(acc + d, a, hd - d);
-    }
-    t.l[r] = t.l[r] * corr + sum;
-    t.m[r] = m_new;
+  template <DType DT>
+  static V load_n(const void* p, int64_t off, int n) {
+    return load8<DT>(p, off, n);
   }
-}
+  static void store_n(float* p, V v, int n) { store8(p, v, n); }
+  static V load_i8(const int8_t* p) {
+    return _mm256_cvtepi32_ps(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  struct Range {
+    __m256i lo, hi;
+  };
+  static Range range(int lo, int hi) { return {_mm256_set1_epi32(lo), _mm256_set1_epi32(hi)}; }
+  static V keep(V x, const Range& r, int g, V fill) {
+    const __m256i idx =
+        _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(8 * g));
+    // lo <= key (not lo > key) and hi > key.
+    const __m256i in =
+        _mm256_andnot_si256(_mm256_cmpgt_epi32(r.lo, idx), _mm256_cmpgt_epi32(r.hi, idx));
+    return _mm256_blendv_ps(fill, x, _mm256_castsi256_ps(in));
+  }
+  // The four scores of keys 4q..4q+3 (sums of a, b, c, d).
+  static void fold_quad(V a, V b, V c, V d, float* w) {
+    const V h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    _mm_store_ps(w, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+  }
+  static V fold_group(const float* w) { return _mm256_load_ps(w); }
+  static void transpose(V r[8]) {
+    V t[8], s[8];
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; ++i) {
+      s[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+      s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+      s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+      s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; ++i) {
+      r[i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x20);
+      r[4 + i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x31);
+    }
+  }
+  static int slot(int c) { return c; }
+};
 
 }  // namespace
+}  // namespace longctx::kernels::cpu::avx2
 
-void attn_tile(const AttnTile& t) {
-  switch (t.dtype) {
-    case DType::kF32:
-      tile<DType::kF32>(t);
-      break;
-    case DType::kF16:
-      tile<DType::kF16>(t);
-      break;
-    case DType::kBF16:
-      tile<DType::kBF16>(t);
-      break;
-  }
+#include "kernels/cpu/attention_tile.h"
+
+namespace longctx::kernels::cpu::avx2 {
+
+bool attn_tile_int8(const AttnTile& t, const int8_t* k_codes, const uint16_t* k_scales,
+                    const int8_t* v_codes, const uint16_t* v_scales) {
+  return attn::int8_tile<V8>(t, k_codes, k_scales, v_codes, v_scales);
 }
+
+void attn_tile(const AttnTile& t) { attn::any_tile<V8>(t); }
 
 }  // namespace longctx::kernels::cpu::avx2

@@ -69,6 +69,11 @@ struct Isa {
   void (*rope_apply)(float* x, int64_t n_vec, int head_dim, int half, const float* cs,
                      const float* sn);
   void (*attn_tile)(const AttnTile& t);
+  // The tile with int8 keys and values read in registers (codes [n_keys][head_dim], f16 scales
+  // [n_keys][head_dim / G], kernels/kv_quant.h), no scratch; false (nothing done) unless
+  // head_dim is a multiple of 16 and at most 256. Null on paths without one.
+  bool (*attn_tile_int8)(const AttnTile& t, const int8_t* k_codes, const uint16_t* k_scales,
+                         const int8_t* v_codes, const uint16_t* v_scales);
   // Sum of x[0..n) (one streaming pass; f32 partial sums).
   float (*sum)(const float* x, int64_t n);
 };

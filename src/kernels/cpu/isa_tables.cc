@@ -1,6 +1,7 @@
 // The table of entry points of each SIMD path (see isa.h). Compiled without ISA flags: it only
 // takes addresses.
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/kv_quant.h"
 
 namespace longctx::kernels::cpu {
 
@@ -16,30 +17,31 @@ LONGCTX_DECLARE_ISA_KERNELS
 }
 #endif
 
-#define LONGCTX_ISA_TABLE(ns, path, geom, pack_bytes, bf16dot)                           \
+#define LONGCTX_ISA_TABLE(ns, path, geom, pack_bytes, bf16dot, int8_tile)                \
   Isa {                                                                                  \
     path, geom, ns::matvec, ns::gemm, pack_bytes, bf16dot, ns::to_bf16_rows, ns::to_f32, \
-        ns::rmsnorm_row, ns::silu_mul, ns::rope_apply, ns::attn_tile, ns::sum            \
+        ns::rmsnorm_row, ns::silu_mul, ns::rope_apply, ns::attn_tile, int8_tile, ns::sum \
   }
 
 const Isa& scalar_isa() {
   static const Isa isa =
-      LONGCTX_ISA_TABLE(scalar, SimdPath::kScalar, (GemmGeometry{1, 1, 1, 1}), 0, false);
+      LONGCTX_ISA_TABLE(scalar, SimdPath::kScalar, (GemmGeometry{1, 1, 1, 1}), 0, false, nullptr);
   return isa;
 }
 
 #if defined(LONGCTX_X86_PATHS)
 const Isa& avx2_isa() {
   // No packed GEMM on this path (gemm_pack_bytes 0): matmul streams weights per 4 x rows.
-  static const Isa isa =
-      LONGCTX_ISA_TABLE(avx2, SimdPath::kAvx2, (GemmGeometry{4, 16, 0, 0}), 0, false);
+  static const Isa isa = LONGCTX_ISA_TABLE(avx2, SimdPath::kAvx2, (GemmGeometry{4, 16, 0, 0}), 0,
+                                           false, avx2::attn_tile_int8);
   return isa;
 }
 
 const Isa& avx512_isa() {
   // 6 x rows x 64 weight rows (4 zmm); panels of 256 f32 or 512 bf16 columns (64 KiB).
-  static const Isa isa = LONGCTX_ISA_TABLE(
-      avx512, SimdPath::kAvx512, (GemmGeometry{6, 64, 256, 512}), 64 * 256 * sizeof(float), true);
+  static const Isa isa =
+      LONGCTX_ISA_TABLE(avx512, SimdPath::kAvx512, (GemmGeometry{6, 64, 256, 512}),
+                        64 * 256 * sizeof(float), true, avx512::attn_tile_int8);
   return isa;
 }
 #endif

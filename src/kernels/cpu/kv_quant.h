@@ -18,19 +18,19 @@ void kv_decode_rows(KvType t, bool keys, const uint8_t* codes, const uint8_t* me
 namespace longctx::kernels::cpu {
 
 #if defined(LONGCTX_X86_PATHS)
+// Per path: kv_decode_rows (as reference::kv_decode_rows) and attn_tile_int8 (Isa::attn_tile_int8).
+#define LONGCTX_DECLARE_KV_KERNELS                                                             \
+  void kv_decode_rows(KvType t, bool keys, const uint8_t* codes, const uint8_t* meta, int off, \
+                      int n, int head_dim, float* dst);                                        \
+  bool attn_tile_int8(const AttnTile& t, const int8_t* k_codes, const uint16_t* k_scales,      \
+                      const int8_t* v_codes, const uint16_t* v_scales);
 namespace avx2 {
-void kv_decode_rows(KvType t, bool keys, const uint8_t* codes, const uint8_t* meta, int off, int n,
-                    int head_dim, float* dst);
+LONGCTX_DECLARE_KV_KERNELS
 }
 namespace avx512 {
-void kv_decode_rows(KvType t, bool keys, const uint8_t* codes, const uint8_t* meta, int off, int n,
-                    int head_dim, float* dst);
-// The tile with int8 keys and values read in registers (codes [n_keys][head_dim], f16 scales
-// [n_keys][head_dim / G]), no scratch; false (nothing done) unless head_dim is a multiple of 16
-// and at most 256.
-bool attn_tile_int8(const AttnTile& t, const int8_t* k_codes, const uint16_t* k_scales,
-                    const int8_t* v_codes, const uint16_t* v_scales);
+LONGCTX_DECLARE_KV_KERNELS
 }
+#undef LONGCTX_DECLARE_KV_KERNELS
 #endif
 
 // Decodes positions [off, off + n) of a section (kernels/kv_quant.h) into dst[n][head_dim] on

@@ -75,11 +75,10 @@ const float* kv_decode_section(SimdPath path, const Isa& isa, KvType t, bool key
 
 void coded_attn_tile(const Isa& isa, AttnTile t, const KVView& kv, int g, int64_t j) {
   const int hd = kv.head_dim, bs = kv.block_size, off = static_cast<int>(j % bs);
-#if defined(LONGCTX_X86_PATHS)
-  // int8 keys and values on AVX-512, few query rows (decode: the heads of one GQA group): decoded
-  // in registers, so the cache is read once at 1 byte per value (decode at long context is bound
-  // by those reads). Many rows (prefill) share one decoded, transposed tile below instead.
-  if (isa.path == SimdPath::kAvx512 && kv.k_type == KvType::kInt8 && kv.v_type == KvType::kInt8 &&
+  // int8 keys and values, few query rows (decode: the heads of one GQA group): decoded in
+  // registers where the path can, so the cache is read once at 1 byte per value (decode at long
+  // context is bound by those reads). Many rows (prefill) share one decoded, transposed tile below.
+  if (isa.attn_tile_int8 && kv.k_type == KvType::kInt8 && kv.v_type == KvType::kInt8 &&
       t.rows <= kAttnDirectRows) {
     const size_t cb = kv_code_bytes(KvType::kInt8, hd), mb = kv_meta_bytes(KvType::kInt8, hd, true);
     const size_t sec = (cb + mb) * bs;
@@ -89,9 +88,8 @@ void coded_attn_tile(const Isa& isa, AttnTile t, const KVView& kv, int g, int64_
     auto scales = [&](const uint8_t* b) {
       return reinterpret_cast<const uint16_t*>(b + bs * cb + off * mb);
     };
-    if (avx512::attn_tile_int8(t, codes(kb), scales(kb), codes(vb), scales(vb))) return;
+    if (isa.attn_tile_int8(t, codes(kb), scales(kb), codes(vb), scales(vb))) return;
   }
-#endif
   thread_local Scratch scratch;
   auto* kq = static_cast<float*>(scratch.get(2 * round_up64(sizeof(float) * kAttnTile * hd)));
   float* vq = kq + round_up64(sizeof(float) * kAttnTile * hd) / sizeof(float);

@@ -177,19 +177,18 @@ void matvec_rows_bf16(const uint16_t* xb, int64_t ldx, const WeightView& w, cons
   for (; r < r1; ++r) matvec_tile_bf16<NX, 1>(xb, ldx, w.cols, wp, r, bias, y, w.rows, 0);
 }
 
-// One x row (decode), as matvec1_seq: 128 weights (4 lines) per step, one stream.
+// One x row (decode), as matvec1_seq: 128 weights (4 lines) per step, one stream, but with no
+// software prefetch: here it cost ~10% of SmolLM2-135M decode (docs/kernels.md).
 void matvec1_bf16_seq(const uint16_t* xb, const WeightView& w, const float* bias, float* y,
                       int64_t r0, int64_t r1) {
   const auto* wp = static_cast<const uint16_t*>(w.data);
   const int64_t cols = w.cols;
-  const char* end = reinterpret_cast<const char*>(wp + r1 * cols);
   for (int64_t r = r0; r < r1; ++r) {
     const uint16_t* row = wp + r * cols;
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                      _mm512_setzero_ps()};
     int64_t c = 0;
     for (; c + 128 <= cols; c += 128) {
-      prefetch_ahead(row + c, end, 4);
       for (int u = 0; u < 4; ++u)
         acc[u] = _mm512_dpbf16_ps(acc[u], (__m512bh)_mm512_loadu_si512(xb + c + 32 * u),
                                   (__m512bh)_mm512_loadu_si512(row + c + 32 * u));

@@ -1,8 +1,8 @@
 // The attention tile of every SIMD path, written once over a vector-traits type VT: the
 // online-softmax update of every query row for one tile of keys and values (cpu/attention.cc
 // walks the tiles). Include only from a path's translation unit (attention_avx2.cc,
-// attention_avx512.cc), after defining that path's VT; everything here has internal linkage, so
-// code built for one ISA never stands in for another's.
+// attention_avx512.cc), whose vmath header defines the path's VT (Vec8, Vec16); everything here
+// has internal linkage, so code built for one ISA never stands in for another's.
 //
 // Decode-sized tiles (up to kAttnDirectRows rows: one position's GQA group) read key and value
 // rows in place, converting each once into registers for all rows; larger (prefill) tiles
@@ -26,6 +26,7 @@
 
 #include "core/dtype.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/vec_common.h"
 #include "kernels/kv_quant.h"
 
 namespace longctx::kernels::cpu {
@@ -270,24 +271,12 @@ void tile_direct(const AttnTile& t, const KL& kl, const VL& vl) {
 // kt[d][j] = K[j][d] for j < n_keys (zero up to the next multiple of kW), d < hd.
 template <class VT, DType DT>
 void transpose_keys(const void* k, int n_keys, int hd, float* kt) {
-  using V = typename VT::V;
   constexpr int W = VT::kW;
-  int slot[W];
-  for (int c = 0; c < W; ++c) slot[c] = VT::slot(c);
-  for (int j0 = 0; j0 < n_keys; j0 += W) {
-    for (int d0 = 0; d0 < hd; d0 += W) {
-      const int dn = hd - d0 < W ? hd - d0 : W;
-      V r[W];
-      for (int j = 0; j < W; ++j) {
-        const int64_t off = static_cast<int64_t>(j0 + j) * hd + d0;
-        r[j] = j0 + j >= n_keys ? VT::zero()
-               : dn == W        ? VT::template load<DT>(k, off)
-                                : VT::template load_n<DT>(k, off, dn);
-      }
-      VT::transpose(r);
-      for (int d = 0; d < dn; ++d) VT::storeu(kt + (d0 + d) * kT + j0, r[slot[d]]);
-    }
-  }
+  for (int j0 = 0; j0 < n_keys; j0 += W)
+    for (int d0 = 0; d0 < hd; d0 += W)
+      vec::transpose_block<VT, DT>(k, static_cast<int64_t>(j0) * hd + d0, hd,
+                                   n_keys - j0 < W ? n_keys - j0 : W, hd - d0 < W ? hd - d0 : W,
+                                   kt + d0 * kT + j0, kT);
 }
 
 template <class VT, DType DT>

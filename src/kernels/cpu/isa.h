@@ -17,6 +17,9 @@ namespace longctx::kernels::cpu {
 struct GemmGeometry {
   int mr, nr, kc_f32, kc_bf16;
 };
+// Scratch of one thread's packed GEMM panel (cpu/gemm_f32.h; the matmul TUs check these).
+inline constexpr size_t kAvx512GemmPackBytes = 64 * 256 * sizeof(float);
+inline constexpr size_t kAvx2GemmPackBytes = 16 * 256 * sizeof(float);
 
 // One tile of keys for a set of query rows (online-softmax update, see cpu/attention.cc).
 struct AttnTile {

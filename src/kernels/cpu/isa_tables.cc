@@ -31,9 +31,9 @@ const Isa& scalar_isa() {
 
 #if defined(LONGCTX_X86_PATHS)
 const Isa& avx2_isa() {
-  // No packed GEMM on this path (gemm_pack_bytes 0): matmul streams weights per 4 x rows.
-  static const Isa isa = LONGCTX_ISA_TABLE(avx2, SimdPath::kAvx2, (GemmGeometry{4, 16, 0, 0}), 0,
-                                           false, avx2::attn_tile_int8);
+  // 6 x rows x 16 weight rows (2 ymm); f32 panels of 256 columns (16 KiB), bf16 converted to f32.
+  static const Isa isa = LONGCTX_ISA_TABLE(avx2, SimdPath::kAvx2, (GemmGeometry{6, 16, 256, 0}),
+                                           kAvx2GemmPackBytes, false, avx2::attn_tile_int8);
   return isa;
 }
 
@@ -41,7 +41,7 @@ const Isa& avx512_isa() {
   // 6 x rows x 64 weight rows (4 zmm); panels of 256 f32 or 512 bf16 columns (64 KiB).
   static const Isa isa =
       LONGCTX_ISA_TABLE(avx512, SimdPath::kAvx512, (GemmGeometry{6, 64, 256, 512}),
-                        64 * 256 * sizeof(float), true, avx512::attn_tile_int8);
+                        kAvx512GemmPackBytes, true, avx512::attn_tile_int8);
   return isa;
 }
 #endif

@@ -1,12 +1,15 @@
-// AVX2 + FMA (+F16C) matmul: weights streamed once per group of up to 4 x rows, f32 math for
-// every weight dtype. (The packed GEMM exists only on the AVX-512 path; see docs/kernels.md.)
+// AVX2 + FMA (+F16C) matmul: a streaming matvec for decode (weights streamed once per group of up
+// to 4 x rows) and the packed GEMM of cpu/gemm_f32.h for prefill; f32 math for every weight dtype.
 #include <immintrin.h>
 
+#include "kernels/cpu/gemm_f32.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/vmath_avx2.h"
 
 namespace longctx::kernels::cpu::avx2 {
 namespace {
+
+static_assert(gemm::pack_bytes<Vec8>() == kAvx2GemmPackBytes);
 
 template <DType DT, int NX, int NW>
 inline void tile(const float* x, int64_t cols, const void* w, int64_t r, const float* bias,
@@ -110,9 +113,21 @@ void matvec(const float* x, const uint16_t* /*xb*/, int64_t n, const WeightView&
   }
 }
 
-void gemm(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
+// xb: unused (bf16 weights are converted to f32 as they are packed).
+void gemm(const float* x, const uint16_t* /*xb*/, int64_t n, const WeightView& w, const float* bias,
           float* y, int64_t r0, int64_t r1, void* pack) {
-  matvec(x, nullptr, n, w, bias, y, r0, r1);
+  float* panel = static_cast<float*>(pack);
+  switch (w.dtype) {
+    case DType::kF32:
+      gemm::gemm_f32<Vec8, DType::kF32>(x, n, w, bias, y, r0, r1, panel);
+      break;
+    case DType::kF16:
+      gemm::gemm_f32<Vec8, DType::kF16>(x, n, w, bias, y, r0, r1, panel);
+      break;
+    case DType::kBF16:
+      gemm::gemm_f32<Vec8, DType::kBF16>(x, n, w, bias, y, r0, r1, panel);
+      break;
+  }
 }
 
 void to_bf16_rows(const float* src, int64_t n, int64_t cols, uint16_t* dst, int64_t ld) {

@@ -3,18 +3,17 @@
 // F32 and F16 weights use f32 FMA only.
 #include <immintrin.h>
 
-#include <type_traits>
-
+#include "kernels/cpu/gemm_f32.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/vmath_avx512.h"
 
 namespace longctx::kernels::cpu::avx512 {
 namespace {
 
-constexpr int kMR = 6;     // x rows per micro-kernel
-constexpr int kNR = 64;    // weight rows per packed panel (4 zmm)
-constexpr int kKC = 256;   // input features per packed f32 block (64 KiB panel)
-constexpr int kKCB = 512;  // input features per packed bf16-pair block (64 KiB panel)
+constexpr int kNR = gemm::nr<Vec16>();  // weight rows per packed panel (4 zmm): 64
+constexpr int kKCB = 512;  // input features per packed bf16-pair block (64 KiB panel, as f32's)
+static_assert(gemm::pack_bytes<Vec16>() == kAvx512GemmPackBytes &&
+              static_cast<size_t>(kNR) * (kKCB / 2) * 4 == kAvx512GemmPackBytes);
 
 inline __mmask16 tail_mask(int64_t n) { return mask16(n); }
 
@@ -229,24 +228,6 @@ void matvec_bf16_dot(const uint16_t* xb, int64_t n, const WeightView& w, const f
 
 // ---- prefill: packed panels + MR x NR micro-kernel ----
 
-// f32 panel: dst[k][kNR] for weight rows [r, r + nr) and columns [k0, k0 + kc), zero padded.
-template <DType DT>
-void pack_f32(const WeightView& w, int64_t r, int nr, int64_t k0, int kc, float* dst) {
-  for (int rb = 0; rb < kNR; rb += 16) {
-    for (int kb = 0; kb < kc; kb += 16) {
-      const __mmask16 m = tail_mask(kc - kb);
-      __m512 v[16];
-      for (int i = 0; i < 16; ++i)
-        v[i] = rb + i < nr ? load16<DT>(w.data, (r + rb + i) * w.cols + k0 + kb, m)
-                           : _mm512_setzero_ps();
-      transpose16(v);
-      const int kn = kc - kb < 16 ? kc - kb : 16;
-      for (int j = 0; j < kn; ++j)
-        _mm512_storeu_ps(dst + (kb + j) * kNR + rb, v[transpose_slot(j)]);
-    }
-  }
-}
-
 // bf16-pair panel: dst[p][kNR] of 32-bit (two bf16: columns k0+2p, k0+2p+1), zero padded.
 void pack_bf16(const WeightView& w, int64_t r, int nr, int64_t k0, int kc, uint32_t* dst) {
   const uint16_t* wp = static_cast<const uint16_t*>(w.data);
@@ -267,45 +248,6 @@ void pack_bf16(const WeightView& w, int64_t r, int nr, int64_t k0, int kc, uint3
         _mm512_storeu_ps(reinterpret_cast<float*>(dst + (pb + j) * kNR + rb), v[transpose_slot(j)]);
     }
   }
-}
-
-// Writes acc (MR x 4 zmm) to y: y = acc + bias (first block) or y += acc.
-template <int MR>
-inline void store_tile(__m512 (&acc)[MR][4], float* y, int64_t ldy, int nr, bool first,
-                       const float* bias) {
-  for (int j = 0; j < 4; ++j) {
-    const int left = nr - 16 * j;
-    if (left <= 0) break;
-    const __mmask16 m = tail_mask(left);
-    __m512 add = _mm512_setzero_ps();
-    if (first && bias) add = _mm512_maskz_loadu_ps(m, bias + 16 * j);
-    for (int i = 0; i < MR; ++i) {
-      float* yp = y + i * ldy + 16 * j;
-      const __m512 base = first ? add : _mm512_maskz_loadu_ps(m, yp);
-      _mm512_mask_storeu_ps(yp, m, _mm512_add_ps(acc[i][j], base));
-    }
-  }
-}
-
-template <int MR>
-void ukernel_f32(const float* x, int64_t ldx, const float* panel, int kc, float* y, int64_t ldy,
-                 int nr, bool first, const float* bias) {
-  __m512 acc[MR][4];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
-  for (int k = 0; k < kc; ++k) {
-    const float* p = panel + k * kNR;
-    const __m512 w0 = _mm512_loadu_ps(p), w1 = _mm512_loadu_ps(p + 16),
-                 w2 = _mm512_loadu_ps(p + 32), w3 = _mm512_loadu_ps(p + 48);
-    for (int i = 0; i < MR; ++i) {
-      const __m512 b = _mm512_set1_ps(x[i * ldx + k]);
-      acc[i][0] = _mm512_fmadd_ps(b, w0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(b, w1, acc[i][1]);
-      acc[i][2] = _mm512_fmadd_ps(b, w2, acc[i][2]);
-      acc[i][3] = _mm512_fmadd_ps(b, w3, acc[i][3]);
-    }
-  }
-  store_tile<MR>(acc, y, ldy, nr, first, bias);
 }
 
 template <int MR>
@@ -330,48 +272,7 @@ void ukernel_bf16(const uint16_t* xb, int64_t ldx, const uint32_t* panel, int np
       acc[i][3] = _mm512_dpbf16_ps(acc[i][3], b, w3);
     }
   }
-  store_tile<MR>(acc, y, ldy, nr, first, bias);
-}
-
-template <typename F>
-inline void for_mr(int64_t n, F&& f) {
-  int64_t i = 0;
-  for (; i + kMR <= n; i += kMR) f(i, std::integral_constant<int, kMR>{});
-  switch (n - i) {
-    case 5:
-      f(i, std::integral_constant<int, 5>{});
-      break;
-    case 4:
-      f(i, std::integral_constant<int, 4>{});
-      break;
-    case 3:
-      f(i, std::integral_constant<int, 3>{});
-      break;
-    case 2:
-      f(i, std::integral_constant<int, 2>{});
-      break;
-    case 1:
-      f(i, std::integral_constant<int, 1>{});
-      break;
-    default:
-      break;
-  }
-}
-
-template <DType DT>
-void gemm_f32(const float* x, int64_t n, const WeightView& w, const float* bias, float* y,
-              int64_t r0, int64_t r1, float* panel) {
-  for (int64_t r = r0; r < r1; r += kNR) {
-    const int nr = static_cast<int>(r1 - r < kNR ? r1 - r : kNR);
-    for (int64_t k0 = 0; k0 < w.cols; k0 += kKC) {
-      const int kc = static_cast<int>(w.cols - k0 < kKC ? w.cols - k0 : kKC);
-      pack_f32<DT>(w, r, nr, k0, kc, panel);
-      for_mr(n, [&](int64_t i, auto mr) {
-        ukernel_f32<decltype(mr)::value>(x + i * w.cols + k0, w.cols, panel, kc, y + i * w.rows + r,
-                                         w.rows, nr, k0 == 0, bias ? bias + r : nullptr);
-      });
-    }
-  }
+  gemm::store_tile<Vec16, MR>(acc, y, ldy, nr, first, bias);
 }
 
 void gemm_bf16(const uint16_t* xb, int64_t n, const WeightView& w, const float* bias, float* y,
@@ -382,7 +283,7 @@ void gemm_bf16(const uint16_t* xb, int64_t n, const WeightView& w, const float* 
     for (int64_t k0 = 0; k0 < w.cols; k0 += kKCB) {
       const int kc = static_cast<int>(w.cols - k0 < kKCB ? w.cols - k0 : kKCB);
       pack_bf16(w, r, nr, k0, kc, panel);
-      for_mr(n, [&](int64_t i, auto mr) {
+      gemm::for_mr(n, [&](int64_t i, auto mr) {
         ukernel_bf16<decltype(mr)::value>(xb + i * ldx + k0, ldx, panel, (kc + 1) / 2,
                                           y + i * w.rows + r, w.rows, nr, k0 == 0,
                                           bias ? bias + r : nullptr);
@@ -413,10 +314,10 @@ void gemm(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, co
           float* y, int64_t r0, int64_t r1, void* pack) {
   switch (w.dtype) {
     case DType::kF32:
-      gemm_f32<DType::kF32>(x, n, w, bias, y, r0, r1, static_cast<float*>(pack));
+      gemm::gemm_f32<Vec16, DType::kF32>(x, n, w, bias, y, r0, r1, static_cast<float*>(pack));
       break;
     case DType::kF16:
-      gemm_f32<DType::kF16>(x, n, w, bias, y, r0, r1, static_cast<float*>(pack));
+      gemm::gemm_f32<Vec16, DType::kF16>(x, n, w, bias, y, r0, r1, static_cast<float*>(pack));
       break;
     case DType::kBF16:
       gemm_bf16(xb, n, w, bias, y, r0, r1, static_cast<uint32_t*>(pack));

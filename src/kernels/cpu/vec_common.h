@@ -1,0 +1,34 @@
+// Helpers written once over a path's vector traits VT (Vec8 in vmath_avx2.h, Vec16 in
+// vmath_avx512.h) for the kernels shared by both paths (cpu/attention_tile.h, cpu/gemm_f32.h).
+// Include only from a path's translation unit; everything here has internal linkage.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace longctx::kernels::cpu {
+namespace {
+namespace vec {
+
+// dst[j * ldd + i] = src[i * ld + j] as f32 for i < rows, j < cols (rows, cols <= kW; src elements
+// of dtype DT counted from element `off`); lanes i >= rows of each written row are zero.
+template <class VT, DType DT>
+inline void transpose_block(const void* src, int64_t off, int64_t ld, int rows, int cols,
+                            float* dst, int64_t ldd) {
+  using V = typename VT::V;
+  constexpr int W = VT::kW;
+  V v[W];
+  for (int i = 0; i < W; ++i) {
+    const int64_t o = off + i * ld;
+    v[i] = i >= rows   ? VT::zero()
+           : cols == W ? VT::template load<DT>(src, o)
+                       : VT::template load_n<DT>(src, o, cols);
+  }
+  VT::transpose(v);
+  for (int j = 0; j < cols; ++j) VT::storeu(dst + j * ldd, v[VT::slot(j)]);
+}
+
+}  // namespace vec
+}  // namespace
+}  // namespace longctx::kernels::cpu

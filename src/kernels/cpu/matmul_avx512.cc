@@ -55,30 +55,19 @@ inline void matvec_tile(const float* x, int64_t cols, const void* w, int64_t r, 
 }
 
 // One x row (decode): rows [r0, r1) are one contiguous range of W, read front to back as a single
-// stream with software prefetch kSeqPf bytes ahead. Interleaving 4 rows (4 streams) as
-// matvec_tile does reaches ~60% of the read bandwidth here; one stream reaches ~95%.
-constexpr int64_t kSeqPf = 2048;
-
-inline void prefetch_ahead(const void* p, const char* end, int lines) {
-  const char* pf = static_cast<const char*>(p) + kSeqPf;
-  for (int i = 0; i < lines; ++i)
-    if (pf + 64 * i < end) _mm_prefetch(pf + 64 * i, _MM_HINT_T0);
-}
-
+// stream. Interleaving 4 rows (4 streams) as matvec_tile does reaches ~60% of the read bandwidth
+// here; one stream reaches ~95%, with no software prefetch (a prefetch 2 KiB ahead cost 5-25% of
+// decode; docs/kernels.md).
 template <DType DT>
 void matvec1_seq(const float* x, const WeightView& w, const float* bias, float* y, int64_t r0,
                  int64_t r1) {
-  constexpr int64_t es = DT == DType::kF32 ? 4 : 2;
-  const auto* wb = static_cast<const char*>(w.data);
   const int64_t cols = w.cols;
-  const char* end = wb + r1 * cols * es;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t base = r * cols;
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                      _mm512_setzero_ps()};
     int64_t c = 0;
     for (; c + 64 <= cols; c += 64) {
-      prefetch_ahead(wb + (base + c) * es, end, static_cast<int>(es));  // 64 values: es lines
       for (int u = 0; u < 4; ++u)
         acc[u] = _mm512_fmadd_ps(_mm512_loadu_ps(x + c + 16 * u),
                                  load16<DT>(w.data, base + c + 16 * u), acc[u]);
@@ -176,8 +165,7 @@ void matvec_rows_bf16(const uint16_t* xb, int64_t ldx, const WeightView& w, cons
   for (; r < r1; ++r) matvec_tile_bf16<NX, 1>(xb, ldx, w.cols, wp, r, bias, y, w.rows, 0);
 }
 
-// One x row (decode), as matvec1_seq: 128 weights (4 lines) per step, one stream, but with no
-// software prefetch: here it cost ~10% of SmolLM2-135M decode (docs/kernels.md).
+// One x row (decode), as matvec1_seq: 128 weights (4 lines) per step, one stream.
 void matvec1_bf16_seq(const uint16_t* xb, const WeightView& w, const float* bias, float* y,
                       int64_t r0, int64_t r1) {
   const auto* wp = static_cast<const uint16_t*>(w.data);

@@ -16,7 +16,8 @@ inline __mmask16 mask16(int64_t n) {
                  : (n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1));
 }
 
-// 16 elements at p + off (f32, f16 or bf16) as f32 (f16: vcvtph2ps; bf16: widen and shift); `m` masks the loaded elements (others are zero).
+// 16 elements at p + off (f32, f16 or bf16) as f32 (f16: vcvtph2ps; bf16: widen and shift); `m`
+// masks the loaded elements (others are zero).
 template <DType DT>
 inline __m512 load16(const void* p, int64_t off, __mmask16 m) {
   if constexpr (DT == DType::kF32) {
@@ -139,6 +140,13 @@ struct Vec16 {
     return load16<DT>(p, off, mask16(n));
   }
   static void store_n(float* p, V v, int n) { _mm512_mask_storeu_ps(p, mask16(n), v); }
+  static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+  // Low and high nibbles of 16 bytes at c, as f32.
+  static void nibbles(const uint8_t* c, V& lo, V& hi) {
+    const __m512i w = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
+    lo = _mm512_cvtepi32_ps(_mm512_and_si512(w, _mm512_set1_epi32(15)));
+    hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(w, 4));
+  }
   static V load_i8(const int8_t* p) {
     return _mm512_cvtepi32_ps(
         _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));

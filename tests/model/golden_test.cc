@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/huge_pages.h"
+#include "kernels/ops.h"
 #include "model/decoder.h"
 #include "model/test_util.h"
 #include "runtime/session.h"
@@ -19,47 +20,62 @@ int32_t argmax(const std::vector<float>& v) {
   return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
+// Restores the start-up SIMD path when a test ends (also when an assertion returns early).
+struct SimdPathGuard {
+  kernels::SimdPath saved = kernels::active_simd_path();
+  ~SimdPathGuard() { kernels::set_simd_path(saved); }
+};
+
 TEST_P(Golden, GreedyIdsAndTop5LogitsMatch) {
   const std::string dir = test::model_dir(GetParam());
   const auto golden = test::read_json(dir + "/golden.json");
   ThreadPool pool(2);
-  // The same numbers whether the weights run from the file mapping or from their huge-page copy.
-  for (const WeightMemory mem : {WeightMemory::kResident, WeightMemory::kMapped}) {
-    SCOPED_TRACE(mem == WeightMemory::kResident ? "weights resident" : "weights mapped");
-    const auto model = Model::load(dir, mem);
-    EXPECT_EQ(model->weights_resident(),
-              mem == WeightMemory::kResident && transparent_huge_pages_available());
-    for (const auto& c : golden["cases"]) {
-      SCOPED_TRACE(c["name"].get<std::string>());
-      SessionOptions so;
-      so.context = model->config().max_position_embeddings;
-      so.kv_dtype = DType::kF32;
-      so.prefill_chunk = 64;
-      Session s(*model, pool, so);
-      const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
-      const auto greedy = c["greedy_ids"].get<std::vector<int32_t>>();
-      std::vector<float> logits = s.append(prompt);
-      const bool has_steps = c.contains("steps_top5");
-      double worst = 0;
-      for (size_t step = 0; step < greedy.size(); ++step) {
-        if (has_steps && step < c["steps_top5"].size()) {
-          const auto& st = c["steps_top5"][step];
-          const auto ids = st["top_ids"].get<std::vector<int>>();
-          const auto ref = st["top_logits"].get<std::vector<double>>();
-          for (size_t i = 0; i < ids.size(); ++i) {
-            const double got = logits[ids[i]];
-            const double rel = std::abs(got - ref[i]) / std::max(1.0, std::abs(ref[i]));
-            worst = std::max(worst, rel);
-            ASSERT_LE(rel, 1e-4) << "step " << step << " token " << ids[i] << " got " << got
-                                 << " want " << ref[i];
+  SimdPathGuard guard;
+  // Every SIMD path this machine runs (its attention, GEMM, matvec and elementwise kernels end to
+  // end; prefill chunks of 64 take the GEMM), and the same numbers whether the weights run from
+  // the file mapping or from their huge-page copy.
+  for (const kernels::SimdPath path :
+       {kernels::SimdPath::kScalar, kernels::SimdPath::kAvx2, kernels::SimdPath::kAvx512})
+    for (const WeightMemory mem : {WeightMemory::kResident, WeightMemory::kMapped}) {
+      if (path > kernels::best_simd_path()) continue;
+      kernels::set_simd_path(path);
+      SCOPED_TRACE(kernels::simd_path_name(path));
+      SCOPED_TRACE(mem == WeightMemory::kResident ? "weights resident" : "weights mapped");
+      const auto model = Model::load(dir, mem);
+      EXPECT_EQ(model->weights_resident(),
+                mem == WeightMemory::kResident && transparent_huge_pages_available());
+      for (const auto& c : golden["cases"]) {
+        SCOPED_TRACE(c["name"].get<std::string>());
+        SessionOptions so;
+        so.context = model->config().max_position_embeddings;
+        so.kv_dtype = DType::kF32;
+        so.prefill_chunk = 64;
+        Session s(*model, pool, so);
+        const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+        const auto greedy = c["greedy_ids"].get<std::vector<int32_t>>();
+        std::vector<float> logits = s.append(prompt);
+        const bool has_steps = c.contains("steps_top5");
+        double worst = 0;
+        for (size_t step = 0; step < greedy.size(); ++step) {
+          if (has_steps && step < c["steps_top5"].size()) {
+            const auto& st = c["steps_top5"][step];
+            const auto ids = st["top_ids"].get<std::vector<int>>();
+            const auto ref = st["top_logits"].get<std::vector<double>>();
+            for (size_t i = 0; i < ids.size(); ++i) {
+              const double got = logits[ids[i]];
+              const double rel = std::abs(got - ref[i]) / std::max(1.0, std::abs(ref[i]));
+              worst = std::max(worst, rel);
+              ASSERT_LE(rel, 1e-4)
+                  << "step " << step << " token " << ids[i] << " got " << got << " want " << ref[i];
+            }
           }
+          ASSERT_EQ(argmax(logits), greedy[step]) << "greedy step " << step;
+          if (step + 1 < greedy.size()) logits = s.append({greedy[step]});
         }
-        ASSERT_EQ(argmax(logits), greedy[step]) << "greedy step " << step;
-        if (step + 1 < greedy.size()) logits = s.append({greedy[step]});
+        RecordProperty("worst_relative_error_" + c["name"].get<std::string>(),
+                       std::to_string(worst));
       }
-      RecordProperty("worst_relative_error_" + c["name"].get<std::string>(), std::to_string(worst));
     }
-  }
 }
 
 INSTANTIATE_TEST_SUITE_P(SharedModels, Golden,

@@ -1,10 +1,11 @@
-// AVX-512 matmul: a streaming matvec for decode and a packed, cache-blocked GEMM for prefill.
-// BF16 weights in the GEMM use vdpbf16ps on bf16-rounded activations (see docs/kernels.md);
-// F32 and F16 weights use f32 FMA only.
+// AVX-512 matmul: the f32-FMA matvec (cpu/matvec.h) and packed GEMM (cpu/gemm_f32.h) over Vec16,
+// and this path's own bf16 kernels: vdpbf16ps on bf16-rounded activations (see docs/kernels.md)
+// for BF16 weights in the decode matvec and the GEMM.
 #include <immintrin.h>
 
 #include "kernels/cpu/gemm_f32.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/matvec.h"
 #include "kernels/cpu/vmath_avx512.h"
 
 namespace longctx::kernels::cpu::avx512 {
@@ -17,105 +18,7 @@ static_assert(gemm::pack_bytes<Vec16>() == kAvx512GemmPackBytes &&
 
 inline __mmask16 tail_mask(int64_t n) { return mask16(n); }
 
-// ---- decode: y[i][r] for NX x rows and NW weight rows at a time, weights streamed once ----
-
-// pf > 0: also prefetch the weights pf elements ahead of each row's loads (the next tile's rows,
-// for short rows, whose streams are too short for the hardware prefetcher to pick up).
-template <DType DT, int NX, int NW>
-inline void matvec_tile(const float* x, int64_t cols, const void* w, int64_t r, const float* bias,
-                        float* y, int64_t ldy, int64_t pf = 0) {
-  constexpr int64_t es = DT == DType::kF32 ? 4 : 2;
-  __m512 acc[NX][NW];
-  for (int i = 0; i < NX; ++i)
-    for (int k = 0; k < NW; ++k) acc[i][k] = _mm512_setzero_ps();
-  int64_t c = 0;
-  for (; c + 16 <= cols; c += 16) {
-    __m512 wv[NW];
-    if (pf > 0)
-      for (int k = 0; k < NW; ++k)
-        _mm_prefetch(static_cast<const char*>(w) + ((r + k) * cols + c + pf) * es, _MM_HINT_T0);
-    for (int k = 0; k < NW; ++k) wv[k] = load16<DT>(w, (r + k) * cols + c);
-    for (int i = 0; i < NX; ++i) {
-      const __m512 xv = _mm512_loadu_ps(x + i * cols + c);
-      for (int k = 0; k < NW; ++k) acc[i][k] = _mm512_fmadd_ps(xv, wv[k], acc[i][k]);
-    }
-  }
-  if (c < cols) {
-    const __mmask16 m = tail_mask(cols - c);
-    __m512 wv[NW];
-    for (int k = 0; k < NW; ++k) wv[k] = load16<DT>(w, (r + k) * cols + c, m);
-    for (int i = 0; i < NX; ++i) {
-      const __m512 xv = _mm512_maskz_loadu_ps(m, x + i * cols + c);
-      for (int k = 0; k < NW; ++k) acc[i][k] = _mm512_fmadd_ps(xv, wv[k], acc[i][k]);
-    }
-  }
-  for (int i = 0; i < NX; ++i)
-    for (int k = 0; k < NW; ++k)
-      y[i * ldy + r + k] = _mm512_reduce_add_ps(acc[i][k]) + (bias ? bias[r + k] : 0.f);
-}
-
-// One x row (decode): rows [r0, r1) are one contiguous range of W, read front to back as a single
-// stream. Interleaving 4 rows (4 streams) as matvec_tile does reaches ~60% of the read bandwidth
-// here; one stream reaches ~95%, with no software prefetch (a prefetch 2 KiB ahead cost 5-25% of
-// decode; docs/kernels.md).
-template <DType DT>
-void matvec1_seq(const float* x, const WeightView& w, const float* bias, float* y, int64_t r0,
-                 int64_t r1) {
-  const int64_t cols = w.cols;
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t base = r * cols;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
-    int64_t c = 0;
-    for (; c + 64 <= cols; c += 64) {
-      for (int u = 0; u < 4; ++u)
-        acc[u] = _mm512_fmadd_ps(_mm512_loadu_ps(x + c + 16 * u),
-                                 load16<DT>(w.data, base + c + 16 * u), acc[u]);
-    }
-    for (; c < cols; c += 16) {
-      const __mmask16 m = tail_mask(cols - c);
-      acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + c), load16<DT>(w.data, base + c, m),
-                               acc[0]);
-    }
-    const __m512 a = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-    y[r] = _mm512_reduce_add_ps(a) + (bias ? bias[r] : 0.f);
-  }
-}
-
-template <DType DT, int NX>
-void matvec_rows(const float* x, const WeightView& w, const float* bias, float* y, int64_t r0,
-                 int64_t r1) {
-  int64_t r = r0;
-  // Rows of up to 4 KiB: prefetch the next 4-row tile while this one streams.
-  const int64_t es = DT == DType::kF32 ? 4 : 2;
-  const int64_t pf = w.cols * es <= 4096 ? 4 * w.cols : 0;
-  for (; r + 8 <= r1; r += 4) matvec_tile<DT, NX, 4>(x, w.cols, w.data, r, bias, y, w.rows, pf);
-  for (; r + 4 <= r1; r += 4) matvec_tile<DT, NX, 4>(x, w.cols, w.data, r, bias, y, w.rows);
-  for (; r < r1; ++r) matvec_tile<DT, NX, 1>(x, w.cols, w.data, r, bias, y, w.rows);
-}
-
-template <DType DT>
-void matvec_dt(const float* x, int64_t n, const WeightView& w, const float* bias, float* y,
-               int64_t r0, int64_t r1) {
-  if (n == 1) return matvec1_seq<DT>(x, w, bias, y, r0, r1);
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) matvec_rows<DT, 4>(x + i * w.cols, w, bias, y + i * w.rows, r0, r1);
-  const float* xi = x + i * w.cols;
-  float* yi = y + i * w.rows;
-  switch (n - i) {
-    case 3:
-      matvec_rows<DT, 3>(xi, w, bias, yi, r0, r1);
-      break;
-    case 2:
-      matvec_rows<DT, 2>(xi, w, bias, yi, r0, r1);
-      break;
-    case 1:
-      matvec_rows<DT, 1>(xi, w, bias, yi, r0, r1);
-      break;
-    default:
-      break;
-  }
-}
+// ---- decode (f32 FMA: cpu/matvec.h; bf16 dot products below) ----
 
 // BF16 weights with bf16-rounded x: vdpbf16ps does 32 products per instruction straight from the
 // stored weights (no conversion): half the instructions of the shift + f32 FMA path. x rows have
@@ -196,7 +99,8 @@ void matvec_bf16_dot(const uint16_t* xb, int64_t n, const WeightView& w, const f
   const int64_t ldx = (w.cols + 1) & ~int64_t{1};
   if (n == 1) return matvec1_bf16_seq(xb, w, bias, y, r0, r1);
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4) matvec_rows_bf16<4>(xb + i * ldx, ldx, w, bias, y + i * w.rows, r0, r1);
+  for (; i + 4 <= n; i += 4)
+    matvec_rows_bf16<4>(xb + i * ldx, ldx, w, bias, y + i * w.rows, r0, r1);
   const uint16_t* xi = xb + i * ldx;
   float* yi = y + i * w.rows;
   switch (n - i) {
@@ -285,17 +189,7 @@ void gemm_bf16(const uint16_t* xb, int64_t n, const WeightView& w, const float* 
 void matvec(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
             float* y, int64_t r0, int64_t r1) {
   if (xb != nullptr && w.dtype == DType::kBF16) return matvec_bf16_dot(xb, n, w, bias, y, r0, r1);
-  switch (w.dtype) {
-    case DType::kF32:
-      matvec_dt<DType::kF32>(x, n, w, bias, y, r0, r1);
-      break;
-    case DType::kF16:
-      matvec_dt<DType::kF16>(x, n, w, bias, y, r0, r1);
-      break;
-    case DType::kBF16:
-      matvec_dt<DType::kBF16>(x, n, w, bias, y, r0, r1);
-      break;
-  }
+  mv::matvec<Vec16>(x, n, w, bias, y, r0, r1);
 }
 
 void gemm(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/huge_pages.h"
+#include "kernels/kernel_test_util.h"
 #include "kernels/ops.h"
 #include "model/decoder.h"
 #include "model/test_util.h"
@@ -20,24 +21,16 @@ int32_t argmax(const std::vector<float>& v) {
   return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
-// Restores the start-up SIMD path when a test ends (also when an assertion returns early).
-struct SimdPathGuard {
-  kernels::SimdPath saved = kernels::active_simd_path();
-  ~SimdPathGuard() { kernels::set_simd_path(saved); }
-};
-
 TEST_P(Golden, GreedyIdsAndTop5LogitsMatch) {
   const std::string dir = test::model_dir(GetParam());
   const auto golden = test::read_json(dir + "/golden.json");
   ThreadPool pool(2);
-  SimdPathGuard guard;
+  kernels::testing::PathGuard guard;
   // Every SIMD path this machine runs (its attention, GEMM, matvec and elementwise kernels end to
   // end; prefill chunks of 64 take the GEMM), and the same numbers whether the weights run from
   // the file mapping or from their huge-page copy.
-  for (const kernels::SimdPath path :
-       {kernels::SimdPath::kScalar, kernels::SimdPath::kAvx2, kernels::SimdPath::kAvx512})
+  for (const kernels::SimdPath path : kernels::testing::runnable_paths())
     for (const WeightMemory mem : {WeightMemory::kResident, WeightMemory::kMapped}) {
-      if (path > kernels::best_simd_path()) continue;
       kernels::set_simd_path(path);
       SCOPED_TRACE(kernels::simd_path_name(path));
       SCOPED_TRACE(mem == WeightMemory::kResident ? "weights resident" : "weights mapped");

@@ -178,28 +178,37 @@ BENCHMARK(BM_AttentionDecode)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
-// The same with int8 keys and values (kernels/kv_quant.h): args depth, n_heads, n_kv_heads,
-// head_dim, threads. Bytes = the coded K and V (scales included) of the whole context.
-void BM_AttentionDecodeInt8(benchmark::State& st) {
-  const int64_t depth = st.range(0);
-  const int nh = static_cast<int>(st.range(1)), nkv = static_cast<int>(st.range(2));
-  const int hd = static_cast<int>(st.range(3)), threads = static_cast<int>(st.range(4));
+// The same over a quantized cache (kernels/kv_quant.h): args KV type (3: int8, 4: int4, as
+// KvType), depth, n_heads, n_kv_heads, head_dim, threads. int4 keys are coded per channel over
+// groups of kKvChannelGroup tokens, as KVCache stores them. Bytes = the coded K and V (scales and
+// minima included) of the whole context.
+void BM_AttentionDecodeQuant(benchmark::State& st) {
+  const KvType t = static_cast<KvType>(st.range(0));
+  const int64_t depth = st.range(1);
+  const int nh = static_cast<int>(st.range(2)), nkv = static_cast<int>(st.range(3));
+  const int hd = static_cast<int>(st.range(4)), threads = static_cast<int>(st.range(5));
   constexpr int bs = 256;
-  const KvType t = KvType::kInt8;
-  const size_t sec = kv_row_bytes(t, hd, true) * bs;
+  const size_t k_sec = kv_row_bytes(t, hd, true) * bs, v_sec = kv_row_bytes(t, hd, false) * bs;
   std::vector<std::vector<uint8_t>> k, v;
   std::vector<const void*> kp, vp;
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> d(-1.f, 1.f);
   std::vector<float> rows(static_cast<size_t>(bs) * hd);
-  for (int64_t b = 0; b < (depth + bs - 1) / bs; ++b)
-    for (auto* part : {&k, &v}) {
-      part->emplace_back(sec * nkv);
-      for (int g = 0; g < nkv; ++g) {
-        for (auto& x : rows) x = d(rng);
-        kv_encode(t, rows.data(), hd, bs, hd, part->back().data() + g * sec, bs, 0);
-      }
+  for (int64_t b = 0; b < (depth + bs - 1) / bs; ++b) {
+    k.emplace_back(k_sec * nkv);
+    v.emplace_back(v_sec * nkv);
+    for (int g = 0; g < nkv; ++g) {
+      for (auto& x : rows) x = d(rng);
+      if (kv_per_channel(t, true))
+        for (int r = 0; r < bs; r += kKvChannelGroup)
+          kv_encode_key_group(rows.data() + static_cast<size_t>(r) * hd, hd,
+                              k.back().data() + g * k_sec, bs, r);
+      else
+        kv_encode(t, rows.data(), hd, bs, hd, k.back().data() + g * k_sec, bs, 0);
+      for (auto& x : rows) x = d(rng);
+      kv_encode(t, rows.data(), hd, bs, hd, v.back().data() + g * v_sec, bs, 0);
     }
+  }
   for (auto& m : k) kp.push_back(m.data());
   for (auto& m : v) vp.push_back(m.data());
   const KVView view = coded_kv_view(t, t, bs, nkv, hd, kp.data(), vp.data(), depth);
@@ -209,14 +218,15 @@ void BM_AttentionDecodeInt8(benchmark::State& st) {
     attention(pool(threads), p, q.data(), 1, depth - 1, view, out.data());
     benchmark::ClobberMemory();
   }
-  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * 2 * depth * nkv *
-                                            kv_row_bytes(t, hd, true)));
-  st.SetLabel(std::string("int8 ") + simd_path());
+  st.SetBytesProcessed(static_cast<int64_t>(
+      st.iterations() * depth * nkv * (kv_row_bytes(t, hd, true) + kv_row_bytes(t, hd, false))));
+  st.SetLabel(std::string(kv_type_name(t)) + " " + simd_path());
 }
-BENCHMARK(BM_AttentionDecodeInt8)
-    ->ArgsProduct({{512, 2048, 8192}, {9}, {3}, {64}, {2}})
-    ->ArgsProduct({{2048, 8192}, {32}, {4}, {64}, {2}})
-    ->Args({8192, 9, 3, 64, 1})
+BENCHMARK(BM_AttentionDecodeQuant)
+    ->ArgsProduct({{3, 4}, {512, 2048, 8192}, {9}, {3}, {64}, {2}})
+    ->ArgsProduct({{3, 4}, {2048, 8192}, {32}, {4}, {64}, {2}})
+    ->ArgsProduct({{3, 4}, {8192}, {9}, {3}, {64}, {1}})
+    ->ArgsProduct({{3, 4}, {65536}, {9}, {3}, {64}, {2}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

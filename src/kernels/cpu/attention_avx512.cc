@@ -7,9 +7,8 @@
 
 namespace longctx::kernels::cpu::avx512 {
 
-bool attn_tile_int8(const AttnTile& t, const int8_t* k_codes, const uint16_t* k_scales,
-                    const int8_t* v_codes, const uint16_t* v_scales) {
-  return attn::int8_tile<Vec16>(t, k_codes, k_scales, v_codes, v_scales);
+bool attn_tile_quant(const AttnTile& t, const QuantTile& c) {
+  return attn::quant_tile<Vec16>(t, c);
 }
 
 void attn_tile(const AttnTile& t) { attn::any_tile<Vec16>(t); }

@@ -14,6 +14,7 @@
 //   zero, set1, loadu, storeu, fmadd, mul, sub, add, max, exp, first (lane 0), reduce_add,
 //   reduce_max; load<DT>(p, off): kW elements of dtype DT as f32; load_n<DT>(p, off, n): the first
 //   n (1..kW), zero above; store_n(p, v, n); load_i8(codes): kW int8 codes as f32;
+//   low_nibbles(bytes) / high_nibbles(bytes): the low / high 4 bits of kW bytes as f32;
 //   Range range(lo, hi) and keep(x, range, g, fill): lanes L of vector g (keys g*kW + L) with
 //   lo <= g*kW + L < hi from x, the others from fill (0 <= lo < hi <= kAttnTile);
 //   fold_quad(a, b, c, d, w): stores kFoldFloats floats at w from which fold_group(w') rebuilds
@@ -47,7 +48,7 @@ struct FloatRows {
   }
 };
 
-// int8 rows with one scale per group of 2^gshift columns (>= 16; kernels/kv_quant.h), decoded in
+// int8 rows with one scale per group of 2^gshift columns (>= kW; kernels/kv_quant.h), decoded in
 // registers: the cache is read once, at one byte per value. `scales` are the tile's f16 scales
 // already widened to f32 ([row][groups]), so each kW values cost a broadcast load, two
 // conversions and one multiply shared by every query row.
@@ -59,6 +60,40 @@ struct Int8Rows {
   typename VT::V operator()(int j, int c) const {
     return VT::mul(VT::load_i8(codes + static_cast<size_t>(j) * hd + c),
                    VT::set1(scales[j * groups + (c >> gshift)]));
+  }
+};
+
+// int4 keys quantized per channel over groups of kKvChannelGroup tokens: byte i of a row holds
+// channel i (low nibble) and channel i + hd/2 (high nibble). `sm` holds, for each token group the
+// tile touches from the one holding row 0 (its key `first`), hd f32 scales then hd f32 minima.
+template <class VT>
+struct Int4KeyRows {
+  const uint8_t* codes;
+  const float* sm;
+  int hd, first;
+  typename VT::V operator()(int j, int c) const {
+    const int half = hd >> 1;
+    const uint8_t* row = codes + static_cast<size_t>(j) * half;
+    const typename VT::V q =
+        c < half ? VT::low_nibbles(row + c) : VT::high_nibbles(row + (c - half));
+    const float* g = sm + static_cast<size_t>((first + j) / kKvChannelGroup) * 2 * hd;
+    return VT::fmadd(q, VT::loadu(g + c), VT::loadu(g + hd + c));
+  }
+};
+
+// int4 values quantized per token in groups of 2^gshift values: byte i of a group holds element i
+// (low nibble) and element i + half a group (high nibble). `sm`: f32 [row][group][scale, minimum].
+template <class VT>
+struct Int4ValueRows {
+  const uint8_t* codes;
+  const float* sm;
+  int hd, groups, gshift;
+  typename VT::V operator()(int j, int c) const {
+    const int g = c >> gshift, i = c & ((1 << gshift) - 1), half = 1 << (gshift - 1);
+    const uint8_t* p = codes + static_cast<size_t>(j) * (hd >> 1) + g * half;
+    const typename VT::V q = i < half ? VT::low_nibbles(p + i) : VT::high_nibbles(p + (i - half));
+    const float* m = sm + (static_cast<size_t>(j) * groups + g) * 2;
+    return VT::fmadd(q, VT::set1(m[0]), VT::set1(m[1]));
   }
 };
 
@@ -246,22 +281,31 @@ void softmax_values(const AttnTile& t, const VL& vl) {
   }
 }
 
+// Query rows per register pass of tile_direct's scores: with 32 registers, the queries stay in
+// registers beside the 4 x C accumulators at head dims of 4 and 8 vectors; with 16 registers, 3
+// rows' accumulators and the key take 13.
+template <class VT>
+constexpr int score_pass_rows(int hd) {
+  if constexpr (VT::kRegs >= 32) return hd == 4 * VT::kW ? 3 : hd == 8 * VT::kW ? 2 : 4;
+  return 3;
+}
+
 // One tile for any number of rows (hd a multiple of kW) without a transpose: scores in register
 // passes, the online softmax per row, then the values (later row groups find the tile in L1).
 template <class VT, class KL, class VL>
 void tile_direct(const AttnTile& t, const KL& kl, const VL& vl) {
   const int hd = t.head_dim;
-  // Query rows in registers where they fit beside the 4 x C accumulators (32 registers: head
-  // dims of 4 and 8 vectors); with 16 registers, 3 rows' accumulators and the key take 13.
+  constexpr int W = VT::kW, C = score_pass_rows<VT>(0);
   if constexpr (VT::kRegs >= 32) {
-    if (hd == 4 * VT::kW)
-      scores_passes<VT, KL, 3, 4>(t.q, t.rows, hd, kl, t.n_keys, t.s);
-    else if (hd == 8 * VT::kW)
-      scores_passes<VT, KL, 2, 8>(t.q, t.rows, hd, kl, t.n_keys, t.s);
+    constexpr int C4 = score_pass_rows<VT>(4 * W), C8 = score_pass_rows<VT>(8 * W);
+    if (hd == 4 * W)
+      scores_passes<VT, KL, C4, 4>(t.q, t.rows, hd, kl, t.n_keys, t.s);
+    else if (hd == 8 * W)
+      scores_passes<VT, KL, C8, 8>(t.q, t.rows, hd, kl, t.n_keys, t.s);
     else
-      scores_passes<VT, KL, 4, 0>(t.q, t.rows, hd, kl, t.n_keys, t.s);
+      scores_passes<VT, KL, C, 0>(t.q, t.rows, hd, kl, t.n_keys, t.s);
   } else {
-    scores_passes<VT, KL, 3, 0>(t.q, t.rows, hd, kl, t.n_keys, t.s);
+    scores_passes<VT, KL, C, 0>(t.q, t.rows, hd, kl, t.n_keys, t.s);
   }
   softmax_values<VT>(t, vl);
 }
@@ -396,25 +440,78 @@ void any_tile(const AttnTile& t) {
   }
 }
 
-// The path's attn_tile_int8 (cpu/kv_quant.h): int8 keys and values decoded in registers.
+// dst[0..n) = f16 src[0..n) as f32.
 template <class VT>
-bool int8_tile(const AttnTile& t, const int8_t* k_codes, const uint16_t* k_scales,
-               const int8_t* v_codes, const uint16_t* v_scales) {
+inline void widen_f16(const uint8_t* src, int n, float* dst) {
   constexpr int W = VT::kW;
-  const int hd = t.head_dim;
-  if (hd % 16 != 0 || hd > 256) return false;
-  const int G = kv_group_size(hd);  // 16 or 32 when hd % 16 == 0
-  const int groups = hd / G, gshift = G == 32 ? 5 : 4;
-  // The tile's scales in f32: at most 64 keys x 16 groups each for keys and values.
-  alignas(64) float ks[kT * 16], vs[kT * 16];
-  const int n_sc = t.n_keys * groups;
-  for (int i = 0; i < n_sc; i += W) {
-    const int n = n_sc - i < W ? n_sc - i : W;
-    VT::store_n(ks + i, VT::template load_n<DType::kF16>(k_scales, i, n), n);
-    VT::store_n(vs + i, VT::template load_n<DType::kF16>(v_scales, i, n), n);
+  for (int i = 0; i < n; i += W) {
+    const int m = n - i < W ? n - i : W;
+    VT::store_n(dst + i, VT::template load_n<DType::kF16>(src, i, m), m);
   }
-  tile_direct<VT>(t, Int8Rows<VT>{k_codes, ks, hd, groups, gshift},
-                  Int8Rows<VT>{v_codes, vs, hd, groups, gshift});
+}
+
+// The tile with keys of type KT and values of type VT2 (int8 / int4), metadata already widened
+// into km / vm. One flattened function per pair: with the loaders inlined into the score and
+// value loops their fields stay in registers (out-of-line loops, or all four pairs in one
+// function, measured 5-10% slower on int8 tiles).
+template <class VT, KvType KT, KvType VT2>
+[[gnu::flatten, gnu::noinline]] void quant_pair(const AttnTile& t, const QuantTile& c,
+                                                const float* km, const float* vm, int groups,
+                                                int gshift) {
+  const int hd = t.head_dim;
+  const auto keys = [&] {
+    if constexpr (KT == KvType::kInt4)
+      return Int4KeyRows<VT>{c.k_codes, km, hd, c.k_first};
+    else
+      return Int8Rows<VT>{reinterpret_cast<const int8_t*>(c.k_codes), km, hd, groups, gshift};
+  }();
+  const auto values = [&] {
+    if constexpr (VT2 == KvType::kInt4)
+      return Int4ValueRows<VT>{c.v_codes, vm, hd, groups, gshift};
+    else
+      return Int8Rows<VT>{reinterpret_cast<const int8_t*>(c.v_codes), vm, hd, groups, gshift};
+  }();
+  tile_direct<VT>(t, keys, values);
+}
+
+// The path's attn_tile_quant (isa.h): int8 / int4 keys and values decoded in registers, each
+// value read once from the cache; the tile's scales (and minima) are widened to f32 first.
+template <class VT>
+bool quant_tile(const AttnTile& t, const QuantTile& c) {
+  constexpr int W = VT::kW;
+  const int hd = t.head_dim, nk = t.n_keys;
+  const int G = kv_group_size(hd), groups = hd / G,
+            gshift = __builtin_ctz(static_cast<unsigned>(G));
+  auto fits = [&](KvType type, bool keys) {
+    if (type == KvType::kInt8) return G % W == 0;
+    if (type == KvType::kInt4) return keys ? hd % (2 * W) == 0 : G % (2 * W) == 0;
+    return false;
+  };
+  // Each register pass of the scores decodes every key again: cheap for int8 codes, not for
+  // per-channel int4 ones, which take the caller's decoded f32 tile when the rows need more than
+  // one pass (measured: GQA 8 int4 tiles ran ~1.5x slower in registers, int8 ones ~10% faster).
+  const int max_rows = c.k_type == KvType::kInt4 ? score_pass_rows<VT>(hd) : kAttnDirectRows;
+  if (hd % W != 0 || hd > 256 || t.rows > max_rows || !fits(c.k_type, true) ||
+      !fits(c.v_type, false))
+    return false;
+  // Widened metadata: int8 [key][groups] scales (groups <= 32: G >= kW >= 8), int4 values
+  // [key][groups][2] (groups <= 16: G >= 2 kW), int4 keys [token group][2][hd] over at most 5
+  // token groups (a tile of 64 keys from key 15 of a group).
+  alignas(64) float km[5 * 2 * 256], vm[kT * 32];
+  const bool k4 = c.k_type == KvType::kInt4;
+  const int k_floats =
+      k4 ? (c.k_first + nk + kKvChannelGroup - 1) / kKvChannelGroup * 2 * hd : nk * groups;
+  widen_f16<VT>(c.k_meta, k_floats, km);
+  widen_f16<VT>(c.v_meta, nk * groups * (c.v_type == KvType::kInt4 ? 2 : 1), vm);
+  using K = KvType;
+  if (k4 && c.v_type == K::kInt4)
+    quant_pair<VT, K::kInt4, K::kInt4>(t, c, km, vm, groups, gshift);
+  else if (k4)
+    quant_pair<VT, K::kInt4, K::kInt8>(t, c, km, vm, groups, gshift);
+  else if (c.v_type == K::kInt4)
+    quant_pair<VT, K::kInt8, K::kInt4>(t, c, km, vm, groups, gshift);
+  else
+    quant_pair<VT, K::kInt8, K::kInt8>(t, c, km, vm, groups, gshift);
   return true;
 }
 

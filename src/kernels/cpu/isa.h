@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/kv_type.h"
 #include "kernels/ops.h"
 
 namespace longctx::kernels::cpu {
@@ -45,6 +46,21 @@ inline constexpr int kAttnTile = 64;
 // for a converted, transposed copy of the tile shared by all of them.
 inline constexpr int kAttnDirectRows = 8;
 
+// Where one tile's quantized keys and values lie in their sections (one kv head's codes and meta
+// in a block, kernels/kv_quant.h); the tile's keys are all coded (no int4 key still pending).
+// attn_tile_quant takes head dims of at most 256 that are multiples of the vector width where:
+// int8: a scale group holds whole vectors; int4 values: half a group does; int4 keys: half a row.
+struct QuantTile {
+  KvType k_type, v_type;   // kInt8 or kInt4
+  const uint8_t* k_codes;  // the tile's first key's codes (rows of kv_code_bytes)
+  // int8 keys: the first key's scales (rows of kv_meta_bytes); int4 keys (per channel): the meta
+  // of the token group holding the first key, which is key k_first of its group.
+  const uint8_t* k_meta;
+  int k_first;
+  const uint8_t* v_codes;  // the first value's codes
+  const uint8_t* v_meta;   // the first value's scales (int4: and minima)
+};
+
 struct Isa {
   SimdPath path;
   GemmGeometry gemm_geometry;
@@ -72,11 +88,10 @@ struct Isa {
   void (*rope_apply)(float* x, int64_t n_vec, int head_dim, int half, const float* cs,
                      const float* sn);
   void (*attn_tile)(const AttnTile& t);
-  // The tile with int8 keys and values read in registers (codes [n_keys][head_dim], f16 scales
-  // [n_keys][head_dim / G], kernels/kv_quant.h), no scratch; false (nothing done) unless
-  // head_dim is a multiple of 16 and at most 256. Null on paths without one.
-  bool (*attn_tile_int8)(const AttnTile& t, const int8_t* k_codes, const uint16_t* k_scales,
-                         const int8_t* v_codes, const uint16_t* v_scales);
+  // The tile with quantized keys and values (int8 or int4 each) decoded in registers, no
+  // scratch; false (nothing done) for shapes the path's vectors do not tile (QuantTile). Null on
+  // paths without one.
+  bool (*attn_tile_quant)(const AttnTile& t, const QuantTile& c);
   // Sum of x[0..n) (one streaming pass; f32 partial sums).
   float (*sum)(const float* x, int64_t n);
 };

@@ -17,10 +17,10 @@ LONGCTX_DECLARE_ISA_KERNELS
 }
 #endif
 
-#define LONGCTX_ISA_TABLE(ns, path, geom, pack_bytes, bf16dot, int8_tile)                \
-  Isa {                                                                                  \
-    path, geom, ns::matvec, ns::gemm, pack_bytes, bf16dot, ns::to_bf16_rows, ns::to_f32, \
-        ns::rmsnorm_row, ns::silu_mul, ns::rope_apply, ns::attn_tile, int8_tile, ns::sum \
+#define LONGCTX_ISA_TABLE(ns, path, geom, pack_bytes, bf16dot, quant_tile)                \
+  Isa {                                                                                   \
+    path, geom, ns::matvec, ns::gemm, pack_bytes, bf16dot, ns::to_bf16_rows, ns::to_f32,  \
+        ns::rmsnorm_row, ns::silu_mul, ns::rope_apply, ns::attn_tile, quant_tile, ns::sum \
   }
 
 const Isa& scalar_isa() {
@@ -33,7 +33,7 @@ const Isa& scalar_isa() {
 const Isa& avx2_isa() {
   // 6 x rows x 16 weight rows (2 ymm); f32 panels of 256 columns (16 KiB), bf16 converted to f32.
   static const Isa isa = LONGCTX_ISA_TABLE(avx2, SimdPath::kAvx2, (GemmGeometry{6, 16, 256, 0}),
-                                           kAvx2GemmPackBytes, false, avx2::attn_tile_int8);
+                                           kAvx2GemmPackBytes, false, avx2::attn_tile_quant);
   return isa;
 }
 
@@ -41,7 +41,7 @@ const Isa& avx512_isa() {
   // 6 x rows x 64 weight rows (4 zmm); panels of 256 f32 or 512 bf16 columns (64 KiB).
   static const Isa isa =
       LONGCTX_ISA_TABLE(avx512, SimdPath::kAvx512, (GemmGeometry{6, 64, 256, 512}),
-                        kAvx512GemmPackBytes, true, avx512::attn_tile_int8);
+                        kAvx512GemmPackBytes, true, avx512::attn_tile_quant);
   return isa;
 }
 #endif

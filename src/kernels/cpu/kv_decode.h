@@ -19,10 +19,8 @@ namespace kvq {
 template <class VT>
 inline void int4_pair(const uint8_t* c, typename VT::V s_lo, typename VT::V m_lo,
                       typename VT::V s_hi, typename VT::V m_hi, float* dst, int half) {
-  typename VT::V lo, hi;
-  VT::nibbles(c, lo, hi);
-  VT::storeu(dst, VT::fmadd(lo, s_lo, m_lo));
-  VT::storeu(dst + half, VT::fmadd(hi, s_hi, m_hi));
+  VT::storeu(dst, VT::fmadd(VT::low_nibbles(c), s_lo, m_lo));
+  VT::storeu(dst + half, VT::fmadd(VT::high_nibbles(c), s_hi, m_hi));
 }
 
 template <class VT>

@@ -18,12 +18,12 @@ void kv_decode_rows(KvType t, bool keys, const uint8_t* codes, const uint8_t* me
 namespace longctx::kernels::cpu {
 
 #if defined(LONGCTX_X86_PATHS)
-// Per path: kv_decode_rows (as reference::kv_decode_rows) and attn_tile_int8 (Isa::attn_tile_int8).
+// Per path: kv_decode_rows (as reference::kv_decode_rows) and attn_tile_quant
+// (Isa::attn_tile_quant).
 #define LONGCTX_DECLARE_KV_KERNELS                                                             \
   void kv_decode_rows(KvType t, bool keys, const uint8_t* codes, const uint8_t* meta, int off, \
                       int n, int head_dim, float* dst);                                        \
-  bool attn_tile_int8(const AttnTile& t, const int8_t* k_codes, const uint16_t* k_scales,      \
-                      const int8_t* v_codes, const uint16_t* v_scales);
+  bool attn_tile_quant(const AttnTile& t, const QuantTile& c);
 namespace avx2 {
 LONGCTX_DECLARE_KV_KERNELS
 }
@@ -39,10 +39,11 @@ const float* kv_decode_section(SimdPath path, const Isa& isa, KvType t, bool key
                                const void* section, int block_size, int off, int n, int head_dim,
                                float* dst);
 
-// t.k / t.v point at the kv blocks (not at a head's rows): decodes head g's keys and values of
-// positions [off, off + t.n_keys) of the block (int4 keys past kv.k_pending_from: from
-// kv.k_pending) into a thread-local f32 scratch of
-// 2 x kAttnTile x head_dim floats and runs the path's f32 tile on them.
+// t.k / t.v point at the kv blocks (not at a head's rows): the tile of head g's keys and values
+// at positions [off, off + t.n_keys) of the block. Quantized decode tiles go to
+// isa.attn_tile_quant where it takes them; otherwise they are decoded (int4 keys past
+// kv.k_pending_from: from kv.k_pending) into a thread-local f32 scratch of
+// 2 x kAttnTile x head_dim floats and the path's f32 tile runs on them.
 void coded_attn_tile(const Isa& isa, AttnTile t, const KVView& kv, int g, int64_t j);
 
 // Bytes of that scratch for all threads.

@@ -1,9 +1,11 @@
 // Attention over coded KV blocks (int8/int4 groups, or keys and values in different dtypes): the
-// driver in cpu/attention.cc walks the tiles as for any cache; for each tile this decodes the
-// tile's keys and values (<= kAttnTile rows of one kv head) into a thread-local f32 scratch and
-// hands them to the path's f32 tile. The scratch is 2 x kAttnTile x head_dim floats per thread,
-// whatever the context: no full-precision copy of the cache exists.
+// driver in cpu/attention.cc walks the tiles as for any cache; each tile either goes to the path's
+// attn_tile_quant (quantized decode tiles, decoded in registers) or is decoded (<= kAttnTile rows
+// of one kv head) into a thread-local f32 scratch handed to the path's f32 tile. The scratch is
+// 2 x kAttnTile x head_dim floats per thread, whatever the context: no full-precision copy of the
+// cache exists.
 #include <algorithm>
+#include <utility>
 
 #include "kernels/cpu/kv_quant.h"
 #include "kernels/cpu/scratch.h"
@@ -75,20 +77,29 @@ const float* kv_decode_section(SimdPath path, const Isa& isa, KvType t, bool key
 
 void coded_attn_tile(const Isa& isa, AttnTile t, const KVView& kv, int g, int64_t j) {
   const int hd = kv.head_dim, bs = kv.block_size, off = static_cast<int>(j % bs);
-  // int8 keys and values, few query rows (decode: the heads of one GQA group): decoded in
-  // registers where the path can, so the cache is read once at 1 byte per value (decode at long
-  // context is bound by those reads). Many rows (prefill) share one decoded, transposed tile below.
-  if (isa.attn_tile_int8 && kv.k_type == KvType::kInt8 && kv.v_type == KvType::kInt8 &&
-      t.rows <= kAttnDirectRows) {
-    const size_t cb = kv_code_bytes(KvType::kInt8, hd), mb = kv_meta_bytes(KvType::kInt8, hd, true);
-    const size_t sec = (cb + mb) * bs;
-    const auto* kb = static_cast<const uint8_t*>(t.k) + g * sec;
-    const auto* vb = static_cast<const uint8_t*>(t.v) + g * sec;
-    auto codes = [&](const uint8_t* b) { return reinterpret_cast<const int8_t*>(b + off * cb); };
-    auto scales = [&](const uint8_t* b) {
-      return reinterpret_cast<const uint16_t*>(b + bs * cb + off * mb);
+  // Quantized keys and values, few query rows (decode: the heads of one GQA group): decoded in
+  // registers where the path can, so the cache is read once at its coded size (decode at long
+  // context is bound by those reads). Many rows (prefill) share one decoded, transposed tile below,
+  // as do tiles holding int4 keys still pending in f32.
+  if (isa.attn_tile_quant && t.rows <= kAttnDirectRows && kv_type_is_quantized(kv.k_type) &&
+      kv_type_is_quantized(kv.v_type) &&
+      (!kv_per_channel(kv.k_type, true) || j + t.n_keys <= kv.k_pending_from)) {
+    auto section = [&](const void* block, KvType type, bool keys) {
+      const size_t cb = kv_code_bytes(type, hd);
+      const auto* sec = static_cast<const uint8_t*>(block) + g * kv_row_bytes(type, hd, keys) * bs;
+      return std::pair{sec + off * cb, sec + bs * cb};  // codes of key `off`, the meta area
     };
-    if (isa.attn_tile_int8(t, codes(kb), scales(kb), codes(vb), scales(vb))) return;
+    const auto [kc, km] = section(t.k, kv.k_type, true);
+    const auto [vc, vm] = section(t.v, kv.v_type, false);
+    QuantTile c{
+        kv.k_type, kv.v_type, kc, km, 0, vc, vm + off * kv_meta_bytes(kv.v_type, hd, false)};
+    if (kv_per_channel(kv.k_type, true)) {
+      c.k_meta += static_cast<size_t>(off / kKvChannelGroup) * hd * 4;  // [hd] scales, [hd] minima
+      c.k_first = off % kKvChannelGroup;
+    } else {
+      c.k_meta += off * kv_meta_bytes(kv.k_type, hd, true);
+    }
+    if (isa.attn_tile_quant(t, c)) return;
   }
   thread_local Scratch scratch;
   auto* kq = static_cast<float*>(scratch.get(2 * round_up64(sizeof(float) * kAttnTile * hd)));

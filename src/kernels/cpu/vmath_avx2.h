@@ -119,11 +119,16 @@ struct Vec8 {
   }
   static void store_n(float* p, V v, int n) { store8(p, v, n); }
   static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
-  // Low and high nibbles of 8 bytes at c, as f32.
-  static void nibbles(const uint8_t* c, V& lo, V& hi) {
-    const __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c)));
-    lo = _mm256_cvtepi32_ps(_mm256_and_si256(w, _mm256_set1_epi32(15)));
-    hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(w, 4));
+  // 8 bytes at c, zero-extended to 32-bit lanes.
+  static __m256i u8(const uint8_t* c) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c)));
+  }
+  // The low / high nibbles of 8 bytes at c, as f32.
+  static V low_nibbles(const uint8_t* c) {
+    return _mm256_cvtepi32_ps(_mm256_and_si256(u8(c), _mm256_set1_epi32(15)));
+  }
+  static V high_nibbles(const uint8_t* c) {
+    return _mm256_cvtepi32_ps(_mm256_srli_epi32(u8(c), 4));
   }
   static V load_i8(const int8_t* p) {
     return _mm256_cvtepi32_ps(

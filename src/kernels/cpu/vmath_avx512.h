@@ -143,11 +143,16 @@ struct Vec16 {
   }
   static void store_n(float* p, V v, int n) { _mm512_mask_storeu_ps(p, mask16(n), v); }
   static float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
-  // Low and high nibbles of 16 bytes at c, as f32.
-  static void nibbles(const uint8_t* c, V& lo, V& hi) {
-    const __m512i w = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
-    lo = _mm512_cvtepi32_ps(_mm512_and_si512(w, _mm512_set1_epi32(15)));
-    hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(w, 4));
+  // 16 bytes at c, zero-extended to 32-bit lanes.
+  static __m512i u8(const uint8_t* c) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
+  }
+  // The low / high nibbles of 16 bytes at c, as f32.
+  static V low_nibbles(const uint8_t* c) {
+    return _mm512_cvtepi32_ps(_mm512_and_si512(u8(c), _mm512_set1_epi32(15)));
+  }
+  static V high_nibbles(const uint8_t* c) {
+    return _mm512_cvtepi32_ps(_mm512_srli_epi32(u8(c), 4));
   }
   static V load_i8(const int8_t* p) {
     return _mm512_cvtepi32_ps(

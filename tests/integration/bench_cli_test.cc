@@ -2,6 +2,8 @@
 // consistent with their definitions (never timings), and refusals before anything is allocated.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
@@ -101,6 +103,25 @@ TEST(CliBench, TablePrintsBandwidthAndOneRowPerTest) {
   EXPECT_EQ(tests, (std::vector<std::string>{"f16 pp16", "f16 tg4", "f16 pp16 @ d40",
                                              "f16 tg4 @ d40", "f32 pp16", "f32 tg4",
                                              "f32 pp16 @ d40", "f32 tg4 @ d40"}));
+}
+
+// build_commit is the commit the binary was built from, as llama-bench reports it: git's short HEAD
+// of the source tree (every build regenerates it), or "unknown" outside a git checkout.
+TEST(CliBench, JsonBuildCommitIsTheSourceCommit) {
+  std::string want = "unknown";
+  const std::string git =
+      "git -C " + test::quote(LONGCTX_SOURCE_DIR) + " rev-parse --short=7 HEAD 2>/dev/null";
+  if (FILE* g = popen(git.c_str(), "r")) {
+    std::array<char, 128> buf{};
+    std::string out = fgets(buf.data(), buf.size(), g) ? buf.data() : "";
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    if (pclose(g) == 0 && !out.empty()) want = out;
+  }
+  const auto r = test::run_cli("bench -m " + test::quote(tiny()) + " -p 0 -n 2 -r 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = json_of(r.output);
+  ASSERT_FALSE(j.empty());
+  for (const auto& t : j) EXPECT_EQ(t["build_commit"], want) << t.dump(1);
 }
 
 TEST(CliBench, JsonHasLlamaBenchFieldsAndConsistentValues) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "build_info.h"
 #include "commands.h"
 #include "config/model_config.h"
 #include "core/error.h"
@@ -359,7 +360,7 @@ int run_bench(const BenchOpts& o) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const TestResult& r : results) {
       nlohmann::ordered_json j;
-      j["build_commit"] = "unknown";
+      j["build_commit"] = build_commit();
       j["cpu_info"] = cpu_model();
       j["backends"] = "CPU";
       j["simd"] = kernels::simd_path();

@@ -145,20 +145,9 @@ void scores_passes(const float* q, int rows, int hd, const KL& k, int nk, float*
   for (int r = 0; r < rows; r += C) {
     const float* qr = q + static_cast<size_t>(r) * hd;
     float* sr = s + static_cast<size_t>(r) * kT;
-    switch (rows - r < C ? rows - r : C) {
-      case 1:
-        scores_direct<VT, KL, 1, NC>(qr, hd, k, nk, sr);
-        break;
-      case 2:
-        if constexpr (C >= 2) scores_direct<VT, KL, 2, NC>(qr, hd, k, nk, sr);
-        break;
-      case 3:
-        if constexpr (C >= 3) scores_direct<VT, KL, 3, NC>(qr, hd, k, nk, sr);
-        break;
-      default:
-        if constexpr (C >= 4) scores_direct<VT, KL, 4, NC>(qr, hd, k, nk, sr);
-        break;
-    }
+    vec::with_const<C>(rows - r < C ? rows - r : C, [&](auto R) {
+      scores_direct<VT, KL, decltype(R)::value, NC>(qr, hd, k, nk, sr);
+    });
   }
 }
 
@@ -190,19 +179,9 @@ void values_rows(const float* p, const VL& v, int hd, int lo, int hi, float* acc
   static_assert(NV >= 1 && NV <= 4);
   int d0 = 0;
   for (; d0 + NV * W <= hd; d0 += NV * W) values_direct<VT, VL, R, NV>(p, v, hd, d0, lo, hi, acc);
-  switch ((hd - d0) / W) {
-    case 3:
-      if constexpr (NV > 3) values_direct<VT, VL, R, 3>(p, v, hd, d0, lo, hi, acc);
-      break;
-    case 2:
-      if constexpr (NV > 2) values_direct<VT, VL, R, 2>(p, v, hd, d0, lo, hi, acc);
-      break;
-    case 1:
-      if constexpr (NV > 1) values_direct<VT, VL, R, 1>(p, v, hd, d0, lo, hi, acc);
-      break;
-    default:
-      break;
-  }
+  vec::with_const<NV - 1>((hd - d0) / W, [&](auto nv) {
+    values_direct<VT, VL, R, decltype(nv)::value>(p, v, hd, d0, lo, hi, acc);
+  });
 }
 
 // Online-softmax update of one row: scores s[0..kT) -> probabilities in place (zero outside
@@ -264,20 +243,8 @@ void softmax_values(const AttnTile& t, const VL& vl) {
     if (hi <= lo) continue;
     const float* p = t.s + static_cast<size_t>(r0) * kT;
     float* acc = t.acc + static_cast<size_t>(r0) * hd;
-    switch (n) {
-      case 1:
-        values_rows<VT, VL, 1>(p, vl, hd, lo, hi, acc);
-        break;
-      case 2:
-        if constexpr (G >= 2) values_rows<VT, VL, 2>(p, vl, hd, lo, hi, acc);
-        break;
-      case 3:
-        if constexpr (G >= 3) values_rows<VT, VL, 3>(p, vl, hd, lo, hi, acc);
-        break;
-      default:
-        if constexpr (G >= 4) values_rows<VT, VL, 4>(p, vl, hd, lo, hi, acc);
-        break;
-    }
+    vec::with_const<G>(
+        n, [&](auto R) { values_rows<VT, VL, decltype(R)::value>(p, vl, hd, lo, hi, acc); });
   }
 }
 
@@ -440,16 +407,6 @@ void any_tile(const AttnTile& t) {
   }
 }
 
-// dst[0..n) = f16 src[0..n) as f32.
-template <class VT>
-inline void widen_f16(const uint8_t* src, int n, float* dst) {
-  constexpr int W = VT::kW;
-  for (int i = 0; i < n; i += W) {
-    const int m = n - i < W ? n - i : W;
-    VT::store_n(dst + i, VT::template load_n<DType::kF16>(src, i, m), m);
-  }
-}
-
 // The tile with keys of type KT and values of type VT2 (int8 / int4), metadata already widened
 // into km / vm. One flattened function per pair: with the loaders inlined into the score and
 // value loops their fields stay in registers (out-of-line loops, or all four pairs in one
@@ -501,8 +458,9 @@ bool quant_tile(const AttnTile& t, const QuantTile& c) {
   const bool k4 = c.k_type == KvType::kInt4;
   const int k_floats =
       k4 ? (c.k_first + nk + kKvChannelGroup - 1) / kKvChannelGroup * 2 * hd : nk * groups;
-  widen_f16<VT>(c.k_meta, k_floats, km);
-  widen_f16<VT>(c.v_meta, nk * groups * (c.v_type == KvType::kInt4 ? 2 : 1), vm);
+  convert_values<VT, DType::kF16>(c.k_meta, k_floats, km);
+  const int v_floats = nk * groups * (c.v_type == KvType::kInt4 ? 2 : 1);
+  convert_values<VT, DType::kF16>(c.v_meta, v_floats, vm);
   using K = KvType;
   if (k4 && c.v_type == K::kInt4)
     quant_pair<VT, K::kInt4, K::kInt4>(t, c, km, vm, groups, gshift);

@@ -92,25 +92,7 @@ template <typename F>
 inline void for_mr(int64_t n, F&& f) {
   int64_t i = 0;
   for (; i + kMR <= n; i += kMR) f(i, std::integral_constant<int, kMR>{});
-  switch (n - i) {
-    case 5:
-      f(i, std::integral_constant<int, 5>{});
-      break;
-    case 4:
-      f(i, std::integral_constant<int, 4>{});
-      break;
-    case 3:
-      f(i, std::integral_constant<int, 3>{});
-      break;
-    case 2:
-      f(i, std::integral_constant<int, 2>{});
-      break;
-    case 1:
-      f(i, std::integral_constant<int, 1>{});
-      break;
-    default:
-      break;
-  }
+  vec::with_const<kMR - 1>(static_cast<int>(n - i), [&](auto mr) { f(i, mr); });
 }
 
 // Rows [r0, r1) of y (r0 a multiple of kNR); panel: pack_bytes<VT>() of scratch.

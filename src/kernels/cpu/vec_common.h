@@ -4,12 +4,25 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "core/dtype.h"
 
 namespace longctx::kernels::cpu {
 namespace {
 namespace vec {
+
+// f(std::integral_constant<int, K>{}) for the K == k in [1, N]; nothing for any other k. Picks the
+// instantiation for a count of rows or vectors known only at run time (the last, partial block).
+template <int N, class F>
+inline void with_const(int k, F&& f) {
+  if constexpr (N >= 1) {
+    if (k == N)
+      f(std::integral_constant<int, N>{});
+    else
+      with_const<N - 1>(k, f);
+  }
+}
 
 // dst[j * ldd + i] = src[i * ld + j] as f32 for i < rows, j < cols (rows, cols <= kW; src elements
 // of dtype DT counted from element `off`); lanes i >= rows of each written row are zero.

@@ -11,22 +11,22 @@ namespace longctx {
 
 size_t KVCacheShape::bytes_per_token() const {
   return static_cast<size_t>(n_layers) * n_kv_heads *
-         (kernels::kv_row_bytes(key_type(), head_dim, true) +
-          kernels::kv_row_bytes(value_type(), head_dim, false));
+         (kernels::kv_row_bytes(k_type, head_dim, true) +
+          kernels::kv_row_bytes(v_type, head_dim, false));
 }
 
 size_t KVCacheShape::key_block_bytes() const {
   return static_cast<size_t>(n_kv_heads) * block_size *
-         kernels::kv_row_bytes(key_type(), head_dim, true);
+         kernels::kv_row_bytes(k_type, head_dim, true);
 }
 
 size_t KVCacheShape::bytes_per_layer_block() const {
   return key_block_bytes() + static_cast<size_t>(n_kv_heads) * block_size *
-                                 kernels::kv_row_bytes(value_type(), head_dim, false);
+                                 kernels::kv_row_bytes(v_type, head_dim, false);
 }
 
 size_t KVCacheShape::fixed_bytes() const {
-  if (!kernels::kv_per_channel(key_type(), true)) return 0;
+  if (!kernels::kv_per_channel(k_type, true)) return 0;
   return static_cast<size_t>(n_layers) * n_kv_heads * kernels::kKvChannelGroup * head_dim *
          sizeof(float);
 }
@@ -44,8 +44,8 @@ KVCache::KVCache(const KVCacheShape& shape, MemoryAccount* account)
     : shape_(shape), account_(account) {
   if (shape.n_layers <= 0 || shape.n_kv_heads <= 0 || shape.head_dim <= 0 || shape.block_size <= 0)
     throw Error(ErrorKind::kInternal, "KV cache shape has a non-positive dimension");
-  kernels::check_kv_type(shape.key_type(), shape.head_dim, true, shape.block_size);
-  kernels::check_kv_type(shape.value_type(), shape.head_dim, false, shape.block_size);
+  kernels::check_kv_type(shape.k_type, shape.head_dim, true, shape.block_size);
+  kernels::check_kv_type(shape.v_type, shape.head_dim, false, shape.block_size);
   blocks_.resize(shape.n_layers);
   k_ptrs_.resize(shape.n_layers);
   v_ptrs_.resize(shape.n_layers);
@@ -138,7 +138,7 @@ void KVCache::prepare(int64_t pos0, int64_t n) {
 void KVCache::write(int layer, int64_t pos0, int64_t n, const float* k, const float* v) {
   const int64_t bs = shape_.block_size;
   const int hd = shape_.head_dim, nkv = shape_.n_kv_heads;
-  const KvType kt = shape_.key_type(), vt = shape_.value_type();
+  const KvType kt = shape_.k_type, vt = shape_.v_type;
   const size_t k_sec = kernels::kv_row_bytes(kt, hd, true) * bs;
   const size_t v_sec = kernels::kv_row_bytes(vt, hd, false) * bs;
   const bool per_channel = kernels::kv_per_channel(kt, true);
@@ -181,7 +181,7 @@ void KVCache::write(int layer, int64_t pos0, int64_t n, const float* k, const fl
 }
 
 kernels::KVView KVCache::view(int layer, int64_t n_valid) const {
-  kernels::KVView v = kernels::coded_kv_view(shape_.key_type(), shape_.value_type(),
+  kernels::KVView v = kernels::coded_kv_view(shape_.k_type, shape_.v_type,
                                              shape_.block_size, shape_.n_kv_heads, shape_.head_dim,
                                              k_ptrs_[layer].data(), v_ptrs_[layer].data(), n_valid);
   if (!pending_.empty()) {

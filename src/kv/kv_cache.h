@@ -9,7 +9,6 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <vector>
 
 #include "core/dtype.h"
@@ -27,15 +26,12 @@ struct KVCacheShape {
   int n_layers = 0;
   int n_kv_heads = 0;
   int head_dim = 0;
-  DType dtype = DType::kF16;
+  // How keys and values are stored (f32, f16, bf16, int8 or int4 groups; may differ). KVCache
+  // checks that head_dim and block_size suit them.
+  KvType k_type = KvType::kF16, v_type = KvType::kF16;
   int block_size = kKvBlockTokens;  // tokens per block
   int64_t capacity = 0;             // context cap in tokens: past it is an Error(kOutOfRange)
   std::vector<int64_t> layer_window;  // per layer, 0 = full attention; empty = all full
-  // Storage of keys / values when not `dtype` (int8, int4, or keys and values apart).
-  std::optional<KvType> k_type = std::nullopt, v_type = std::nullopt;
-
-  KvType key_type() const { return k_type ? *k_type : kv_type_of(dtype); }
-  KvType value_type() const { return v_type ? *v_type : kv_type_of(dtype); }
 
   int64_t window(int layer) const {
     return layer < static_cast<int>(layer_window.size()) ? layer_window[layer] : 0;
@@ -63,7 +59,9 @@ size_t kv_slab_bytes(size_t stride);
 
 class KVCache {
  public:
-  // Blocks are charged to `account` (when given) before they are allocated.
+  // Blocks are charged to `account` (when given) before they are allocated. The one place KV
+  // types are validated: Error(kUnsupported) when the shape cannot store them (int4 needs an even
+  // head_dim and whole groups per block).
   explicit KVCache(const KVCacheShape& shape, MemoryAccount* account = nullptr);
   ~KVCache();
   KVCache(const KVCache&) = delete;

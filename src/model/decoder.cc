@@ -97,6 +97,7 @@ Model::Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights)
                                        "tie_word_embeddings; the checkpoint is incomplete");
   }
   final_norm_ = to_vec(expect_tensor(w, arch.final_norm, {H}));
+  ones_.assign(static_cast<size_t>(H), 1.f);
 
   const bool qkv_bias = arch.qkv_bias_always || cfg_.attention_bias;
   const bool o_bias = cfg_.attention_bias && arch.o_bias_with_attention_bias;
@@ -159,12 +160,13 @@ const RopeFreqs& Model::select_rope(int64_t rope_len, RopeFreqs& scratch) const 
   return rope_init_;
 }
 
-KVCacheShape Model::kv_shape(DType dtype, int64_t capacity) const {
+KVCacheShape Model::kv_shape(KvType k, KvType v, int64_t capacity) const {
   KVCacheShape s;
   s.n_layers = cfg_.num_hidden_layers;
   s.n_kv_heads = cfg_.num_key_value_heads;
   s.head_dim = cfg_.head_dim;
-  s.dtype = dtype;
+  s.k_type = k;
+  s.v_type = v;
   s.capacity = capacity;
   s.layer_window = cfg_.layer_window;
   return s;
@@ -188,6 +190,8 @@ Activations::Activations(const ModelConfig& cfg, int64_t max_tokens, MemoryAccou
   gate.resize(n * cfg.intermediate_size);
   up.resize(n * cfg.intermediate_size);
   pos.resize(n);
+  scale.resize(n);
+  scale0.resize(n);
 }
 
 Activations::~Activations() {
@@ -198,49 +202,148 @@ size_t Activations::bytes_for(const ModelConfig& cfg, int64_t max_tokens) {
   const size_t qd = static_cast<size_t>(cfg.num_attention_heads) * cfg.head_dim;
   const size_t kvd = static_cast<size_t>(cfg.num_key_value_heads) * cfg.head_dim;
   const size_t floats = 2 * cfg.hidden_size + 2 * qd + 2 * kvd + 2 * cfg.intermediate_size;
-  return static_cast<size_t>(max_tokens) * (floats * sizeof(float) + sizeof(int64_t));
+  return static_cast<size_t>(max_tokens) * ((floats + 2) * sizeof(float) + sizeof(int64_t));
+}
+
+namespace {
+using hooks::Point;
+
+// Fires point p of `layer` over the chunk's rows [n][width] when it is on.
+inline void fire(hooks::ForwardHooks* h, int layer, Point p, float* data, int64_t pos0, int64_t n,
+                 int64_t width) {
+  if (h && h->on(layer, p)) h->fire(layer, p, hooks::Rows{data, pos0, n, width});
+}
+}  // namespace
+
+void Model::norm(const float* x, const std::vector<float>& weight, int64_t n, int64_t pos0,
+                 float* y, Activations& a, hooks::ForwardHooks* h, int layer, Point scale_p,
+                 Point norm_p) const {
+  const int64_t H = cfg_.hidden_size;
+  const float eps = cfg_.rms_norm_eps;
+  if (!h || !(h->on(layer, scale_p) || h->on(layer, norm_p))) {
+    kernels::rmsnorm(x, weight.data(), n, H, eps, y);
+    return;
+  }
+  // TransformerLens' RMSNorm: scale = sqrt(mean(x^2) + eps) (hook_scale), x / scale
+  // (hook_normalized), times the weight. The normalized rows come from the same kernel as the
+  // unhooked path (weight 1), so a hook that changes nothing changes no bit downstream.
+  kernels::rmsnorm(x, ones_.data(), n, H, eps, y);
+  if (h->on(layer, scale_p)) {
+    for (int64_t t = 0; t < n; ++t) {
+      double ss = 0;
+      for (int64_t i = 0; i < H; ++i) ss += static_cast<double>(x[t * H + i]) * x[t * H + i];
+      a.scale[t] = a.scale0[t] = static_cast<float>(std::sqrt(ss / H + eps));
+    }
+    h->fire(layer, scale_p, hooks::Rows{a.scale.data(), pos0, n, 1});
+    for (int64_t t = 0; t < n; ++t)  // a patched or steered scale divides x
+      if (a.scale[t] != a.scale0[t])
+        for (int64_t i = 0; i < H; ++i) y[t * H + i] = x[t * H + i] / a.scale[t];
+  }
+  fire(h, layer, norm_p, y, pos0, n, H);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < H; ++i) y[t * H + i] *= weight[i];
 }
 
 void Model::attention_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0, KVCache& kv,
-                            Activations& a, const RopeFreqs& rope) const {
+                            Activations& a, const RopeFreqs& rope, hooks::ForwardHooks* h) const {
   const LayerWeights& L = layers_[layer];
   const int64_t H = cfg_.hidden_size;
-  kernels::rmsnorm(a.x.data(), L.attn_norm.data(), n, H, cfg_.rms_norm_eps, a.xb.data());
+  const int64_t qd = static_cast<int64_t>(cfg_.num_attention_heads) * cfg_.head_dim;
+  const int64_t kvd = static_cast<int64_t>(cfg_.num_key_value_heads) * cfg_.head_dim;
+  fire(h, layer, Point::kResidPre, a.x.data(), pos0, n, H);
+  norm(a.x.data(), L.attn_norm, n, pos0, a.xb.data(), a, h, layer, Point::kLn1Scale,
+       Point::kLn1Normalized);
   auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
   const kernels::MatmulOut qkv[] = {{&L.wq, bias(L.bq), a.q.data()},
                                     {&L.wk, bias(L.bk), a.k.data()},
                                     {&L.wv, bias(L.bv), a.v.data()}};
   kernels::matmul_many(pool, a.xb.data(), n, qkv, 3);
+  if (h) {
+    fire(h, layer, Point::kQ, a.q.data(), pos0, n, qd);
+    fire(h, layer, Point::kK, a.k.data(), pos0, n, kvd);
+    fire(h, layer, Point::kV, a.v.data(), pos0, n, kvd);
+  }
   kernels::rope(a.q.data(), n, cfg_.num_attention_heads, cfg_.head_dim, cfg_.rot_dim(),
                 a.pos.data(), rope.inv_freq.data(), rope.attn_factor);
   kernels::rope(a.k.data(), n, cfg_.num_key_value_heads, cfg_.head_dim, cfg_.rot_dim(),
                 a.pos.data(), rope.inv_freq.data(), rope.attn_factor);
+  if (h) {
+    fire(h, layer, Point::kRotQ, a.q.data(), pos0, n, qd);
+    fire(h, layer, Point::kRotK, a.k.data(), pos0, n, kvd);  // before the cache sees the keys
+  }
   kv.write(layer, pos0, n, a.k.data(), a.v.data());
 
   kernels::AttentionParams p;
   p.n_heads = cfg_.num_attention_heads;
   p.scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
   p.window = L.window;
-  kernels::attention(pool, p, a.q.data(), n, pos0, kv.view(layer, pos0 + n), a.att.data());
+  const kernels::KVView view = kv.view(layer, pos0 + n);
+  kernels::attention(pool, p, a.q.data(), n, pos0, view, a.att.data());
+  if (h) {
+    if (h->any_pattern(layer))
+      h->attention(layer, hooks::AttentionInputs{&pool, &p, a.q.data(), pos0, n, &view});
+    fire(h, layer, Point::kZ, a.att.data(), pos0, n, qd);
+  }
 
   kernels::matmul(pool, a.att.data(), n, L.wo, L.bo.empty() ? nullptr : L.bo.data(), a.xb.data());
+  fire(h, layer, Point::kAttnOut, a.xb.data(), pos0, n, H);
   for (int64_t i = 0; i < n * H; ++i) a.x[i] += a.xb[i];
+  fire(h, layer, Point::kResidMid, a.x.data(), pos0, n, H);
 }
 
-void Model::mlp_block(ThreadPool& pool, int layer, int64_t n, Activations& a) const {
+void Model::mlp_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0, Activations& a,
+                      hooks::ForwardHooks* h) const {
   const LayerWeights& L = layers_[layer];
-  const int64_t H = cfg_.hidden_size;
-  kernels::rmsnorm(a.x.data(), L.mlp_norm.data(), n, H, cfg_.rms_norm_eps, a.xb.data());
+  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
+  norm(a.x.data(), L.mlp_norm, n, pos0, a.xb.data(), a, h, layer, Point::kLn2Scale,
+       Point::kLn2Normalized);
   const kernels::MatmulOut gate_up[] = {{&L.w_gate, nullptr, a.gate.data()},
                                         {&L.w_up, nullptr, a.up.data()}};
   kernels::matmul_many(pool, a.xb.data(), n, gate_up, 2);
-  kernels::silu_mul(a.gate.data(), a.up.data(), n * cfg_.intermediate_size, a.gate.data());
+  if (h) {
+    fire(h, layer, Point::kMlpPre, a.gate.data(), pos0, n, I);
+    fire(h, layer, Point::kMlpPreLinear, a.up.data(), pos0, n, I);
+  }
+  kernels::silu_mul(a.gate.data(), a.up.data(), n * I, a.gate.data());
+  fire(h, layer, Point::kMlpPost, a.gate.data(), pos0, n, I);
   kernels::matmul(pool, a.gate.data(), n, L.w_down, nullptr, a.xb.data());
+  fire(h, layer, Point::kMlpOut, a.xb.data(), pos0, n, H);
   for (int64_t i = 0; i < n * H; ++i) a.x[i] += a.xb[i];
+  fire(h, layer, Point::kResidPost, a.x.data(), pos0, n, H);
+}
+
+void Model::head(ThreadPool& pool, int64_t n, int64_t pos0, bool all_logits, Activations& a,
+                 float* logits, hooks::ForwardHooks* h) const {
+  const int64_t H = cfg_.hidden_size, V = cfg_.vocab_size;
+  const bool hooked = h && (h->on(-1, Point::kLnFinalScale) ||
+                            h->on(-1, Point::kLnFinalNormalized) || h->on(-1, Point::kLogits));
+  // Hooks over the final norm or the logits see every row of the chunk.
+  const int64_t first = all_logits || hooked ? 0 : n - 1;
+  norm(a.x.data() + first * H, final_norm_, n - first, pos0 + first, a.xb.data(), a, h, -1,
+       Point::kLnFinalScale, Point::kLnFinalNormalized);
+  if (all_logits || !hooked) {
+    kernels::matmul(pool, a.xb.data(), n - first, lm_head_, nullptr, logits);
+    if (all_logits) fire(h, -1, Point::kLogits, logits, pos0, n, V);
+    return;
+  }
+  if (!h->on(-1, Point::kLogits)) {
+    kernels::matmul(pool, a.xb.data() + (n - 1) * H, 1, lm_head_, nullptr, logits);
+    return;
+  }
+  // The logits hook without all_logits: rows a few at a time, the last one kept as the output.
+  constexpr int64_t kRows = 16;  // HookRunner::memory_bytes prices this buffer
+  std::vector<float> buf(static_cast<size_t>(std::min(n, kRows) * V));
+  for (int64_t r0 = 0; r0 < n; r0 += kRows) {
+    const int64_t m = std::min(kRows, n - r0);
+    kernels::matmul(pool, a.xb.data() + r0 * H, m, lm_head_, nullptr, buf.data());
+    h->fire(-1, Point::kLogits, hooks::Rows{buf.data(), pos0 + r0, m, V});
+    if (r0 + m == n) std::copy(buf.end() - V, buf.end(), logits);
+  }
 }
 
 void Model::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t pos0, KVCache& kv,
-                    Activations& a, float* logits, bool all_logits, int64_t rope_len) const {
+                    Activations& a, float* logits, bool all_logits, int64_t rope_len,
+                    hooks::ForwardHooks* h) const {
   if (n <= 0) return;
   if (n > a.max_tokens())
     throw Error(ErrorKind::kInternal, "forward chunk larger than its activation buffers");
@@ -260,17 +363,14 @@ void Model::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t 
     kernels::embedding_row(embed_, tokens[t], a.x.data() + t * H);
     a.pos[t] = pos0 + t;
   }
+  fire(h, -1, Point::kEmbed, a.x.data(), pos0, n, H);
   RopeFreqs rope_scratch;
   const RopeFreqs& rope = select_rope(rope_len > 0 ? rope_len : pos0 + n, rope_scratch);
   for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
-    attention_block(pool, l, n, pos0, kv, a, rope);
-    mlp_block(pool, l, n, a);
+    attention_block(pool, l, n, pos0, kv, a, rope, h);
+    mlp_block(pool, l, n, pos0, a, h);
   }
-  const int64_t first = all_logits ? 0 : n - 1;
-  const int64_t rows = n - first;
-  kernels::rmsnorm(a.x.data() + first * H, final_norm_.data(), rows, H, cfg_.rms_norm_eps,
-                   a.xb.data());
-  kernels::matmul(pool, a.xb.data(), rows, lm_head_, nullptr, logits);
+  head(pool, n, pos0, all_logits, a, logits, h);
 }
 
 }  // namespace longctx

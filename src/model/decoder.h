@@ -10,6 +10,7 @@
 #include "config/model_config.h"
 #include "core/memory_account.h"
 #include "core/thread_pool.h"
+#include "hooks/forward_hooks.h"
 #include "io/weights.h"
 #include "kernels/ops.h"
 #include "kv/kv_cache.h"
@@ -47,6 +48,7 @@ class Activations {
   std::vector<float> gate;    // [n][intermediate]
   std::vector<float> up;      // [n][intermediate]
   std::vector<int64_t> pos;   // [n]
+  std::vector<float> scale, scale0;  // [n] RMSNorm scales, for the ln*.hook_scale points
 
  private:
   int64_t max_tokens_;
@@ -86,23 +88,35 @@ class Model {
   // logits: [vocab] for the last token, or [n][vocab] when all_logits. Token ids outside
   // [0, vocab) are Error(kOutOfRange). `rope_len` is the sequence length whose RoPE frequencies
   // the pass uses (dynamic and longrope scaling depend on it; see rope_length()); 0: pos0 + n.
+  // `hooks` (null: none) sees, and may change, every activation it turned on (docs/hooks.md).
   void forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t pos0, KVCache& kv,
-               Activations& act, float* logits, bool all_logits = false,
-               int64_t rope_len = 0) const;
+               Activations& act, float* logits, bool all_logits = false, int64_t rope_len = 0,
+               hooks::ForwardHooks* hooks = nullptr) const;
 
-  // The KV-cache shape this model needs (layers, kv heads, head_dim) for dtype and capacity.
-  KVCacheShape kv_shape(DType dtype, int64_t capacity) const;
+  // The KV-cache shape this model needs (layers, kv heads, head_dim, windows) with keys stored as
+  // `k` and values as `v`, for `capacity` tokens.
+  KVCacheShape kv_shape(KvType k, KvType v, int64_t capacity) const;
 
  private:
   void attention_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0, KVCache& kv,
-                       Activations& act, const RopeFreqs& rope) const;
+                       Activations& act, const RopeFreqs& rope, hooks::ForwardHooks* h) const;
   const RopeFreqs& select_rope(int64_t rope_len, RopeFreqs& scratch) const;
-  void mlp_block(ThreadPool& pool, int layer, int64_t n, Activations& act) const;
+  void mlp_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0, Activations& act,
+                 hooks::ForwardHooks* h) const;
+  // y = rmsnorm(x) * weight for rows of x; with h, fires the scale and normalized points of the
+  // norm (layer, scale_p, norm_p) when on and goes on with what they hold.
+  void norm(const float* x, const std::vector<float>& weight, int64_t n, int64_t pos0, float* y,
+            Activations& a, hooks::ForwardHooks* h, int layer, hooks::Point scale_p,
+            hooks::Point norm_p) const;
+  // The final norm and output head over rows [first, n) of the chunk into logits [n - first][V].
+  void head(ThreadPool& pool, int64_t n, int64_t pos0, bool all_logits, Activations& a,
+            float* logits, hooks::ForwardHooks* h) const;
 
   ModelConfig cfg_;
   std::unique_ptr<io::WeightSource> weights_;
   kernels::WeightView embed_, lm_head_;
   std::vector<float> final_norm_;
+  std::vector<float> ones_;  // [hidden]: RMSNorm without its weight (the hook_normalized points)
   std::vector<LayerWeights> layers_;
   RopeFreqs rope_init_;  // at load time (longrope: short factors; dynamic: base as configured)
   RopeFreqs rope_long_;  // longrope's long factors; empty otherwise

@@ -15,13 +15,6 @@ int64_t checked_chunk(const SessionOptions& opt) {
     throw Error(ErrorKind::kInvalidArg, "--prefill-chunk must be a positive number of tokens");
   return std::min(opt.prefill_chunk, opt.context);
 }
-
-KVCacheShape kv_shape_for(const Model& model, const SessionOptions& opt) {
-  KVCacheShape s = model.kv_shape(opt.kv_dtype, opt.context);
-  s.k_type = opt.kv_k;
-  s.v_type = opt.kv_v;
-  return s;
-}
 }  // namespace
 
 Session::Session(const Model& model, ThreadPool& pool, const SessionOptions& opt)
@@ -29,7 +22,7 @@ Session::Session(const Model& model, ThreadPool& pool, const SessionOptions& opt
       pool_(pool),
       opt_(opt),
       account_(opt.memory_limit),
-      kv_(kv_shape_for(model, opt), &account_),
+      kv_(model.kv_shape(opt.kv_k, opt.kv_v, opt.context), &account_),
       act_(model.config(), checked_chunk(opt), &account_),
       logits_(static_cast<size_t>(model.vocab_size())) {}
 
@@ -61,15 +54,16 @@ const std::vector<float>& Session::append(const std::vector<int32_t>& tokens,
     const std::vector<int32_t> held = history_;
     kv_.truncate(0);
     history_.clear();
-    run(held.data(), static_cast<int64_t>(held.size()), rope_len, nullptr);
+    run(held.data(), static_cast<int64_t>(held.size()), rope_len, nullptr, false);
     ++recomputes_;
   }
-  run(tokens.data(), n, rope_len, all_logits ? all_logits->data() : nullptr);
+  run(tokens.data(), n, rope_len, all_logits ? all_logits->data() : nullptr, true);
   if (all_logits) std::copy(all_logits->end() - V, all_logits->end(), logits_.begin());
   return logits_;
 }
 
-void Session::run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all_logits) {
+void Session::run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all_logits,
+                  bool report) {
   const int64_t V = model_.vocab_size();
   const int64_t chunk = act_.max_tokens();
   // Only a LongRoPE sequence still on its short factors can need its tokens again (a recompute).
@@ -80,12 +74,13 @@ void Session::run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all
     const int64_t m = std::min(chunk, n - done);
     if (all_logits) {
       model_.forward(pool_, tokens + done, m, n_past(), kv_, act_, all_logits + done * V, true,
-                     rope_len);
+                     rope_len, opt_.hooks);
     } else {
       model_.forward(pool_, tokens + done, m, n_past(), kv_, act_, logits_.data(), false,
-                     rope_len);
+                     rope_len, opt_.hooks);
     }
     if (keep_history) history_.insert(history_.end(), tokens + done, tokens + done + m);
+    if (report && opt_.on_progress) opt_.on_progress(done + m, n);
   }
   rope_len_ = rope_len;
 }

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,10 +18,8 @@ namespace longctx {
 struct SessionOptions {
   int64_t context = 0;        // cap on tokens held (prompt + generated); required > 0
   int64_t prefill_chunk = 256;
-  DType kv_dtype = DType::kF16;
-  // Keys / values stored as another KV type (int8, int4, or keys and values apart); unset:
-  // kv_dtype.
-  std::optional<KvType> kv_k, kv_v;
+  // How keys and values are stored (f32, f16, bf16, int8, int4; they may differ).
+  KvType kv_k = KvType::kF16, kv_v = KvType::kF16;
   // Bytes the memory plan allows for KV blocks and activation buffers; 0: unlimited. Going past it
   // is Error(kInternal): the plan under-priced something.
   size_t memory_limit = 0;
@@ -33,6 +30,11 @@ struct SessionOptions {
   // Called with a one-line message when the session does something costly the caller did not ask
   // for (recomputing the whole cache when a LongRoPE sequence crosses into long factors).
   std::function<void(const std::string&)> on_notice;
+  // Called after each prefill chunk of an append() with the tokens of that call run so far and
+  // its total (e.g. 512 of 29000); not for a recompute of the cached tokens. Null: not called.
+  std::function<void(int64_t done, int64_t total)> on_progress;
+  // Hook points the forward passes fire (captures, patches, steering); null: none. Not owned.
+  hooks::ForwardHooks* hooks = nullptr;
 };
 
 class Session {
@@ -48,11 +50,14 @@ class Session {
 
   int64_t n_past() const { return kv_.n_tokens(); }
   int64_t context() const { return opt_.context; }
+  const SessionOptions& options() const { return opt_; }
   const KVCache& kv() const { return kv_; }
   const Model& model() const { return model_; }
   const MemoryAccount& memory() const { return account_; }
   // How often the whole cache was recomputed (LongRoPE crossing from short to long factors).
   int recomputes() const { return recomputes_; }
+  // Replaces SessionOptions::on_progress (e.g. a Generator reports its prefill, then stops).
+  void set_on_progress(std::function<void(int64_t, int64_t)> f) { opt_.on_progress = std::move(f); }
   void reset() { kv_.truncate(0); }
   // Forgets positions >= n (see KVCache::truncate), e.g. to rerun a benchmark from a fixed depth.
   void truncate(int64_t n) { kv_.truncate(n); }
@@ -70,7 +75,8 @@ class Session {
   int64_t rope_len_ = 0;          // the rope length the cached keys were rotated with
   int recomputes_ = 0;
 
-  void run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all_logits);
+  // `report`: call on_progress after each chunk.
+  void run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all_logits, bool report);
 };
 
 }  // namespace longctx

@@ -1,6 +1,8 @@
 // `longctx run` end to end on a real trained checkpoint.
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include "core/huge_pages.h"
 #include "integration/cli_util.h"
 #include "model/test_util.h"
@@ -70,6 +72,30 @@ TEST(CliRun, SamplingIsReproducibleWithASeed) {
     return t.substr(0, t.find('\n'));
   };
   EXPECT_EQ(first_line(a.output), first_line(b.output));
+}
+
+// The live progress line: on with --progress even though stderr is a pipe here; off by default
+// (not a terminal) and with --no-progress. The text is the same either way.
+TEST(CliRun, ProgressLineWhenAskedFor) {
+  const std::string dir = test::model_dir("stories260K");
+  const std::string base = "run -m " + test::quote(dir) + " -p 'Tom and his dog went' -n 8 ";
+  const auto on = test::run_cli(base + "--progress");
+  const auto plain = test::run_cli(base);
+  const auto off = test::run_cli(base + "--no-progress");
+  ASSERT_EQ(on.exit_code, 0) << on.output;
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  ASSERT_EQ(off.exit_code, 0) << off.output;
+  static const std::regex line(
+      "\rprefill ([0-9]+)/\\1 tok \\| [0-9]+ tok/s \\| in [0-9.]+ s \\| RSS [0-9.]+ [KMG]iB of plan "
+      "[0-9.]+ [KMG]iB *\n");
+  EXPECT_TRUE(std::regex_search(on.output, line)) << on.output;
+  for (const auto* r : {&plain, &off})
+    EXPECT_EQ(r->output.find("\rprefill"), std::string::npos) << r->output;
+  const auto text = [](const std::string& out) {
+    const std::string t = out.substr(out.find("Tom and"));
+    return t.substr(0, t.find('\n'));
+  };
+  EXPECT_EQ(text(on.output), text(plain.output));
 }
 
 TEST(CliRun, DefaultJobRunsWithoutArguments) {

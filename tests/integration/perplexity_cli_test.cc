@@ -59,7 +59,7 @@ ByHand score(const std::string& model_dir, const std::string& file, int64_t ctx,
   SessionOptions so;
   so.context = ctx;
   so.prefill_chunk = ctx;
-  so.kv_dtype = DType::kF32;
+  so.kv_k = so.kv_v = KvType::kF32;
   ByHand h;
   const int64_t step = stride > 0 ? stride : ctx;
   const int64_t first = stride > 0 ? ctx - stride - 1 : ctx / 2;

@@ -17,6 +17,7 @@
 #include "io/weights.h"
 #include "model/decoder.h"
 #include "model/random_checkpoint.h"
+#include "model/reference_model.h"
 #include "model/test_util.h"
 #include "runtime/session.h"
 
@@ -24,198 +25,13 @@ namespace longctx {
 namespace {
 
 using json = nlohmann::json;
-using Vec = std::vector<double>;
-
-const json& fixture_case(const std::string& name) {
-  static const json fx =
-      test::read_json(std::string(LONGCTX_SOURCE_DIR) + "/tests/model/fixtures/rope_freqs.json");
-  for (const auto& c : fx["cases"])
-    if (c["name"] == name) return c;
-  throw std::runtime_error("no fixture case " + name);
-}
-
-// NumPy's (inv_freq, attention_factor) for a pass over seq_len tokens.
-std::pair<Vec, double> numpy_rope(const json& c, int64_t seq_len) {
-  for (const auto& e : c["expect"])
-    if (e["seq_len"] == seq_len) return {e["inv_freq"].get<Vec>(), e["attention_factor"]};
-  throw std::runtime_error("fixture has no seq_len " + std::to_string(seq_len));
-}
-
-// ---- the reference: float64, every tensor read by its Hugging Face name ----
-struct Reference {
-  json cfg;
-  std::unique_ptr<io::WeightSource> w;
-  int H, I, L, nh, nkv, hd, V;
-  double eps;
-
-  explicit Reference(const std::string& dir) {
-    cfg = test::read_json(dir + "/config.json");
-    w = io::WeightSource::open_dir(dir);
-    H = cfg["hidden_size"];
-    I = cfg["intermediate_size"];
-    L = cfg["num_hidden_layers"];
-    nh = cfg["num_attention_heads"];
-    nkv = cfg["num_key_value_heads"];
-    hd = H / nh;
-    V = cfg["vocab_size"];
-    eps = cfg["rms_norm_eps"];
-  }
-  Vec tensor(const std::string& name) const {
-    const io::TensorInfo& t = w->get(name);
-    EXPECT_EQ(t.dtype, DType::kF32);
-    const float* p = static_cast<const float*>(t.data);
-    return Vec(p, p + t.numel());
-  }
-  bool has(const std::string& name) const { return w->find(name) != nullptr; }
-  // y[n][rows] = x[n][cols] W^T (+ b), W rows [r0, r0 + rows) of a [*, cols] matrix.
-  static std::vector<Vec> linear(const std::vector<Vec>& x, const Vec& W, size_t r0, size_t rows,
-                                 const Vec* b = nullptr, size_t b0 = 0) {
-    std::vector<Vec> y(x.size(), Vec(rows));
-    const size_t cols = x[0].size();
-    for (size_t t = 0; t < x.size(); ++t)
-      for (size_t r = 0; r < rows; ++r) {
-        double s = b ? (*b)[b0 + r] : 0.0;
-        for (size_t c = 0; c < cols; ++c) s += x[t][c] * W[(r0 + r) * cols + c];
-        y[t][r] = s;
-      }
-    return y;
-  }
-  std::vector<Vec> rmsnorm(const std::vector<Vec>& x, const Vec& g) const {
-    std::vector<Vec> y = x;
-    for (auto& row : y) {
-      double ss = 0;
-      for (double v : row) ss += v * v;
-      const double r = 1.0 / std::sqrt(ss / row.size() + eps);
-      for (size_t i = 0; i < row.size(); ++i) row[i] = row[i] * r * g[i];
-    }
-    return y;
-  }
-  int64_t window(int layer) const {
-    const std::string type = cfg["model_type"];
-    if (type == "llama" || !cfg.contains("sliding_window") || cfg["sliding_window"].is_null())
-      return 0;
-    if (type == "qwen2" && (!cfg.value("use_sliding_window", false) ||
-                            layer < cfg.value("max_window_layers", 28)))
-      return 0;
-    return cfg["sliding_window"].get<int64_t>();
-  }
-
-  // Logits [n][V] for tokens at positions 0..n-1; position p is rotated with rope(p).
-  std::vector<Vec> forward(const std::vector<int32_t>& tokens,
-                           const std::function<std::pair<Vec, double>(int64_t)>& rope) const {
-    const size_t n = tokens.size();
-    const std::string type = cfg["model_type"];
-    const bool phi3 = type == "phi3";
-    const Vec emb = tensor("model.embed_tokens.weight");
-    std::vector<Vec> x(n, Vec(H));
-    for (size_t t = 0; t < n; ++t)
-      for (int i = 0; i < H; ++i) x[t][i] = emb[tokens[t] * H + i];
-    const int qd = nh * hd, kvd = nkv * hd;
-    for (int l = 0; l < L; ++l) {
-      const std::string p = "model.layers." + std::to_string(l) + ".";
-      const std::vector<Vec> xn = rmsnorm(x, tensor(p + "input_layernorm.weight"));
-      std::vector<Vec> q, k, v;
-      if (phi3) {
-        const Vec W = tensor(p + "self_attn.qkv_proj.weight");
-        q = linear(xn, W, 0, qd);
-        k = linear(xn, W, qd, kvd);
-        v = linear(xn, W, qd + kvd, kvd);
-      } else {
-        const bool bias = has(p + "self_attn.q_proj.bias");
-        EXPECT_EQ(bias, type == "qwen2");
-        const Vec bq = bias ? tensor(p + "self_attn.q_proj.bias") : Vec();
-        const Vec bk = bias ? tensor(p + "self_attn.k_proj.bias") : Vec();
-        const Vec bv = bias ? tensor(p + "self_attn.v_proj.bias") : Vec();
-        q = linear(xn, tensor(p + "self_attn.q_proj.weight"), 0, qd, bias ? &bq : nullptr);
-        k = linear(xn, tensor(p + "self_attn.k_proj.weight"), 0, kvd, bias ? &bk : nullptr);
-        v = linear(xn, tensor(p + "self_attn.v_proj.weight"), 0, kvd, bias ? &bv : nullptr);
-      }
-      // rotate_half on the first rot dims of every head: (x1, x2) -> (x1 c - x2 s, x2 c + x1 s)
-      for (size_t t = 0; t < n; ++t) {
-        const auto [inv, att] = rope(static_cast<int64_t>(t));
-        const int half = static_cast<int>(inv.size());
-        auto rot = [&](Vec& vec, int heads) {
-          for (int h = 0; h < heads; ++h)
-            for (int i = 0; i < half; ++i) {
-              const double a = static_cast<double>(t) * inv[i];
-              const double c = std::cos(a) * att, s = std::sin(a) * att;
-              double& x1 = vec[h * hd + i];
-              double& x2 = vec[h * hd + i + half];
-              const double a1 = x1, a2 = x2;
-              x1 = a1 * c - a2 * s;
-              x2 = a2 * c + a1 * s;
-            }
-        };
-        rot(q[t], nh);
-        rot(k[t], nkv);
-      }
-      // Explicit mask: key j visible to query i iff j <= i and (no window or i - j < window).
-      const int64_t W = window(l);
-      std::vector<std::vector<bool>> mask(n, std::vector<bool>(n));
-      for (size_t i = 0; i < n; ++i)
-        for (size_t j = 0; j < n; ++j)
-          mask[i][j] = j <= i && (W == 0 || static_cast<int64_t>(i - j) < W);
-      std::vector<Vec> att_out(n, Vec(qd));
-      const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-      for (int h = 0; h < nh; ++h) {
-        const int g = h / (nh / nkv);
-        for (size_t i = 0; i < n; ++i) {
-          Vec s(n, -INFINITY);
-          double mx = -INFINITY;
-          for (size_t j = 0; j < n; ++j) {
-            if (!mask[i][j]) continue;
-            double d = 0;
-            for (int e = 0; e < hd; ++e) d += q[i][h * hd + e] * k[j][g * hd + e];
-            s[j] = d * scale;
-            mx = std::max(mx, s[j]);
-          }
-          double sum = 0;
-          for (size_t j = 0; j < n; ++j) sum += (s[j] = mask[i][j] ? std::exp(s[j] - mx) : 0);
-          for (size_t j = 0; j < n; ++j)
-            for (int e = 0; e < hd; ++e) att_out[i][h * hd + e] += s[j] / sum * v[j][g * hd + e];
-        }
-      }
-      const std::vector<Vec> o = linear(att_out, tensor(p + "self_attn.o_proj.weight"), 0, H);
-      for (size_t t = 0; t < n; ++t)
-        for (int i = 0; i < H; ++i) x[t][i] += o[t][i];
-      const std::vector<Vec> xm = rmsnorm(x, tensor(p + "post_attention_layernorm.weight"));
-      std::vector<Vec> gate, up;
-      if (phi3) {
-        const Vec W = tensor(p + "mlp.gate_up_proj.weight");
-        gate = linear(xm, W, 0, I);
-        up = linear(xm, W, I, I);
-      } else {
-        gate = linear(xm, tensor(p + "mlp.gate_proj.weight"), 0, I);
-        up = linear(xm, tensor(p + "mlp.up_proj.weight"), 0, I);
-      }
-      for (size_t t = 0; t < n; ++t)
-        for (int i = 0; i < I; ++i) gate[t][i] = gate[t][i] / (1 + std::exp(-gate[t][i])) * up[t][i];
-      const std::vector<Vec> d = linear(gate, tensor(p + "mlp.down_proj.weight"), 0, H);
-      for (size_t t = 0; t < n; ++t)
-        for (int i = 0; i < H; ++i) x[t][i] += d[t][i];
-    }
-    const std::vector<Vec> xf = rmsnorm(x, tensor("model.norm.weight"));
-    const bool tied = cfg.value("tie_word_embeddings", false);
-    return linear(xf, tensor(tied ? "model.embed_tokens.weight" : "lm_head.weight"), 0, V);
-  }
-};
-
-std::string make_checkpoint(const std::string& name) {
-  RandomCheckpointOptions o;
-  o.config_json = fixture_case(name)["config"].dump();
-  o.dtype = DType::kF32;
-  o.seed = 7;
-  return test::random_checkpoint_dir("family-" + name, o);
-}
-
-std::vector<int32_t> tokens(size_t n, uint32_t seed) {
-  std::vector<int32_t> t;
-  for (size_t i = 0; i < n; ++i) {
-    seed = seed * 1664525u + 1013904223u;
-    t.push_back(3 + static_cast<int32_t>((seed >> 8) % 290));
-  }
-  return t;
-}
+using test::fixed_rope;
+using test::fixture_case;
+using test::make_checkpoint;
+using test::numpy_rope;
+using test::Reference;
+using test::tokens;
+using test::Vec;
 
 // Worst |got - want| / max(1, |want|) over a row of logits.
 double worst_rel(const float* got, const Vec& want) {
@@ -232,7 +48,7 @@ struct Loaded {
   SessionOptions opts(int64_t planned = 0) const {
     SessionOptions so;
     so.context = 512;
-    so.kv_dtype = DType::kF32;
+    so.kv_k = so.kv_v = KvType::kF32;
     so.prefill_chunk = 16;  // several chunks per prompt
     so.planned_tokens = planned;
     return so;
@@ -256,12 +72,6 @@ void expect_prefill_matches(const std::string& name, size_t n,
   for (size_t t = 0; t < n; ++t) worst = std::max(worst, worst_rel(&all[t * ref.V], want[t]));
   EXPECT_LE(worst, kTol);
   ::testing::Test::RecordProperty("worst_rel_" + name, std::to_string(worst));
-}
-
-std::function<std::pair<Vec, double>(int64_t)> fixed_rope(const std::string& name,
-                                                          int64_t seq_len = 0) {
-  const auto r = numpy_rope(fixture_case(name), seq_len);
-  return [r](int64_t) { return r; };
 }
 
 TEST(Families, LlamaWithLlama3Scaling) {

@@ -41,7 +41,7 @@ TEST_P(Golden, GreedyIdsAndTop5LogitsMatch) {
         SCOPED_TRACE(c["name"].get<std::string>());
         SessionOptions so;
         so.context = model->config().max_position_embeddings;
-        so.kv_dtype = DType::kF32;
+        so.kv_k = so.kv_v = KvType::kF32;
         so.prefill_chunk = 64;
         Session s(*model, pool, so);
         const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
@@ -88,7 +88,7 @@ TEST(ChunkedPrefill, SameLogitsForEveryChunkSize) {
   auto run = [&](int64_t chunk) {
     SessionOptions so;
     so.context = 512;
-    so.kv_dtype = DType::kF32;
+    so.kv_k = so.kv_v = KvType::kF32;
     so.prefill_chunk = chunk;
     Session sess(*model, pool, so);
     std::vector<float> all;
@@ -127,15 +127,15 @@ TEST(KVDtypes, SixteenBitCachesStayCloseToF32) {
   const auto& c = golden["cases"][1];
   const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
   const auto greedy = c["greedy_ids"].get<std::vector<int32_t>>();
-  for (DType t : {DType::kF16, DType::kBF16}) {
-    SCOPED_TRACE(dtype_name(t));
+  for (KvType t : {KvType::kF16, KvType::kBF16}) {
+    SCOPED_TRACE(kv_type_name(t));
     SessionOptions so;
     so.context = 512;
-    so.kv_dtype = t;
+    so.kv_k = so.kv_v = t;
     Session sess(*model, pool, so);
     std::vector<float> logits = sess.append(prompt);
     const auto ref = c["steps_top5"][0]["top_logits"].get<std::vector<double>>();
-    EXPECT_NEAR(logits[greedy[0]], ref[0], t == DType::kF16 ? 0.05 : 0.3);
+    EXPECT_NEAR(logits[greedy[0]], ref[0], t == KvType::kF16 ? 0.05 : 0.3);
     int agree = 0;
     for (size_t i = 0; i < 8; ++i) {
       agree += argmax(logits) == greedy[i];

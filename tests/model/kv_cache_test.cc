@@ -13,13 +13,13 @@ namespace {
 
 TEST(KVCache, BytesPerTokenMatchesHandFormula) {
   // Llama 3 8B: 32 layers x 8 kv heads x 128 dims x 2 bytes x 2 (K and V) = 131072 bytes.
-  KVCacheShape s{32, 8, 128, DType::kF16, 256, 8192, {}, std::nullopt, std::nullopt};
+  KVCacheShape s{32, 8, 128, KvType::kF16, KvType::kF16, 256, 8192, {}};
   EXPECT_EQ(s.bytes_per_token(), 131072u);
   EXPECT_EQ(s.bytes_per_token() * 8192, 1073741824u);
 }
 
 TEST(KVCache, GrowsInBlocksAndReadsBackAcrossBlockBoundaries) {
-  KVCacheShape s{2, 3, 4, DType::kF32, 5, 100, {}, std::nullopt, std::nullopt};
+  KVCacheShape s{2, 3, 4, KvType::kF32, KvType::kF32, 5, 100, {}};
   KVCache kv(s);
   EXPECT_EQ(kv.allocated_bytes(), 0u);
   const int64_t n = 12;  // spans three blocks of 5
@@ -52,7 +52,7 @@ TEST(KVCache, GrowsInBlocksAndReadsBackAcrossBlockBoundaries) {
 TEST(KVCache, BlocksSpanSeveralSlabsAndStayDistinct) {
   // 1 layer x 8 heads x 64 dims x 1024 tokens x f32 x 2 = 4 MiB per block: four fill a 16 MiB
   // slab, so 11 blocks use three slabs. Every block is written with its own pattern.
-  KVCacheShape s{1, 8, 64, DType::kF32, 1024, 11 * 1024, {}, std::nullopt, std::nullopt};
+  KVCacheShape s{1, 8, 64, KvType::kF32, KvType::kF32, 1024, 11 * 1024, {}};
   KVCache kv(s);
   const int64_t n = 11 * 1024;
   std::vector<float> k(static_cast<size_t>(n) * 8 * 64), v(k.size());
@@ -76,7 +76,7 @@ TEST(KVCache, BlocksSpanSeveralSlabsAndStayDistinct) {
 
 TEST(KVCache, BlockLargerThanASlabGetsItsOwn) {
   // 2 x 32 x 128 x 1024 x f32 = 32 MiB per block, more than one 16 MiB slab.
-  KVCacheShape s{1, 32, 128, DType::kF32, 1024, 2048, {}, std::nullopt, std::nullopt};
+  KVCacheShape s{1, 32, 128, KvType::kF32, KvType::kF32, 1024, 2048, {}};
   KVCache kv(s);
   std::vector<float> k(size_t{1025} * 32 * 128, 1.5f), v(k.size(), -2.5f);
   kv.prepare(0, 1025);
@@ -112,7 +112,7 @@ TEST(KVCache, SlabsEndOnHugePageBoundaries) {
 }
 
 TEST(KVCache, RefusesPastCapacity) {
-  KVCache kv(KVCacheShape{1, 1, 2, DType::kF16, 4, 10, {}, std::nullopt, std::nullopt});
+  KVCache kv(KVCacheShape{1, 1, 2, KvType::kF16, KvType::kF16, 4, 10, {}});
   kv.prepare(0, 10);
   try {
     kv.prepare(10, 1);
@@ -127,7 +127,7 @@ TEST(KVCache, RefusesPastCapacity) {
 // growing once the window is full; a full-attention layer keeps everything.
 TEST(KVCache, SlidingWindowLayerStopsGrowing) {
   // Layer 0 full, layer 1 window 8; blocks of 4 tokens; decode one token at a time.
-  KVCacheShape s{2, 1, 2, DType::kF32, 4, 1000, {0, 8}, std::nullopt, std::nullopt};
+  KVCacheShape s{2, 1, 2, KvType::kF32, KvType::kF32, 4, 1000, {0, 8}};
   KVCache kv(s);
   const std::vector<float> k = {1, 2}, v = {3, 4};
   size_t live_at_64 = 0;
@@ -165,8 +165,8 @@ std::vector<float> visible_key(const KVCache& kv, int layer, int64_t p, int h) {
     std::copy(src, src + s.head_dim, out.begin());
     return out;
   }
-  const size_t sec = kernels::kv_row_bytes(s.key_type(), s.head_dim, true) * s.block_size;
-  kernels::kv_decode(s.key_type(), true,
+  const size_t sec = kernels::kv_row_bytes(s.k_type, s.head_dim, true) * s.block_size;
+  kernels::kv_decode(s.k_type, true,
                      static_cast<const uint8_t*>(w.k_blocks[p / s.block_size]) + h * sec,
                      s.block_size, int(p % s.block_size), 1, s.head_dim, out.data());
   return out;
@@ -174,11 +174,11 @@ std::vector<float> visible_key(const KVCache& kv, int layer, int64_t p, int h) {
 
 TEST(KVCache, QuantizedBytesPerTokenMatchHandFormula) {
   // Llama 3 8B, int4 K and V: keys 64 bytes + (2 + 2) x 128 / 16 per token, values 64 + 4 x 4.
-  KVCacheShape s{32, 8, 128, DType::kF16, 256, 8192, {}, KvType::kInt4, KvType::kInt4};
+  KVCacheShape s{32, 8, 128, KvType::kInt4, KvType::kInt4, 256, 8192, {}};
   EXPECT_EQ(s.bytes_per_token(), 32u * 8 * ((64 + 32) + (64 + 16)));
   EXPECT_EQ(s.fixed_bytes(), 32u * 8 * 16 * 128 * 4);  // the f32 group of newest keys
   s.k_type = KvType::kInt8;
-  s.v_type.reset();  // values f16
+  s.v_type = KvType::kF16;
   EXPECT_EQ(s.bytes_per_token(), 32u * 8 * ((128 + 8) + 256));
   EXPECT_EQ(s.fixed_bytes(), 0u);
   EXPECT_EQ(s.bytes_per_layer_block() * 256 / 256, 8u * 256 * (136 + 256));
@@ -188,7 +188,7 @@ TEST(KVCache, QuantizedBytesPerTokenMatchHandFormula) {
 // write pattern (one token at a time, odd chunks, all at once), the cache holds the same keys.
 TEST(KVCache, Int4KeysSameWhateverTheChunking) {
   const int hd = 32, nkv = 2, n = 75;
-  KVCacheShape s{1, nkv, hd, DType::kF32, 32, 200, {}, KvType::kInt4, KvType::kInt8};
+  KVCacheShape s{1, nkv, hd, KvType::kInt4, KvType::kInt8, 32, 200, {}};
   std::vector<float> k(n * nkv * hd), v(k.size());
   for (size_t i = 0; i < k.size(); ++i) {
     k[i] = std::sin(0.37f * float(i)) * float(1 + i % 5);
@@ -229,7 +229,7 @@ TEST(KVCache, Int4KeysSameWhateverTheChunking) {
 }
 
 TEST(KVCache, Int4NeedsAnEvenHeadDim) {
-  KVCacheShape s{1, 1, 7, DType::kF32, 32, 100, {}, KvType::kInt4, std::nullopt};
+  KVCacheShape s{1, 1, 7, KvType::kInt4, KvType::kF32, 32, 100, {}};
   try {
     KVCache kv(s);
     FAIL();

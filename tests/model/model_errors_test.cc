@@ -102,7 +102,7 @@ TEST(ModelErrors, OutOfRangeTokenAndFullContext) {
   ThreadPool pool(1);
   SessionOptions so;
   so.context = 8;
-  so.kv_dtype = DType::kF32;
+  so.kv_k = so.kv_v = KvType::kF32;
   Session s(*model, pool, so);
   expect_error([&] { s.append({1, 64}); }, ErrorKind::kOutOfRange, "outside the vocabulary");
   expect_error([&] { s.append({1, -3}); }, ErrorKind::kOutOfRange, "-3");
@@ -156,7 +156,7 @@ TEST(Architectures, FusedPhi3ProjectionsEqualSeparateOnes) {
   ThreadPool pool(1);
   SessionOptions so;
   so.context = 64;
-  so.kv_dtype = DType::kF32;
+  so.kv_k = so.kv_v = KvType::kF32;
   Session sa(*a, pool, so), sb(*b, pool, so);
   const std::vector<int32_t> prompt = {1, 5, 9, 33, 60, 2, 17};
   const auto la = sa.append(prompt);

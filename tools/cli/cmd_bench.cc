@@ -28,10 +28,8 @@
 #include "kernels/ops.h"
 #include "model/arch_spec.h"
 #include "model/decoder.h"
-#include "plan/memory_budget.h"
-#include "plan/memory_plan.h"
+#include "longctx/engine.h"
 #include "plan_options.h"
-#include "runtime/session.h"
 
 namespace longctx::cli {
 
@@ -199,21 +197,18 @@ int run_bench(const BenchOpts& o) {
   if (dir.empty()) dir = resolve_default_model().dir;
 
   // Plan every configuration before anything is allocated: the deepest test must fit.
-  const PlanModel pm = plan_model_from_dir(dir);
-  const ModelConfig& cfg = pm.cfg;
   const int64_t ctx = max_d + std::max(max_p, max_n);
-  if (ctx > cfg.max_position_embeddings && !o.force_ctx)
+  const int64_t max_pos = plan_model_from_dir(dir).cfg.max_position_embeddings;
+  if (ctx > max_pos && !o.force_ctx)
     throw Error(ErrorKind::kOutOfRange,
                 "the deepest test needs " + std::to_string(ctx) + " positions (depth " +
                     std::to_string(max_d) + " + " + std::to_string(std::max(max_p, max_n)) +
                     " tokens) but the model's max_position_embeddings is " +
-                    std::to_string(cfg.max_position_embeddings) +
-                    "; lower -d/-p/-n or add --force-ctx");
-  const MemoryBudget budget = memory_budget_from_flag(o.mem_budget);
+                    std::to_string(max_pos) + "; lower -d/-p/-n or add --force-ctx");
   struct Config {
     KvType kv;
     int threads;
-    MemoryPlan plan;
+    PlannedRun run;
   };
   std::vector<Config> configs;
   int64_t headroom = INT64_MAX;
@@ -226,17 +221,27 @@ int run_bench(const BenchOpts& o) {
       f.prefill_chunk = o.prefill_chunk;
       f.mem_budget = o.mem_budget;
       f.threads = t;
-      const PlanRequest req = plan_request(f, cfg, true);
-      const MemoryPlan plan = make_plan(pm, req, budget);
-      if (!plan.fits())
+      EngineOptions eo = engine_options(f);
+      eo.model_dir = dir;
+      eo.force_ctx = true;  // checked above, in bench's words
+      eo.weights = weight_memory(o.mmap);
+      eo.tokenizer = false;  // bench feeds random token ids
+      PlannedRun run;
+      try {
+        run = Engine::plan_only(eo);
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kMemory) throw;
         throw Error(ErrorKind::kMemory, "the deepest test (" + std::to_string(ctx) +
                                             " tokens, kv " + kv_type_name(kv) + ", " +
                                             std::to_string(t) + " threads) does not fit: " +
-                                            refusal_message(pm, req, plan));
-      headroom = std::min(headroom, plan.headroom());
-      configs.push_back({kv, t, plan});
+                                            e.what());
+      }
+      headroom = std::min(headroom, run.plan.headroom());
+      configs.push_back({kv, t, run});
     }
   }
+  const PlanModel& pm = configs.front().run.model;
+  const ModelConfig& cfg = pm.cfg;
 
   // Read bandwidth, with every core this process may use, over a buffer far larger than the last-level cache (but
   // within what the tightest plan leaves free).
@@ -250,7 +255,8 @@ int run_bench(const BenchOpts& o) {
                cpu_model().c_str());
   std::fflush(info);
 
-  const auto model = Model::load(dir, weight_memory(o.mmap));
+  const auto engine = Engine::load(configs.front().run);
+  const Model* model = &engine->model();
   ReadModel rm;
   rm.cfg = cfg;
   DType wtype = DType::kF32;
@@ -285,9 +291,8 @@ int run_bench(const BenchOpts& o) {
   std::vector<TestResult> results;
   for (const Config& c : configs) {
     ThreadPool pool(c.threads);
-    SessionOptions so = session_options(c.plan, cfg);
-    so.planned_tokens = ctx;  // LongRoPE: long factors from the start, no recompute mid-test
-    Session session(*model, pool, so);
+    // LongRoPE: long factors from the start (planned ctx), no recompute mid-test.
+    Session session = engine->new_session(c.run.plan, pool, ctx);
     for (int64_t d : o.n_depth) {
       auto rewind = [&] {  // back to depth d; refill when a window layer recycled what d needs
         try {
@@ -317,7 +322,7 @@ int run_bench(const BenchOpts& o) {
         r.kv = kv_type_name(c.kv);
         r.threads = c.threads;
         r.n_depth = d;
-        r.n_batch = c.plan.prefill_chunk;
+        r.n_batch = c.run.plan.prefill_chunk;
         r.test_time = utc_now();
         reset_peak_rss();
         // Warm-up (untimed): a short prompt or two decode steps.

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -18,12 +19,9 @@
 
 #include "commands.h"
 #include "core/error.h"
-#include "model/decoder.h"
-#include "plan/memory_budget.h"
-#include "plan/memory_plan.h"
+#include "longctx/engine.h"
 #include "plan_options.h"
-#include "runtime/session.h"
-#include "tokenizer/tokenizer.h"
+#include "runtime/progress.h"
 
 namespace longctx::cli {
 
@@ -34,6 +32,7 @@ struct PplOpts {
   int64_t stride = 0;
   bool json = false;
   bool mmap = false;
+  ProgressMode progress = ProgressMode::kAuto;
   PlanFlags plan;
 };
 
@@ -79,12 +78,21 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
-// One KV setting's run over a chunk: logits of the scored positions, [rows][V].
-void run_chunk(const Model& model, ThreadPool& pool, const SessionOptions& so,
-               const std::vector<int32_t>& chunk, int64_t first, std::vector<float>& logits) {
-  Session s(model, pool, so);
+// One KV setting's run over a chunk: logits of the scored positions, [rows][V]. `on_chunk` is
+// told each prefill chunk's tokens.
+void run_chunk(Engine& engine, const MemoryPlan& plan, const std::vector<int32_t>& chunk,
+               int64_t first, std::vector<float>& logits,
+               const std::function<void(int64_t)>& on_tokens) {
+  const int64_t ctx = static_cast<int64_t>(chunk.size());
+  Session s = engine.new_session(plan, engine.pool(), ctx);
+  int64_t reported = 0;
+  s.set_on_progress([&](int64_t done, int64_t) {
+    on_tokens(done - reported);
+    reported = done;
+  });
   // Context tokens [0, first) need no logits; positions [first, n - 1) give the scored rows.
   if (first > 0) s.append(std::vector<int32_t>(chunk.begin(), chunk.begin() + first));
+  reported = 0;
   s.append(std::vector<int32_t>(chunk.begin() + first, chunk.end() - 1), &logits);
 }
 
@@ -94,25 +102,27 @@ int perplexity(const PplOpts& o) {
   if (o.stride < 0) throw Error(ErrorKind::kInvalidArg, "--stride must be a positive number of tokens");
   const std::string text = read_text(o.file);
 
-  const PlanModel pm = plan_model_from_dir(o.model_dir);
-  const ModelConfig& cfg = pm.cfg;
-  PlanRequest req = plan_request(o.plan, cfg, /*force_ctx=*/false);
-  const MemoryBudget budget = memory_budget_from_flag(o.plan.mem_budget);
-  const auto tok = load_tokenizer(o.model_dir);
+  EngineOptions eo = engine_options(o.plan);
+  eo.model_dir = o.model_dir;
+  eo.weights = weight_memory(o.mmap);
+  // Refuses a request that cannot fit (or -c past max_position_embeddings) before tokenizing.
+  const PlannedRun probe = Engine::plan_only(eo);
+  const ModelConfig& cfg = probe.config();
+  auto tok = load_tokenizer(o.model_dir);
   const std::vector<int32_t> ids = tok->encode(text, true);
   const int64_t N = static_cast<int64_t>(ids.size());
 
   // Context: -c, else the planner's choice, shortened to what the text can fill.
-  if (req.context == 0) {
-    const int64_t planned = make_plan(pm, req, budget).context;
+  if (eo.context == 0) {
+    const int64_t planned = probe.plan.context;
     const int64_t text_max = o.stride > 0 ? N - 1 : N / 2;
-    req.context = std::min(planned, text_max);
-    if (req.context < planned)
+    eo.context = std::min(planned, text_max);
+    if (eo.context < planned)
       std::fprintf(stderr, "context %lld: the largest the text (%lld tokens) fills%s (set -c)\n",
-                   static_cast<long long>(req.context), static_cast<long long>(N),
+                   static_cast<long long>(eo.context), static_cast<long long>(N),
                    o.stride > 0 ? "" : " twice, as llama-perplexity requires");
   }
-  const int64_t ctx = req.context;
+  const int64_t ctx = eo.context;
   if (ctx < 4) throw Error(ErrorKind::kInvalidArg, "-c must be at least 4 tokens to score anything");
   int64_t n_chunks = 0, first = 0, step = ctx;
   if (o.stride > 0) {
@@ -144,29 +154,20 @@ int perplexity(const PplOpts& o) {
   // time); each also holds the scored logits of both, [rows][vocab] f32.
   std::optional<KvType> base;
   if (!o.compare_kv.empty()) base = parse_kv_type(o.compare_kv);
-  const size_t logits_bytes = size_t(rows) * size_t(V) * sizeof(float) * (base ? 2 : 1);
-  auto planned = [&](const PlanRequest& r) {
-    MemoryPlan p = make_plan(pm, r, budget);
-    p.activations += logits_bytes;
-    p.total += logits_bytes;
-    if (!p.fits()) throw Error(ErrorKind::kMemory, refusal_message(pm, r, p));
-    return p;
-  };
-  const MemoryPlan plan = planned(req);
-  SessionOptions so = session_options(plan, cfg);
-  so.planned_tokens = ctx;
-  SessionOptions base_so = so;
+  eo.extra_bytes = size_t(rows) * size_t(V) * sizeof(float) * (base ? 2 : 1);
+  eo.extra_what = "the scored logits";
+  const PlannedRun planned = Engine::plan_only(eo);
+  const MemoryPlan& plan = planned.plan;
+  MemoryPlan base_plan = plan;
   if (base) {
-    PlanRequest br = req;
-    br.kv = *base;
-    br.kv_k.reset();
-    br.kv_v.reset();
-    base_so = session_options(planned(br), cfg);
-    base_so.planned_tokens = ctx;
+    EngineOptions be = eo;
+    be.kv = *base;
+    be.kv_k.reset();
+    be.kv_v.reset();
+    base_plan = Engine::plan_only(be).plan;
   }
 
-  const auto model = Model::load(o.model_dir, weight_memory(o.mmap));
-  ThreadPool pool(req.threads);
+  const auto engine = Engine::load(planned, std::move(tok));
   const std::string kv_name = kv_setting_name(plan.kv_k, plan.kv_v);
   std::fprintf(stderr,
                "perplexity of %s over %s: %lld tokens, %lld chunks of %lld, scoring %lld per chunk "
@@ -174,21 +175,30 @@ int perplexity(const PplOpts& o) {
                o.model_dir.c_str(), o.file.c_str(), static_cast<long long>(N),
                static_cast<long long>(n_chunks), static_cast<long long>(ctx),
                static_cast<long long>(rows), kv_name.c_str(),
-               base ? (std::string(" vs ") + kv_type_name(*base)).c_str() : "", pool.size());
+               base ? (std::string(" vs ") + kv_type_name(*base)).c_str() : "",
+               engine->pool().size());
 
   Stat nll, base_nll, kl;
   int64_t same_top1 = 0;
   std::vector<double> running;
   std::vector<float> logits, base_logits;
   std::vector<double> lp, lq;
-  const int32_t bos = tok->bos_id();
-  FILE* progress = o.json ? stderr : stdout;
+  const int32_t bos = engine->tokenizer().bos_id();
+  // The running perplexity: "[1]5.4321,[2]..." as llama-perplexity prints it, as it goes; with a
+  // live progress line it shows there instead, and the list is printed at the end.
+  FILE* running_out = o.json ? stderr : stdout;
+  Progress progress("perplexity", plan.total, o.progress);
+  const int64_t all_tokens = n_chunks * (ctx - 1) * (base ? 2 : 1);
+  int64_t tokens_done = 0;
+  std::string note;
+  auto on_tokens = [&](int64_t n) { progress.update(tokens_done += n, all_tokens, note); };
+  std::string running_list;
   for (int64_t c = 0; c < n_chunks; ++c) {
     const int64_t start = c * step;
     std::vector<int32_t> chunk(ids.begin() + start, ids.begin() + start + ctx);
     if (bos >= 0) chunk[0] = bos;
-    if (base) run_chunk(*model, pool, base_so, chunk, first, base_logits);
-    run_chunk(*model, pool, so, chunk, first, logits);
+    if (base) run_chunk(*engine, base_plan, chunk, first, base_logits, on_tokens);
+    run_chunk(*engine, plan, chunk, first, logits, on_tokens);
     for (int64_t r = 0; r < rows; ++r) {
       const int32_t target = chunk[first + r + 1];
       log_softmax(logits.data() + r * V, V, lq);
@@ -202,10 +212,20 @@ int perplexity(const PplOpts& o) {
       same_top1 += argmax(lp) == argmax(lq);
     }
     running.push_back(std::exp(nll.mean()));
-    std::fprintf(progress, "[%lld]%.4f,", static_cast<long long>(c + 1), running.back());
-    std::fflush(progress);
+    char item[48], ppl_now[32];
+    std::snprintf(item, sizeof item, "[%lld]%.4f,", static_cast<long long>(c + 1), running.back());
+    std::snprintf(ppl_now, sizeof ppl_now, "%.4f", running.back());
+    if (progress.enabled()) {
+      running_list += item;
+      note = "chunk " + std::to_string(c + 1) + "/" + std::to_string(n_chunks) + " | PPL " + ppl_now;
+      progress.update(tokens_done, all_tokens, note);
+    } else {
+      std::fputs(item, running_out);
+      std::fflush(running_out);
+    }
   }
-  std::fputs("\n", progress);
+  progress.finish();
+  std::fputs((running_list + "\n").c_str(), running_out);
   const double ppl = std::exp(nll.mean()), ppl_err = ppl * nll.stderr_mean();
   const double base_ppl = std::exp(base_nll.mean()), base_err = base_ppl * base_nll.stderr_mean();
   const double top1 = kl.n ? 100.0 * same_top1 / kl.n : 0.0;
@@ -263,6 +283,7 @@ Runner add_perplexity_command(CLI::App& app) {
   cmd->add_flag("--json", o->json, "Print JSON (progress goes to stderr)");
   add_plan_flags(*cmd, o->plan);
   add_weight_memory_flag(*cmd, o->mmap);
+  add_progress_flags(*cmd, o->progress);
   return [o] { return perplexity(*o); };
 }
 

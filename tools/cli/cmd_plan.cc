@@ -75,7 +75,9 @@ Runner add_plan_command(CLI::App& app) {
     const PlanModel m = resolve_model(*o);
     if (o->batch < 1) throw Error(ErrorKind::kInvalidArg, "--batch must be >= 1");
     const MemoryBudget budget = memory_budget_from_flag(o->flags.mem_budget);
-    PlanRequest req = plan_request(o->flags, m.cfg, /*force_ctx=*/true);
+    EngineOptions eo = engine_options(o->flags);
+    eo.force_ctx = true;
+    PlanRequest req = plan_request(eo, m.cfg);
     req.batch = o->batch;
     const MemoryPlan p = make_plan(m, req, budget);
     const ModelConfig& c = m.cfg;

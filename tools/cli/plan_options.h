@@ -1,15 +1,13 @@
 // Options shared by every command that plans memory (run, plan, bench, perplexity): they are
-// declared once here and read the same way everywhere.
+// declared once here and turned into the library's EngineOptions the same way everywhere.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <string>
 
-#include "config/model_config.h"
-#include "model/decoder.h"
-#include "plan/memory_plan.h"
-#include "runtime/session.h"
+#include "longctx/engine.h"
+#include "runtime/progress.h"
 
 namespace longctx::cli {
 
@@ -30,12 +28,12 @@ inline WeightMemory weight_memory(bool mmap) {
   return mmap ? WeightMemory::kMapped : WeightMemory::kResident;
 }
 
-// The request these flags describe for `cfg`. A context beyond max_position_embeddings is refused
-// (Error naming --force-ctx) unless force_ctx.
-PlanRequest plan_request(const PlanFlags& f, const ModelConfig& cfg, bool force_ctx);
+// --progress / --no-progress: force the live progress line on or off (default: when stderr is a
+// terminal).
+void add_progress_flags(CLI::App& cmd, ProgressMode& mode);
 
-// The session settings a plan chose: context, prefill chunk, KV types of keys and values, memory
-// limit. Also checks that the model can store those KV types (int4 needs an even head_dim).
-SessionOptions session_options(const MemoryPlan& plan, const ModelConfig& cfg);
+// The engine options these flags describe (model folder, weights and the rest left at their
+// defaults). Error(kInvalidArg) for an unknown KV type or a bad --prefill-chunk.
+EngineOptions engine_options(const PlanFlags& f);
 
 }  // namespace longctx::cli

@@ -1,0 +1,216 @@
+#include "hooks/hook_point.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+
+#include "core/error.h"
+
+namespace longctx::hooks {
+
+namespace {
+
+constexpr std::array<std::string_view, kPointCount> kSuffix = {
+    "hook_embed",
+    "ln_final.hook_scale",
+    "ln_final.hook_normalized",
+    "logits",
+    "hook_resid_pre",
+    "ln1.hook_scale",
+    "ln1.hook_normalized",
+    "attn.hook_q",
+    "attn.hook_k",
+    "attn.hook_v",
+    "attn.hook_rot_q",
+    "attn.hook_rot_k",
+    "attn.hook_attn_scores",
+    "attn.hook_pattern",
+    "attn.pattern_key_mass",
+    "attn.pattern_entropy",
+    "attn.hook_z",
+    "hook_attn_out",
+    "hook_resid_mid",
+    "ln2.hook_scale",
+    "ln2.hook_normalized",
+    "mlp.hook_pre",
+    "mlp.hook_pre_linear",
+    "mlp.hook_post",
+    "hook_mlp_out",
+    "hook_resid_post",
+};
+
+// Order in which the decoder fires the points of one block (enum order puts the pattern points
+// beside the attention they come from, which is also firing order).
+constexpr std::string_view kBlocks = "blocks.";
+
+// '*' matches any run of characters (including dots and none).
+bool glob_match(std::string_view pat, std::string_view s) {
+  size_t p = 0, i = 0, star = std::string_view::npos, mark = 0;
+  while (i < s.size()) {
+    if (p < pat.size() && pat[p] == '*') {
+      star = p++;
+      mark = i;
+    } else if (p < pat.size() && pat[p] == s[i]) {
+      ++p;
+      ++i;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      i = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pat.size() && pat[p] == '*') ++p;
+  return p == pat.size();
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return std::string(s);
+}
+
+}  // namespace
+
+std::string_view point_suffix(Point p) { return kSuffix[static_cast<size_t>(p)]; }
+
+std::string hook_name(HookId id) {
+  if (!is_layer_point(id.point)) return std::string(point_suffix(id.point));
+  return std::string(kBlocks) + std::to_string(id.layer) + "." + std::string(point_suffix(id.point));
+}
+
+std::vector<HookId> all_hooks(int n_layers) {
+  std::vector<HookId> out;
+  out.push_back({Point::kEmbed, -1});
+  for (int l = 0; l < n_layers; ++l)
+    for (int p = static_cast<int>(Point::kResidPre); p < kPointCount; ++p)
+      out.push_back({static_cast<Point>(p), l});
+  out.push_back({Point::kLnFinalScale, -1});
+  out.push_back({Point::kLnFinalNormalized, -1});
+  out.push_back({Point::kLogits, -1});
+  return out;
+}
+
+HookId parse_hook_name(std::string_view name, int n_layers) {
+  for (int p = 0; p < static_cast<int>(Point::kResidPre); ++p)
+    if (name == kSuffix[static_cast<size_t>(p)]) return {static_cast<Point>(p), -1};
+  if (name.substr(0, kBlocks.size()) == kBlocks) {
+    std::string_view rest = name.substr(kBlocks.size());
+    int layer = -1;
+    const auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), layer);
+    const size_t digits = static_cast<size_t>(ptr - rest.data());
+    if (ec == std::errc() && digits > 0 && digits < rest.size() && rest[digits] == '.') {
+      const std::string_view suffix = rest.substr(digits + 1);
+      for (int p = static_cast<int>(Point::kResidPre); p < kPointCount; ++p) {
+        if (suffix != kSuffix[static_cast<size_t>(p)]) continue;
+        if (layer < 0 || layer >= n_layers)
+          throw Error(ErrorKind::kInvalidArg,
+                      "hook " + std::string(name) + ": layer " + std::to_string(layer) +
+                          " is out of range; this model has layers 0.." +
+                          std::to_string(n_layers - 1));
+        return {static_cast<Point>(p), layer};
+      }
+    }
+  }
+  // Suggest the nearest names (compared with the layer of the request where it has one).
+  std::vector<std::pair<size_t, std::string>> near;
+  for (const HookId& id : all_hooks(std::max(n_layers, 1))) {
+    const std::string n = hook_name(id);
+    near.emplace_back(edit_distance(name, n), n);
+  }
+  std::sort(near.begin(), near.end());
+  std::string hint;
+  for (size_t i = 0; i < std::min<size_t>(3, near.size()); ++i)
+    hint += (i ? ", " : "") + near[i].second;
+  throw Error(ErrorKind::kInvalidArg, "unknown hook name '" + std::string(name) +
+                                          "'; did you mean " + hint +
+                                          "? (the table is in docs/hooks.md; globs like "
+                                          "blocks.*.hook_resid_post work too)");
+}
+
+std::vector<HookId> expand_hook_list(std::string_view list, int n_layers) {
+  std::vector<HookId> out;
+  const std::vector<HookId> every = all_hooks(n_layers);
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    if (comma == std::string_view::npos) comma = list.size();
+    const std::string item = trim(list.substr(start, comma - start));
+    start = comma + 1;
+    if (item.empty()) continue;
+    if (item.find('*') == std::string::npos) {
+      out.push_back(parse_hook_name(item, n_layers));
+      continue;
+    }
+    bool any = false;
+    for (const HookId& id : every)
+      if (glob_match(item, hook_name(id))) {
+        out.push_back(id);
+        any = true;
+      }
+    if (!any)
+      throw Error(ErrorKind::kInvalidArg,
+                  "the hook pattern '" + item + "' matches no hook of this model (" +
+                      std::to_string(n_layers) +
+                      " layers); names are like blocks.0.hook_resid_post or "
+                      "blocks.*.attn.hook_q (docs/hooks.md)");
+  }
+  // Model order, each hook once.
+  std::vector<HookId> ordered;
+  for (const HookId& id : every)
+    if (std::find(out.begin(), out.end(), id) != out.end()) ordered.push_back(id);
+  return ordered;
+}
+
+std::vector<int64_t> row_dims(Point p, const ModelConfig& cfg) {
+  switch (p) {
+    case Point::kLnFinalScale:
+    case Point::kLn1Scale:
+    case Point::kLn2Scale:
+      return {1};
+    case Point::kLogits:
+      return {cfg.vocab_size};
+    case Point::kQ:
+    case Point::kRotQ:
+    case Point::kZ:
+      return {cfg.num_attention_heads, cfg.head_dim};
+    case Point::kK:
+    case Point::kV:
+    case Point::kRotK:
+      return {cfg.num_key_value_heads, cfg.head_dim};
+    case Point::kMlpPre:
+    case Point::kMlpPreLinear:
+    case Point::kMlpPost:
+      return {cfg.intermediate_size};
+    case Point::kAttnScores:
+    case Point::kPattern:
+    case Point::kPatternKeyMass:
+    case Point::kPatternEntropy:
+      return {};
+    default:
+      return {cfg.hidden_size};
+  }
+}
+
+int64_t row_width(Point p, const ModelConfig& cfg) {
+  int64_t w = 1;
+  for (int64_t d : row_dims(p, cfg)) w *= d;
+  return w;
+}
+
+}  // namespace longctx::hooks

@@ -27,6 +27,8 @@ namespace {
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // 100 MB; real headers are at most a few MB
 
 // Element size of a safetensors dtype name; 0 when the name is not known.
+}  // namespace
+
 size_t safetensors_elem_size(const std::string& d) {
   static const std::map<std::string, size_t> kSizes = {
       {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
@@ -35,6 +37,8 @@ size_t safetensors_elem_size(const std::string& d) {
   auto it = kSizes.find(d);
   return it == kSizes.end() ? 0 : it->second;
 }
+
+namespace {
 
 bool supported_dtype(const std::string& d, DType* out) {
   if (d == "F32")
@@ -280,70 +284,19 @@ size_t WeightSource::mapped_bytes() const {
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  uint64_t offset = 0;
-  std::vector<size_t> sizes;
-  std::set<std::string> seen;
+  std::vector<TensorSpec> specs;
   for (const TensorToWrite& t : tensors) {
-    if (t.name.empty() || t.name == "__metadata__" || !seen.insert(t.name).second)
-      throw Error(ErrorKind::kInvalidArg,
-                  "write_safetensors(" + path + "): tensor name '" + t.name +
-                      "' is empty, reserved or repeated; give each tensor a unique name");
-    uint64_t bytes = dtype_size(t.dtype);
-    for (int64_t d : t.shape)
-      if (d < 0 || __builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes))
-        throw Error(ErrorKind::kInvalidArg, "write_safetensors(" + path + "): tensor " + t.name +
-                                                " has a negative or too large dimension");
-    if (bytes > 0 && t.data == nullptr)
+    specs.push_back({t.name, safetensors_name(t.dtype), t.shape});
+    bool empty = false;
+    for (int64_t d : t.shape) empty |= d == 0;
+    if (t.data == nullptr && !empty)
       throw Error(ErrorKind::kInvalidArg,
                   "write_safetensors(" + path + "): tensor " + t.name + " has no data");
-    header[t.name] = {{"dtype", safetensors_name(t.dtype)},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
-    sizes.push_back(static_cast<size_t>(bytes));
   }
-  std::string h = header.dump();
-  h.append((8 - h.size() % 8) % 8, ' ');
-  const uint64_t hlen = h.size();
-
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    throw Error(ErrorKind::kIo, "cannot create " + tmp + ": " + std::strerror(errno) +
-                                    "; check that the folder exists and is writable");
-  auto write_all = [&](const void* p, size_t n) {
-    const char* c = static_cast<const char*>(p);
-    while (n > 0) {
-      ssize_t k = ::write(fd, c, n);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) {
-        int err = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        throw Error(ErrorKind::kIo,
-                    "cannot write " + tmp + ": " + std::strerror(err) + "; check free disk space");
-      }
-      c += k;
-      n -= static_cast<size_t>(k);
-    }
-  };
-  write_all(&hlen, 8);
-  write_all(h.data(), h.size());
-  for (size_t i = 0; i < tensors.size(); ++i) write_all(tensors[i].data, sizes[i]);
-  const int synced = ::fsync(fd);
-  const int sync_err = errno;
-  if (::close(fd) != 0 || synced != 0) {
-    const int err = synced != 0 ? sync_err : errno;
-    ::unlink(tmp.c_str());
-    throw Error(ErrorKind::kIo, "cannot flush " + tmp + ": " + std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    throw Error(ErrorKind::kIo, "cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
-  }
+  SafetensorsWriter w(path, specs, metadata);
+  for (size_t i = 0; i < tensors.size(); ++i)
+    if (w.tensor_bytes(i) > 0) w.write(i, 0, tensors[i].data, w.tensor_bytes(i));
+  w.commit();
 }
 
 }  // namespace longctx::io

@@ -121,6 +121,54 @@ struct TensorToWrite {
   const void* data = nullptr;  // numel * dtype_size bytes
 };
 
+// Element size of a safetensors dtype name ("F32", "I64", ...); 0 when the name is not known.
+size_t safetensors_elem_size(const std::string& dtype);
+
+// One tensor of a SafetensorsWriter: its safetensors dtype name ("F32", "F16", "BF16", "I64").
+struct TensorSpec {
+  std::string name;
+  std::string dtype;
+  std::vector<int64_t> shape;
+};
+
+// Writes a .safetensors file as its data is produced: the header (every shape is known up front)
+// goes first, then data at any offset in any order. Everything goes to PATH.tmp, whose full size
+// is reserved at once (a full disk fails before any work is done), and commit() fsyncs it and
+// renames it onto PATH. Destroyed without commit() (an error, an interrupted run), it removes the
+// temporary: PATH is either the complete new file or untouched.
+class SafetensorsWriter {
+ public:
+  // Error(kInvalidArg) on a repeated, empty or reserved name or a negative dimension; Error(kIo)
+  // naming the path and the fix when the file cannot be created or the file system lacks space.
+  SafetensorsWriter(const std::string& path, const std::vector<TensorSpec>& tensors,
+                    const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+  // Size of the whole file (header + data), known before anything is written.
+  uint64_t file_bytes() const { return data_start_ + data_bytes_; }
+  size_t tensor_bytes(size_t index) const { return sizes_.at(index); }
+  // Writes `bytes` bytes at byte `offset` of tensor `index`'s data. Error(kIo) on failure.
+  void write(size_t index, uint64_t offset, const void* data, size_t bytes);
+  void commit();
+
+  // Bytes a file of these tensors takes (header + data), without creating it.
+  static uint64_t bytes_for(const std::vector<TensorSpec>& tensors,
+                            const std::map<std::string, std::string>& metadata = {});
+
+ private:
+  std::string path_, tmp_;
+  int fd_ = -1;
+  uint64_t data_start_ = 0, data_bytes_ = 0;
+  std::vector<uint64_t> offsets_;
+  std::vector<size_t> sizes_;
+};
+
+// Free bytes for an unprivileged writer on the file system holding `path` (a file that may not
+// exist yet: its folder is asked). Error(kIo) when the folder does not exist.
+uint64_t free_bytes_at(const std::string& path);
+
 // Writes a .safetensors file (header JSON padded to 8 bytes, tensors in the given order).
 // Writes to PATH.tmp then renames, so a crash never leaves a half-written file at PATH.
 // Throws Error(kInvalidArg) on a repeated or empty name, a negative dimension or missing data,

@@ -20,6 +20,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "longctx/engine.h"
+#include "hook_options.h"
 #include "plan_options.h"
 #include "runtime/progress.h"
 
@@ -28,6 +29,7 @@ namespace longctx::cli {
 namespace {
 
 struct PplOpts {
+  HookFlags hooks;
   std::string model_dir, file, compare_kv;
   int64_t stride = 0;
   bool json = false;
@@ -82,9 +84,9 @@ std::string read_text(const std::string& path) {
 // told each prefill chunk's tokens.
 void run_chunk(Engine& engine, const MemoryPlan& plan, const std::vector<int32_t>& chunk,
                int64_t first, std::vector<float>& logits,
-               const std::function<void(int64_t)>& on_tokens) {
+               const std::function<void(int64_t)>& on_tokens, hooks::HookRunner* hooks) {
   const int64_t ctx = static_cast<int64_t>(chunk.size());
-  Session s = engine.new_session(plan, engine.pool(), ctx);
+  Session s = engine.new_session(plan, engine.pool(), ctx, hooks);
   int64_t reported = 0;
   s.set_on_progress([&](int64_t done, int64_t) {
     on_tokens(done - reported);
@@ -154,8 +156,19 @@ int perplexity(const PplOpts& o) {
   // time); each also holds the scored logits of both, [rows][vocab] f32.
   std::optional<KvType> base;
   if (!o.compare_kv.empty()) base = parse_kv_type(o.compare_kv);
+  // --patch / --steer apply to every chunk (both KV settings), at positions within the chunk.
+  std::unique_ptr<hooks::HookRunner> runner;
+  if (o.hooks.any_intervention())
+    runner = std::make_unique<hooks::HookRunner>(cfg, hook_request(o.hooks, cfg), ctx);
   eo.extra_bytes = size_t(rows) * size_t(V) * sizeof(float) * (base ? 2 : 1);
   eo.extra_what = "the scored logits";
+  if (runner) {
+    const PlanRequest pr = plan_request(eo, cfg);
+    eo.extra_bytes += hooks::HookRunner::memory_bytes(
+        cfg, runner->request(), ctx, pr.prefill_chunk > 0 ? pr.prefill_chunk : kMaxAutoChunk,
+        pr.threads);
+    eo.extra_what = "the scored logits and patches";
+  }
   const PlannedRun planned = Engine::plan_only(eo);
   const MemoryPlan& plan = planned.plan;
   MemoryPlan base_plan = plan;
@@ -197,8 +210,8 @@ int perplexity(const PplOpts& o) {
     const int64_t start = c * step;
     std::vector<int32_t> chunk(ids.begin() + start, ids.begin() + start + ctx);
     if (bos >= 0) chunk[0] = bos;
-    if (base) run_chunk(*engine, base_plan, chunk, first, base_logits, on_tokens);
-    run_chunk(*engine, plan, chunk, first, logits, on_tokens);
+    if (base) run_chunk(*engine, base_plan, chunk, first, base_logits, on_tokens, runner.get());
+    run_chunk(*engine, plan, chunk, first, logits, on_tokens, runner.get());
     for (int64_t r = 0; r < rows; ++r) {
       const int32_t target = chunk[first + r + 1];
       log_softmax(logits.data() + r * V, V, lq);
@@ -284,6 +297,7 @@ Runner add_perplexity_command(CLI::App& app) {
   add_plan_flags(*cmd, o->plan);
   add_weight_memory_flag(*cmd, o->mmap);
   add_progress_flags(*cmd, o->progress);
+  add_hook_flags(*cmd, o->hooks, /*capture=*/false);
   return [o] { return perplexity(*o); };
 }
 

@@ -13,6 +13,7 @@
 #include "longctx/engine.h"
 #include "longctx/generator.h"
 #include "model/rope_freqs.h"
+#include "hook_options.h"
 #include "plan_options.h"
 
 namespace longctx::cli {
@@ -25,6 +26,7 @@ struct RunOpts {
   bool mmap = false;
   PlanFlags plan;
   GenerateOptions gen;
+  HookFlags hooks;
 };
 
 std::string read_file(const std::string& path) {
@@ -54,7 +56,7 @@ int run(const RunOpts& o) {
   eo.force_ctx = o.force_ctx;
   eo.weights = weight_memory(o.mmap);
   eo.on_notice = [](const std::string& m) { std::fprintf(stderr, "note: %s\n", m.c_str()); };
-  const PlannedRun planned = Engine::plan_only(eo);
+  PlannedRun planned = Engine::plan_only(eo);
   const MemoryPlan& plan = planned.plan;
   const ModelConfig& cfg = planned.config();
   const int64_t ctx = plan.context;
@@ -69,11 +71,25 @@ int run(const RunOpts& o) {
                 "the prompt is empty and the tokenizer adds no BOS; "
                 "give a prompt with -p TEXT");
   check_prompt_fits(static_cast<int64_t>(ids.size()), ctx);
+  // --patch / --steer: positions count from the prompt's first token; steering and one-row
+  // patches over an open slice go on through the generated tokens.
+  std::unique_ptr<hooks::HookRunner> runner;
+  if (o.hooks.any_intervention()) {
+    const auto T = static_cast<int64_t>(ids.size());
+    runner = std::make_unique<hooks::HookRunner>(cfg, hook_request(o.hooks, cfg), T);
+    // The plan above did not know of them: price the patches and plan again, same context.
+    eo.extra_bytes = hooks::HookRunner::memory_bytes(cfg, runner->request(), T,
+                                                     plan.prefill_chunk, planned.request.threads);
+    eo.extra_what = "patches";
+    eo.context = ctx;
+    planned = Engine::plan_only(eo);
+  }
 
   const auto engine = Engine::load(planned, std::move(tok));
   // The total is known up front, so LongRoPE picks short or long factors once
   // (docs/rope-scaling.md).
-  Session session = engine->new_session(static_cast<int64_t>(ids.size()) + o.gen.n_predict);
+  Session session = engine->new_session(static_cast<int64_t>(ids.size()) + o.gen.n_predict,
+                                        runner.get());
   Generator gen(*engine, session, o.gen);
 
   if (random_weights)
@@ -146,6 +162,7 @@ Runner add_run_command(CLI::App& app) {
   cmd->add_option("--seed", o->gen.sampler.seed, "Sampling seed")->capture_default_str();
   cmd->add_flag("--ignore-eos", o->gen.ignore_eos, "Keep generating past end-of-sequence");
   add_progress_flags(*cmd, o->gen.progress);
+  add_hook_flags(*cmd, o->hooks, /*capture=*/false);
   return [o] { return run(*o); };
 }
 

@@ -1,4 +1,5 @@
 // longctx: run long-context LLMs from Hugging Face checkpoints on limited memory.
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -8,6 +9,9 @@
 #include "core/error.h"
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) makes writes fail with EFBIG, reported like a full disk,
+  // instead of killing the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"longctx: run long-context LLMs from Hugging Face checkpoints on limited memory"};
   app.require_subcommand(1);
   std::map<const CLI::App*, longctx::cli::Runner> runners;
@@ -16,6 +20,7 @@ int main(int argc, char** argv) {
   add(longctx::cli::add_plan_command(app));
   add(longctx::cli::add_bench_command(app));
   add(longctx::cli::add_perplexity_command(app));
+  add(longctx::cli::add_trace_command(app));
   add(longctx::cli::add_random_model_command(app));
   try {
     app.parse(argc, argv);

@@ -37,6 +37,10 @@ std::vector<float> read_tensor(const std::string& file, const std::string& name,
       *first = v;
     }
   }
+  if (const auto u = src->unsupported().find(name); u != src->unsupported().end())
+    throw Error(ErrorKind::kUnsupported, std::string(flag) + ": " + file + " holds " + name +
+                                             " as " + u->second +
+                                             "; activations must be F32, F16 or BF16");
   const io::TensorInfo* t = src->find(name);
   if (!t) {
     std::string names;

@@ -7,7 +7,7 @@
 #include <tuple>
 
 #include "core/error.h"
-#include "kernels/ops.h"
+#include "kernels/attention_probe.h"
 
 namespace longctx::hooks {
 
@@ -244,17 +244,29 @@ size_t HookRunner::memory_bytes(const ModelConfig& cfg, const HookRequest& req, 
   const int64_t heads = cfg.num_attention_heads;
   const int64_t group = heads / std::max(cfg.num_key_value_heads, 1);
   size_t bytes = 0;
-  bool pattern = false, rows = false;
+  bool pattern = false;
+  int row_kinds = 0;  // hook_attn_scores and / or hook_pattern
   for (const HookId& id : req.capture) {
     if (id.point == Point::kPatternKeyMass) bytes += sizeof(double) * heads * n_tokens;
     if (id.point == Point::kLogits) bytes += sizeof(float) * kLogitRows * cfg.vocab_size;
     pattern |= is_pattern_point(id.point);
-    rows |= id.point == Point::kPattern || id.point == Point::kAttnScores;
   }
+  for (const Point p : {Point::kAttnScores, Point::kPattern})
+    for (const HookId& id : req.capture)
+      if (id.point == p) {
+        ++row_kinds;
+        break;
+      }
   if (pattern) {
-    // Probe scratch (scores of one row group + a key tile per thread), row buffer, entropy.
+    // Probe scratch (scores of one row group + a key tile per thread), the row buffer of one
+    // query block (as attention() sizes it), entropies of a chunk.
     bytes += sizeof(float) * threads * (group * n_tokens + 64 * cfg.head_dim);
-    if (rows) bytes += std::min<size_t>(kRowBufferBytes, sizeof(float) * heads * n_tokens * 2);
+    const size_t row_floats = static_cast<size_t>(heads * n_tokens * row_kinds);
+    if (row_floats > 0) {
+      const size_t block = std::clamp<size_t>(kRowBufferBytes / sizeof(float) / row_floats, 1,
+                                              static_cast<size_t>(std::max<int64_t>(chunk, 1)));
+      bytes += sizeof(float) * row_floats * block;
+    }
     bytes += sizeof(float) * heads * std::max<int64_t>(chunk, 1);
   }
   for (const Patch& p : req.patches) {

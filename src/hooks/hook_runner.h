@@ -112,7 +112,7 @@ class HookRunner : public ForwardHooks {
   void attention(int layer, const AttentionInputs& in) override;
 
  private:
-  const ModelConfig& cfg_;
+  ModelConfig cfg_;
   HookRequest req_;
   int64_t n_tokens_;
   int64_t first_ = 0, last_ = 0;  // capture slice [first_, last_)

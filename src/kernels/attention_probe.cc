@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/kv_quant.h"
-#include "kernels/ops.h"
+#include "kernels/attention_probe.h"
 
 namespace longctx::kernels {
 

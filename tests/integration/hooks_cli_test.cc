@@ -276,6 +276,12 @@ TEST(HooksCli, BadInputIsRefusedAndLeavesNoFile) {
   io::write_safetensors(dir + "/wrong.st", {{"blocks.0.hook_resid_pre", DType::kF32, {63}, wrong.data()}});
   io::write_safetensors(dir + "/nan.st", {{"blocks.0.hook_resid_pre", DType::kF32, {64}, nan_row.data()}});
   io::write_safetensors(dir + "/other.st", {{"something_else", DType::kF32, {64}, row.data()}});
+  {  // integer values where activations are expected
+    io::SafetensorsWriter w(dir + "/int.st", {{"blocks.0.hook_resid_pre", "I64", {64}}});
+    const std::vector<int64_t> ints(64, 3);
+    w.write(0, 0, ints.data(), ints.size() * sizeof(int64_t));
+    w.commit();
+  }
   const std::vector<BadCase> cases = {
       {"--hooks blocks.0.hook_resid_psot", "did you mean blocks.0.hook_resid_post"},
       {"--hooks blocks.9.hook_resid_post", "layer 9 is out of range; this model has layers 0..4"},
@@ -288,6 +294,7 @@ TEST(HooksCli, BadInputIsRefusedAndLeavesNoFile) {
       {"--hooks logits --patch blocks.0.hook_resid_pre=" + dir + "/nan.st", "holds NaN at element 7"},
       {"--hooks logits --patch blocks.0.hook_resid_pre=" + dir + "/other.st",
        "has no tensor named blocks.0.hook_resid_pre"},
+      {"--hooks logits --patch blocks.0.hook_resid_pre=" + dir + "/int.st", "I64"},
       {"--hooks logits --patch blocks.0.attn.hook_pattern=" + dir + "/other.st",
        "has no tensor named"},
       {"--hooks logits --steer blocks.0.hook_resid_pre=" + dir + "/wrong.st:2", "[64]"},

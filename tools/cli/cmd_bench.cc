@@ -15,6 +15,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -290,7 +291,9 @@ int run_bench(const BenchOpts& o) {
 
   std::vector<TestResult> results;
   for (const Config& c : configs) {
-    ThreadPool pool(c.threads);
+    // The engine's pool serves its thread count; other counts get their own (one at a time).
+    std::optional<ThreadPool> own;
+    ThreadPool& pool = engine->pool().size() == c.threads ? engine->pool() : own.emplace(c.threads);
     // LongRoPE: long factors from the start (planned ctx), no recompute mid-test.
     Session session = engine->new_session(c.run.plan, pool, ctx);
     for (int64_t d : o.n_depth) {

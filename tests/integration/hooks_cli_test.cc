@@ -350,11 +350,7 @@ TEST(HooksCli, MemoryGrowsOnlyByTheKvCache) {
   GTEST_SKIP() << "peak RSS is meaningless under AddressSanitizer";
 #endif
   RandomCheckpointOptions o;
-  o.config_json =
-      R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
-          "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2,
-          "head_dim": 128, "vocab_size": 300, "max_position_embeddings": 8192,
-          "bos_token_id": 1, "eos_token_id": 2})";
+  o.config_json = test::kHeadHeavyConfig;
   o.dtype = DType::kBF16;
   const std::string model = test::random_checkpoint_dir("trace_memory_model", o);
   const std::string dir = scratch("memory");

@@ -10,18 +10,13 @@
 namespace longctx {
 namespace {
 
-// Head-heavy and compute-light: KV is 2 layers x 2 kv heads x 128 x 4 bytes x 2 = 4 KiB per token
-// in f32, so 8192 tokens hold 32 MiB of KV while the weights stay tiny.
-const char* kShape =
-    R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
-        "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2,
-        "head_dim": 128, "vocab_size": 300, "max_position_embeddings": 8192,
-        "bos_token_id": 1, "eos_token_id": 2})";
+// Head-heavy and compute-light (test::kHeadHeavyConfig): 4 KiB of f32 KV per token, so 8192
+// tokens hold 32 MiB of KV while the weights stay tiny.
 
 std::string model() {
   static const std::string dir = [] {
     RandomCheckpointOptions o;
-    o.config_json = kShape;
+    o.config_json = test::kHeadHeavyConfig;
     o.dtype = DType::kBF16;
     return test::random_checkpoint_dir("memory_model", o);
   }();

@@ -33,11 +33,7 @@ const std::string& smol() {
 const std::string& heads() {
   static const std::string dir = [] {
     RandomCheckpointOptions o;
-    o.config_json =
-        R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
-            "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2,
-            "head_dim": 128, "vocab_size": 300, "max_position_embeddings": 8192,
-            "bos_token_id": 1, "eos_token_id": 2})";
+    o.config_json = test::kHeadHeavyConfig;
     return test::random_checkpoint_dir("plan_heads", o);
   }();
   return dir;

@@ -12,6 +12,14 @@
 
 namespace longctx::test {
 
+// Head-heavy and compute-light llama shape for memory tests: 2 layers x 2 kv heads x head_dim
+// 128 = 4 KiB of f32 KV per token, tiny weights.
+inline constexpr const char* kHeadHeavyConfig =
+    R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2,
+        "head_dim": 128, "vocab_size": 300, "max_position_embeddings": 8192,
+        "bos_token_id": 1, "eos_token_id": 2})";
+
 inline std::string shared_dir() { return LONGCTX_SHARED_DIR; }
 inline std::string model_dir(const std::string& name) {
   return shared_dir() + "/models/" + name;

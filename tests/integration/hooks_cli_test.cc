@@ -380,6 +380,26 @@ TEST(HooksCli, MemoryGrowsOnlyByTheKvCache) {
   EXPECT_LE(large, plan_large) << "peak above the plan";
   EXPECT_LE(large - small, kv_diff + 4.0)
       << "1k: " << small << " MiB, 6k: " << large << " MiB, KV difference " << kv_diff;
+
+  // Full patterns over 2000 x 2000 positions (2 layers x 2 heads x 4 bytes: 61 MiB) do not fit
+  // a 48 MiB budget: refused, naming the alternatives, which do fit.
+  const std::string p = dir + "/p2000.txt";
+  {
+    std::ofstream f(p);
+    f << "a";
+    for (int i = 1; i < 1999; ++i) f << " b";
+  }
+  auto r = test::run_cli_argv({"trace", "-m", model, "-f", p, "--mem-budget", "48MiB", "--hooks",
+                               "blocks.*.attn.hook_pattern", "-o", dir + "/full.st"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("more than the memory budget"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--pattern-queries"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pattern_key_mass"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir + "/full.st"));
+  r = test::run_cli_argv({"trace", "-m", model, "-f", p, "--mem-budget", "48MiB", "--hooks",
+                          "blocks.*.attn.hook_pattern,blocks.*.attn.pattern_key_mass",
+                          "--pattern-queries", "-1", "-o", dir + "/rows.st"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 set -euo pipefail
 PKGS=(g++ cmake make pkg-config nlohmann-json3-dev libcli11-dev libsentencepiece-dev
       libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev
-      python3-numpy)  # numpy: only to regenerate tests/model/fixtures/rope_freqs.json
+      python3-numpy  # also regenerates tests/model/fixtures/rope_freqs.json
+      pybind11-dev python3-dev python3-pytest python3-matplotlib)  # the Python module (python/)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

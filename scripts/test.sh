@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Builds and runs the whole test suite: once in Release, then once under
-# AddressSanitizer + UndefinedBehaviorSanitizer. Set LONGCTX_SKIP_ASAN=1 to skip the second pass.
+# Builds and runs the whole test suite: C++ (ctest) and Python (pytest on Debian's python3) in
+# Release, then the C++ suite again under AddressSanitizer + UndefinedBehaviorSanitizer (without
+# the Python module). Set LONGCTX_SKIP_ASAN=1 to skip the second pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 jobs="$(nproc)"
-# The kernel micro-benchmarks are built (not run) so they keep compiling.
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DLONGCTX_BUILD_TESTS=ON -DLONGCTX_BUILD_BENCH=ON >/dev/null
+# The kernel micro-benchmarks are built (not run) so they keep compiling. The Python module is
+# required here: a machine without pybind11 / python3-dev would otherwise skip its tests unseen.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DLONGCTX_BUILD_TESTS=ON -DLONGCTX_BUILD_BENCH=ON \
+      -DLONGCTX_BUILD_PYTHON=ON >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
+# Python tests (tests/python) against build/python, on Debian's interpreter (python3-pytest).
+LONGCTX_PYTHON_DIR="$PWD/build/python" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python
 if [[ "${LONGCTX_SKIP_ASAN:-0}" != 1 ]]; then
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_SANITIZE=ON \
-        -DLONGCTX_BUILD_TESTS=ON >/dev/null
+        -DLONGCTX_BUILD_TESTS=ON -DLONGCTX_BUILD_PYTHON=OFF >/dev/null
   cmake --build build-asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs"

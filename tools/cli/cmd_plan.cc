@@ -11,6 +11,7 @@
 #include "model/presets.h"
 #include "model/rope_freqs.h"
 #include "plan/memory_plan.h"
+#include "plan/plan_json.h"
 #include "plan_options.h"
 
 namespace longctx::cli {
@@ -52,8 +53,6 @@ std::string row(const std::string& item, size_t bytes) {
   return buf;
 }
 
-nlohmann::ordered_json bytes_json(size_t b) { return {{"bytes", b}, {"human", format_size(b)}}; }
-
 }  // namespace
 
 Runner add_plan_command(CLI::App& app) {
@@ -90,40 +89,7 @@ Runner add_plan_command(CLI::App& app) {
       largest[kv_type_name(t)] = {{"context", largest_context(m, one, t, budget)}};
     }
     if (o->json) {
-      nlohmann::ordered_json j;
-      j["model"] = m.name;
-      j["model_type"] = c.model_type;
-      j["layers"] = c.num_hidden_layers;
-      j["max_position_embeddings"] = c.max_position_embeddings;
-      j["rope"] = {{"type", rope_type_name(c.rope_scaling.type)}, {"summary", rope_summary(c, 0)}};
-      j["context"] = p.context;
-      j["batch"] = p.batch;
-      j["kv_dtype"] = kv_setting_name(p.kv_k, p.kv_v);
-      j["kv_dtype_k"] = kv_type_name(p.kv_k);
-      j["kv_dtype_v"] = kv_type_name(p.kv_v);
-      j["prefill_chunk"] = p.prefill_chunk;
-      j["prefill_chunk_auto"] = p.chunk_auto;
-      j["weights"] = bytes_json(p.weights);
-      j["kv_cache"] = {{"bytes_per_token", p.kv_bytes_per_token},
-                       {"full_attention_layers", p.full_layers},
-                       {"sliding_window_layers", p.window_layers},
-                       {"full_attention", bytes_json(p.kv_full)},
-                       {"sliding_window", bytes_json(p.kv_window)},
-                       {"total", bytes_json(p.kv_total)}};
-      j["activations"] = bytes_json(p.activations);
-      j["scratch"] = bytes_json(p.scratch);
-      j["overhead"] = bytes_json(p.overhead);
-      j["total"] = bytes_json(p.total);
-      j["budget"] = bytes_json(p.budget.bytes);
-      j["budget_source"] = p.budget.source;
-      j["headroom_bytes"] = p.headroom();
-      j["fits"] = p.fits();
-      j["largest_context_batch1"] = largest;
-      j["mask_avoided"] = {{"context", p.context}, {"elements", mask},
-                           {"max_context", c.max_position_embeddings},
-                           {"elements_at_max_context", mask_max}};
-      if (!p.fits()) j["refusal"] = refusal_message(m, req, p);
-      std::printf("%s\n", j.dump(2).c_str());
+      std::printf("%s\n", plan_json(m, req, budget, p).c_str());
       return p.fits() ? 0 : 1;
     }
     std::printf("plan for %s (%s, %d layers, %d kv heads x %d) | context %lld | batch %d | kv %s\n\n",

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/proc_stats.h"
 #include "hook_options.h"
+#include "hooks/file_sink.h"
 #include "hooks/hook_files.h"
 #include "hooks/hook_runner.h"
 #include "io/weights.h"
@@ -33,34 +34,6 @@ struct TraceOpts {
   ProgressMode progress = ProgressMode::kAuto;
 };
 
-// Elements converted to the output dtype at a time (the sink's only buffer).
-constexpr int64_t kConvertElems = int64_t{1} << 16;
-
-// Hands captured rows to the safetensors file: tensor 0 is `tokens`, the runner's tensors follow.
-class FileSink : public hooks::CaptureSink {
- public:
-  FileSink(io::SafetensorsWriter& w, DType dtype) : w_(w), dtype_(dtype) {
-    buf_.resize(static_cast<size_t>(kConvertElems) * dtype_size(dtype));
-  }
-  void write(size_t index, int64_t offset, const float* data, int64_t count) override {
-    const size_t es = dtype_size(dtype_);
-    for (int64_t done = 0; done < count; done += kConvertElems) {
-      const int64_t m = std::min(kConvertElems, count - done);
-      from_f32(dtype_, data + done, buf_.data(), static_cast<size_t>(m));
-      w_.write(index + 1, static_cast<uint64_t>(offset + done) * es, buf_.data(),
-               static_cast<size_t>(m) * es);
-    }
-  }
-  void write_i64(size_t index, int64_t offset, const int64_t* data, int64_t count) override {
-    w_.write(index + 1, static_cast<uint64_t>(offset) * 8, data, static_cast<size_t>(count) * 8);
-  }
-
- private:
-  io::SafetensorsWriter& w_;
-  DType dtype_;
-  std::vector<uint8_t> buf_;
-};
-
 std::string read_prompt(const TraceOpts& o) {
   if (o.prompt_file.empty()) return o.prompt;
   std::ifstream f(o.prompt_file, std::ios::binary);
@@ -68,10 +41,6 @@ std::string read_prompt(const TraceOpts& o) {
   std::stringstream s;
   s << f.rdbuf();
   return s.str();
-}
-
-std::string safetensors_dtype(DType t) {
-  return t == DType::kF32 ? "F32" : t == DType::kF16 ? "F16" : "BF16";
 }
 
 int trace(const TraceOpts& o) {
@@ -105,14 +74,14 @@ int trace(const TraceOpts& o) {
   const PlanRequest pr = plan_request(eo, cfg);
   const int64_t chunk = pr.prefill_chunk > 0 ? pr.prefill_chunk : kMaxAutoChunk;
   eo.extra_bytes = hooks::HookRunner::memory_bytes(cfg, runner.request(), T, chunk, pr.threads) +
-                   static_cast<size_t>(kConvertElems) * 4;
+                   hooks::FileSink::memory_bytes();
   eo.extra_what = "hook captures";
 
   // The output: its size is known now; a full hook_pattern is refused where it cannot fit.
   std::vector<io::TensorSpec> specs = {{"tokens", "I64", {1, T}}};
   uint64_t pattern_bytes = 0;
   for (const hooks::CaptureTensor& t : runner.tensors()) {
-    specs.push_back({t.name, t.is_int64 ? "I64" : safetensors_dtype(out_dtype), t.shape});
+    specs.push_back({t.name, t.is_int64 ? "I64" : hooks::safetensors_dtype(out_dtype), t.shape});
     if (t.name.ends_with("hook_pattern") || t.name.ends_with("hook_attn_scores"))
       pattern_bytes += static_cast<uint64_t>(t.numel()) * dtype_size(out_dtype);
   }
@@ -138,7 +107,7 @@ int trace(const TraceOpts& o) {
   io::SafetensorsWriter writer(o.out, specs, meta);  // reserves the file: a full disk fails here
 
   const auto engine = Engine::load(planned, std::move(tok));
-  FileSink sink(writer, out_dtype);
+  hooks::FileSink sink(writer, out_dtype);
   {
     std::vector<int64_t> tokens(ids.begin(), ids.end());
     writer.write(0, 0, tokens.data(), tokens.size() * sizeof(int64_t));

@@ -8,7 +8,8 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DLONGCTX_BUILD_TESTS=OFF >/dev/n
 cmake --build build -j"$(nproc)" --target longctx
 # The Python module: built into build/python, made importable for Debian's python3 from any
 # directory by a .pth file in its site directory (scripts/install-python.sh).
-if cmake --build build --target help 2>/dev/null | grep -q longctx_python; then
+# (grep reads the whole list: with -q it would stop early and pipefail would see cmake's SIGPIPE)
+if cmake --build build --target help 2>/dev/null | grep longctx_python >/dev/null; then
   cmake --build build -j"$(nproc)" --target longctx_python
   bash scripts/install-python.sh build
 else

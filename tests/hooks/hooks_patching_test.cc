@@ -157,12 +157,7 @@ TEST_P(Patching, SteeringMatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Patching, ::testing::Values("stories260K", "tiny-qwen2-yarn"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& ch : s)
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return s;
-                         });
+                         test_name);
 
 }  // namespace
 }  // namespace longctx

@@ -47,12 +47,7 @@ TEST_P(EveryHook, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Models, EveryHook,
                          ::testing::Values("stories260K", "babyllama-tok105", "tiny-qwen2-yarn",
                                            "tiny-phi3-longrope", "tiny-mistral"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& ch : s)
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return s;
-                         });
+                         test_name);
 
 // Pattern rows for chosen queries (negative from the end, repeated, beyond the window), and a
 // position slice: position-major hooks, key mass and entropy cover the slice only.
@@ -89,12 +84,7 @@ TEST_P(PatternRows, ChosenQueriesAndSliceMatchReference) {
 
 INSTANTIATE_TEST_SUITE_P(WindowModels, PatternRows,
                          ::testing::Values("tiny-mistral", "tiny-qwen2-yarn"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& ch : s)
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return s;
-                         });
+                         test_name);
 
 // ---- int8 KV cache: the reference attends over the keys and values the cache gives back ----
 
@@ -160,12 +150,7 @@ TEST_P(Int8Kv, HooksMatchReferenceOnDequantizedKeysAndValues) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Int8Kv, ::testing::Values("tiny-mistral", "babyllama-tok105"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& ch : s)
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return s;
-                         });
+                         test_name);
 
 // ---- chunked prefill: chunk 1, 7 and the whole prompt give the same captures ----
 
@@ -242,12 +227,7 @@ TEST_P(Chunking, SameCapturesForEveryChunkSize) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Chunking, ::testing::Values("stories260K", "tiny-mistral"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& ch : s)
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return s;
-                         });
+                         test_name);
 
 }  // namespace
 }  // namespace longctx

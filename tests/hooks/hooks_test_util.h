@@ -317,4 +317,12 @@ inline std::vector<int64_t> iota(int64_t a, int64_t b) {
   return v;
 }
 
+// A parameterized test's name from its model name ("tiny-mistral" -> "tiny_mistral").
+inline std::string test_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string s = info.param;
+  for (char& ch : s)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return s;
+}
+
 }  // namespace longctx::hooktest

@@ -28,7 +28,7 @@
 namespace longctx {
 
 struct EngineOptions {
-  std::string model_dir;  // a Hugging Face model folder
+  std::string model_path;  // a Hugging Face model folder or a GGUF file
   // Tokens held at most (prompt + generated). 0: the largest that fits the budget, at most
   // max_position_embeddings; more than max_position_embeddings is refused unless force_ctx.
   int64_t context = 0;

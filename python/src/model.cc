@@ -9,6 +9,7 @@
 #include "kernels/kv_quant.h"
 #include "longctx/generator.h"
 #include "model_handle.h"
+#include "model/decoder.h"
 #include "plan/plan_json.h"
 
 namespace longctx::py {
@@ -54,12 +55,12 @@ namespace {
 
 ModelHandle load(const std::string& path, int64_t n_ctx, const std::string& kv,
                  const std::string& budget, int64_t chunk, int threads) {
-  if (!std::filesystem::is_directory(path))
-    throw Error(ErrorKind::kIo, "no model folder at '" + path +
+  if (!std::filesystem::is_directory(path) && !is_gguf_path(path))
+    throw Error(ErrorKind::kIo, "no model folder or GGUF file at '" + path +
                                     "'; give a Hugging Face model folder (config.json, "
-                                    "*.safetensors, tokenizer)");
+                                    "*.safetensors, tokenizer) or a .gguf file");
   EngineOptions o;
-  o.model_dir = path;
+  o.model_path = path;
   o.context = n_ctx;
   o.kv = parse_kv_type(kv);
   o.prefill_chunk = chunk;

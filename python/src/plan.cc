@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "longctx/engine.h"
 #include "model/presets.h"
+#include "model/decoder.h"
 #include "plan/plan_json.h"
 
 namespace longctx::py {
@@ -16,12 +17,13 @@ std::string plan_dict_json(const std::string& path_or_preset, int64_t n_ctx,
                            int64_t prefill_chunk, const std::string& weights_dtype) {
   if (batch < 1) throw Error(ErrorKind::kInvalidArg, "batch must be >= 1");
   PlanModel m;
-  if (std::filesystem::is_directory(path_or_preset)) {
-    m = plan_model_from_dir(path_or_preset);
+  if (std::filesystem::is_directory(path_or_preset) || is_gguf_path(path_or_preset)) {
+    m = plan_model_from_path(path_or_preset);
   } else {
     if (path_or_preset.find('/') != std::string::npos)
-      throw Error(ErrorKind::kIo, "no model folder at " + path_or_preset +
-                                      "; give a Hugging Face model folder or a preset name");
+      throw Error(ErrorKind::kIo, "no model folder or GGUF file at " + path_or_preset +
+                                      "; give a Hugging Face model folder, a .gguf file or a "
+                                      "preset name");
     const Preset& p = find_preset(path_or_preset);
     m = plan_model_from_config(parse_model_config(p.config_json, "preset " + p.name),
                                dtype_size(parse_dtype(weights_dtype)), p.name);

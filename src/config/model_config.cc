@@ -9,6 +9,7 @@
 #include <optional>
 #include <sstream>
 
+#include "config/arch.h"
 #include "core/error.h"
 #include "core/strings.h"
 
@@ -17,42 +18,6 @@ namespace longctx {
 namespace {
 
 using json = nlohmann::json;
-
-// Per-architecture defaults for fields absent from config.json (transformers' class defaults).
-struct ArchDefaults {
-  const char* name;
-  int64_t max_position_embeddings;
-  float rms_norm_eps;
-  int num_key_value_heads;  // 0: num_attention_heads
-  int64_t sliding_window;   // when the key is absent; 0: none
-  int bos, eos;             // -1: none
-};
-
-constexpr ArchDefaults kArchs[] = {
-    {"llama", 2048, 1e-6f, 0, 0, 1, 2},
-    {"mistral", 4096 * 32, 1e-6f, 8, 4096, 1, 2},
-    {"qwen2", 32768, 1e-6f, 32, 4096, -1, -1},
-    {"phi3", 4096, 1e-5f, 0, 0, 1, 32000},
-};
-
-
-const ArchDefaults& arch_for(const std::string& type, const std::string& origin) {
-  for (const ArchDefaults& a : kArchs)
-    if (type == a.name) return a;
-  std::string list, closest;
-  size_t best = SIZE_MAX;
-  for (const ArchDefaults& a : kArchs) {
-    list += (list.empty() ? "" : ", ") + std::string(a.name);
-    size_t d = edit_distance(type, a.name);
-    if (type.rfind(a.name, 0) == 0) d = 0;  // "qwen2_moe" -> qwen2
-    if (d < best) best = d, closest = a.name;
-  }
-  throw Error(ErrorKind::kUnsupported,
-              origin + ": model_type \"" + type + "\" is not supported; longctx runs " + list +
-                  " (closest: " + closest +
-                  "). Use a checkpoint of a supported architecture; "
-                  "editing model_type does not make another architecture loadable");
-}
 
 // Typed access to config.json fields with errors that name the field.
 class Fields {
@@ -135,10 +100,10 @@ json parse_or_throw(const std::string& text, const std::string& origin) {
   }
 }
 
-void parse_windows(const Fields& f, const ArchDefaults& arch, ModelConfig& c) {
+void parse_windows(const Fields& f, const ArchSpec& arch, ModelConfig& c) {
   const int layers = c.num_hidden_layers;
   c.layer_window.assign(static_cast<size_t>(layers), 0);
-  if (c.model_type == "llama") return;  // LlamaConfig has no sliding window
+  if (arch.window_rule == WindowRule::kNone) return;  // LlamaConfig has no sliding window
   const int64_t kMaxWindow = int64_t{1} << 30;
   // An absent key takes the class default; an explicit null means no window.
   int64_t window = 0;
@@ -146,7 +111,7 @@ void parse_windows(const Fields& f, const ArchDefaults& arch, ModelConfig& c) {
     window = f.integer("sliding_window", 0, kMaxWindow);
   else if (!f.present("sliding_window"))
     window = arch.sliding_window;
-  if (c.model_type != "qwen2") {
+  if (arch.window_rule == WindowRule::kAllLayers) {
     c.sliding_window = window;
     std::fill(c.layer_window.begin(), c.layer_window.end(), window);
     return;
@@ -180,7 +145,7 @@ void parse_windows(const Fields& f, const ArchDefaults& arch, ModelConfig& c) {
   c.sliding_window = any ? window : 0;
 }
 
-void parse_special_tokens(const Fields& f, const ArchDefaults& arch, ModelConfig& c) {
+void parse_special_tokens(const Fields& f, const ArchSpec& arch, ModelConfig& c) {
   const int64_t max_id = c.vocab_size - 1;
   auto id = [&](const std::string& key, const json& v) {
     if (!v.is_number_integer()) f.fail(key, "must be a token id (integer) but is " + v.dump());
@@ -223,7 +188,7 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
            "is required but missing (a Hugging Face config.json names its "
            "architecture, e.g. \"llama\")");
   c.model_type = f.string_or("model_type", "");
-  const ArchDefaults& arch = arch_for(c.model_type, origin);
+  const ArchSpec& arch = arch_spec_for(c.model_type, origin);
 
   c.hidden_size = f.integer("hidden_size", 1, int64_t{1} << 20);
   c.intermediate_size = f.integer("intermediate_size", 1, int64_t{1} << 22);
@@ -253,7 +218,7 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   c.max_position_embeddings =
       f.integer_or("max_position_embeddings", arch.max_position_embeddings, 1, int64_t{1} << 28);
   c.original_max_position_embeddings = f.integer_or(
-      "original_max_position_embeddings", c.model_type == "phi3" ? 4096 : 0, 1, int64_t{1} << 28);
+      "original_max_position_embeddings", arch.original_max_position_embeddings, 1, int64_t{1} << 28);
   const double eps = f.number_or("rms_norm_eps", arch.rms_norm_eps);
   if (!(eps > 0 && eps < 1)) f.fail("rms_norm_eps", "must be in (0, 1)");
   c.rms_norm_eps = static_cast<float>(eps);
@@ -291,10 +256,11 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 
   c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
   c.hidden_act = f.string_or("hidden_act", "silu");
-  // Llama reads attention_bias/mlp_bias; Qwen2 always has q/k/v biases; Mistral and Phi-3 none.
-  c.attention_bias =
-      c.model_type == "qwen2" || (c.model_type == "llama" && f.boolean_or("attention_bias", false));
-  c.mlp_bias = c.model_type == "llama" && f.boolean_or("mlp_bias", false);
+  // The bias rules of the architecture (config/arch.h).
+  const bool bias_flag = arch.reads_bias_flags && f.boolean_or("attention_bias", false);
+  c.attention_bias = arch.qkv_bias_always || bias_flag;
+  c.o_bias = bias_flag;
+  c.mlp_bias = arch.reads_bias_flags && f.boolean_or("mlp_bias", false);
 
   parse_windows(f, arch, c);
   parse_special_tokens(f, arch, c);

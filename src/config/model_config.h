@@ -29,6 +29,7 @@ struct ModelConfig {
   double partial_rotary_factor = 1.0;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v biases (qwen2: always true)
+  bool o_bias = false;          // o_proj bias (llama with attention_bias)
   bool mlp_bias = false;
   std::string hidden_act = "silu";
   int64_t sliding_window = 0;  // 0: none (all layers full attention)

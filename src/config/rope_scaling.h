@@ -28,6 +28,9 @@ struct RopeScaling {
   // ratio; longrope: sqrt(1 + ln(s) / ln(original))), else 1.
   double attention_factor = 1.0;
   std::vector<double> short_factor, long_factor;  // longrope: rot_dim / 2 each
+  // llama3 read from a GGUF file: llama.cpp's rope_freqs tensor, the per-dimension divisors of
+  // inv_freq that the llama3 formula gives (rot_dim / 2); empty: computed from the fields above.
+  std::vector<double> freq_factors;
 };
 
 // What parse_rope_scaling needs to know about the rest of config.json.

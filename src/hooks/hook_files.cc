@@ -54,7 +54,12 @@ std::vector<float> read_tensor(const std::string& file, const std::string& name,
   }
   shape = t->shape;
   std::vector<float> v(static_cast<size_t>(t->numel()));
-  to_f32(t->dtype, t->data, v.data(), v.size());
+  const std::optional<DType> dt = float_dtype(t->type);
+  if (!dt)
+    throw Error(ErrorKind::kInvalidArg, std::string(flag) + ": " + file + " stores " + name +
+                                            " as " + tensor_type_name(t->type) +
+                                            "; activations must be f32, f16 or bf16");
+  to_f32(*dt, t->data, v.data(), v.size());
   return v;
 }
 

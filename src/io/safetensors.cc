@@ -221,7 +221,7 @@ std::vector<std::string> WeightSource::add_file(const std::string& path) {
     }
     TensorInfo t;
     t.name = e.name;
-    t.dtype = dt;
+    t.type = tensor_type(dt);
     t.shape = e.shape;
     t.offset = static_cast<size_t>(data_start + e.begin);
     t.data = file->data() + t.offset;
@@ -254,6 +254,13 @@ size_t WeightSource::make_resident() {
 
 const TensorInfo* WeightSource::find(const std::string& name) const {
   if (auto it = tensors_.find(name); it != tensors_.end()) return &it->second;
+  if (auto u = unsupported_.find(name); u != unsupported_.end() && gguf_)
+    throw Error(ErrorKind::kUnsupported,
+                unsupported_file_.at(name) + ": tensor " + name + " is stored as " + u->second +
+                    ", which longctx does not compute with (F32, F16, BF16, Q8_0, Q4_0, Q4_K, "
+                    "Q5_K and Q6_K are); requantize the model to one of those, e.g. with "
+                    "llama-quantize --allow-requantize to Q4_K_M, or with longctx quantize from "
+                    "its Hugging Face folder");
   if (auto u = unsupported_.find(name); u != unsupported_.end())
     throw Error(ErrorKind::kUnsupported,
                 unsupported_file_.at(name) + ": tensor " + name + " is stored as " + u->second +

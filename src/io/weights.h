@@ -10,8 +10,11 @@
 
 #include "core/dtype.h"
 #include "core/huge_pages.h"
+#include "core/tensor_type.h"
 
 namespace longctx::io {
+
+class GgufFile;
 
 // A read-only mapping of a whole file (mmap). Throws Error(kIo) when it cannot be opened.
 // make_resident() can swap the mapping for a private copy on 2 MiB huge pages (core/huge_pages.h).
@@ -51,7 +54,8 @@ class MappedFile {
 
 struct TensorInfo {
   std::string name;
-  DType dtype = DType::kF32;
+  // Safetensors tensors are F32/F16/BF16; GGUF tensors may be block types (core/tensor_type.h).
+  TensorType type = TensorType::kF32;
   std::vector<int64_t> shape;
   const void* data = nullptr;  // inside the mapping of `file`
   size_t nbytes = 0;
@@ -77,6 +81,10 @@ class WeightSource {
   static std::unique_ptr<WeightSource> open_dir(const std::string& dir);
   // Opens one .safetensors file.
   static std::unique_ptr<WeightSource> open_file(const std::string& path);
+  // The tensors of a parsed GGUF file (io/gguf.h), in their stored types (block types included),
+  // sharing its mapping. The GgufFile may be dropped afterwards. Tensors of a ggml type longctx
+  // does not compute with are listed in unsupported() and refused by find/get.
+  static std::unique_ptr<WeightSource> from_gguf(const GgufFile& file);
 
   // nullptr when absent; throws Error(kUnsupported) when stored in an unsupported dtype.
   const TensorInfo* find(const std::string& name) const;
@@ -111,6 +119,7 @@ class WeightSource {
   std::map<std::string, std::string> unsupported_file_;
   std::map<std::string, std::string> metadata_;
   std::string origin_;
+  bool gguf_ = false;
 };
 
 // One tensor to write.

@@ -1,10 +1,15 @@
 #include "model/decoder.h"
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
+#include "config/gguf_config.h"
 #include "core/error.h"
 #include "core/huge_pages.h"
+#include "io/gguf.h"
 #include "model/rope_freqs.h"
 
 namespace longctx {
@@ -22,25 +27,36 @@ const io::TensorInfo& expect_tensor(const io::WeightSource& w, const std::string
   const io::TensorInfo& t = w.get(name);
   if (t.shape != shape)
     throw Error(ErrorKind::kShape, "tensor " + name + " has shape " + shape_str(t.shape) +
-                                       " but config.json implies " + shape_str(shape) +
-                                       "; the weights do not belong to this config.json");
+                                       " but the model's configuration implies " +
+                                       shape_str(shape) +
+                                       "; the weights do not belong to this configuration");
   return t;
 }
 
 kernels::WeightView matrix(const io::TensorInfo& t, int64_t row0, int64_t rows) {
   kernels::WeightView v;
-  v.dtype = t.dtype;
+  const std::optional<DType> dt = float_dtype(t.type);
+  if (!dt)
+    throw Error(ErrorKind::kUnsupported, "tensor " + t.name + " is stored as " +
+                                             tensor_type_name(t.type) +
+                                             ", which this build cannot compute with yet");
+  v.dtype = *dt;
   v.cols = t.shape[1];
   v.rows = rows;
-  v.data = static_cast<const uint8_t*>(t.data) + row0 * v.cols * dtype_size(t.dtype);
+  v.data = static_cast<const uint8_t*>(t.data) + row0 * row_bytes(t.type, v.cols);
   return v;
 }
 
-std::vector<float> to_vec(const io::TensorInfo& t, int64_t off = 0, int64_t n = -1) {
-  if (n < 0) n = t.numel();
-  std::vector<float> out(static_cast<size_t>(n));
-  to_f32(t.dtype, static_cast<const uint8_t*>(t.data) + off * dtype_size(t.dtype), out.data(),
-         out.size());
+// A vector parameter (norm weight, bias) in f32. GGUF files store these as F32 (llama.cpp never
+// quantizes 1-D tensors); a block type here is a malformed file.
+std::vector<float> to_vec(const io::TensorInfo& t) {
+  const std::optional<DType> dt = float_dtype(t.type);
+  if (!dt)
+    throw Error(ErrorKind::kFormat, t.file + ": tensor " + t.name + " is stored as " +
+                                        tensor_type_name(t.type) +
+                                        "; norm weights and biases must be F32, F16 or BF16");
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  to_f32(*dt, t.data, out.data(), out.size());
   return out;
 }
 
@@ -59,16 +75,52 @@ std::vector<float> load_bias(const io::WeightSource& w, const std::string& weigh
   return to_vec(expect_tensor(w, name, {rows}));
 }
 
+// llama.cpp's converter stores q/k rows of `llama` models so that RoPE pairs dimensions (2i, 2i+1)
+// of a head: its row 2i + s is Hugging Face's row i + s * head_dim/2. Puts n rows of `heads` heads
+// back in Hugging Face order, in place.
+void unpermute_heads(float* x, int64_t n, int heads, int head_dim) {
+  const int half = head_dim / 2;
+  thread_local std::vector<float> tmp;
+  tmp.resize(static_cast<size_t>(head_dim));
+  for (int64_t r = 0; r < n * heads; ++r) {
+    float* v = x + r * head_dim;
+    for (int i = 0; i < half; ++i) {
+      tmp[static_cast<size_t>(i)] = v[2 * i];
+      tmp[static_cast<size_t>(i + half)] = v[2 * i + 1];
+    }
+    std::copy(tmp.begin(), tmp.end(), v);
+  }
+}
+
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const std::string& dir, WeightMemory memory) {
-  ModelConfig cfg = load_model_config(dir);
-  arch_spec_for(cfg.model_type);  // fail on an unknown architecture before mapping anything
-  auto weights = io::WeightSource::open_dir(dir);
+bool is_gguf_path(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) return true;
+  char magic[4] = {};
+  std::ifstream f(path, std::ios::binary);
+  return f.read(magic, 4) && std::string(magic, 4) == "GGUF";
+}
+
+std::unique_ptr<Model> Model::load(const std::string& path, WeightMemory memory) {
+  ModelConfig cfg;
+  std::unique_ptr<io::WeightSource> weights;
+  WeightFormat format = WeightFormat::kHuggingFace;
+  if (is_gguf_path(path)) {
+    const auto gguf = io::GgufFile::open(path);
+    cfg = config_from_gguf(*gguf);
+    weights = io::WeightSource::from_gguf(*gguf);
+    format = WeightFormat::kGguf;
+  } else {
+    cfg = load_model_config(path);
+    arch_spec_for(cfg.model_type);  // fail on an unknown architecture before mapping anything
+    weights = io::WeightSource::open_dir(path);
+  }
   // Copy only once the headers validated, and only where huge pages make the copy pay.
   if (memory == WeightMemory::kResident && transparent_huge_pages_available())
     weights->make_resident();
-  return std::make_unique<Model>(std::move(cfg), std::move(weights));
+  return std::make_unique<Model>(std::move(cfg), std::move(weights), format);
 }
 
 bool Model::weights_resident() const {
@@ -77,9 +129,12 @@ bool Model::weights_resident() const {
   return !weights_->files().empty();
 }
 
-Model::Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights)
+Model::Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights, WeightFormat format)
     : cfg_(std::move(cfg)), weights_(std::move(weights)) {
-  const ArchSpec& arch = arch_spec_for(cfg_.model_type);
+  const ArchSpec& spec = arch_spec_for(cfg_.model_type);
+  const TensorNames& arch = format == WeightFormat::kGguf ? spec.gguf : spec.hf;
+  names_ = arch;
+  qk_interleaved_ = format == WeightFormat::kGguf && spec.gguf_qk_interleaved;
   const io::WeightSource& w = *weights_;
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, V = cfg_.vocab_size;
   const int64_t qd = static_cast<int64_t>(cfg_.num_attention_heads) * cfg_.head_dim;
@@ -99,16 +154,16 @@ Model::Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights)
   final_norm_ = to_vec(expect_tensor(w, arch.final_norm, {H}));
   ones_.assign(static_cast<size_t>(H), 1.f);
 
-  const bool qkv_bias = arch.qkv_bias_always || cfg_.attention_bias;
-  const bool o_bias = cfg_.attention_bias && arch.o_bias_with_attention_bias;
+  const bool qkv_bias = cfg_.attention_bias;
+  const bool o_bias = cfg_.o_bias;
   layers_.resize(cfg_.num_hidden_layers);
   for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
     LayerWeights& L = layers_[l];
     auto name = [&](const std::string& t) { return layer_tensor_name(t, l); };
     L.attn_norm = to_vec(expect_tensor(w, name(arch.attn_norm), {H}));
     L.mlp_norm = to_vec(expect_tensor(w, name(arch.mlp_norm), {H}));
-    if (!arch.qkv_proj.empty()) {
-      const std::string n = name(arch.qkv_proj);
+    if (!arch.qkv.empty()) {
+      const std::string n = name(arch.qkv);
       const io::TensorInfo& t = expect_tensor(w, n, {qd + 2 * kvd, H});
       L.wq = matrix(t, 0, qd);
       L.wk = matrix(t, qd, kvd);
@@ -120,24 +175,24 @@ Model::Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights)
         L.bv.assign(b.begin() + qd + kvd, b.end());
       }
     } else {
-      L.wq = matrix(expect_tensor(w, name(arch.q_proj), {qd, H}), 0, qd);
-      L.wk = matrix(expect_tensor(w, name(arch.k_proj), {kvd, H}), 0, kvd);
-      L.wv = matrix(expect_tensor(w, name(arch.v_proj), {kvd, H}), 0, kvd);
-      L.bq = load_bias(w, name(arch.q_proj), qd, qkv_bias);
-      L.bk = load_bias(w, name(arch.k_proj), kvd, qkv_bias);
-      L.bv = load_bias(w, name(arch.v_proj), kvd, qkv_bias);
+      L.wq = matrix(expect_tensor(w, name(arch.q), {qd, H}), 0, qd);
+      L.wk = matrix(expect_tensor(w, name(arch.k), {kvd, H}), 0, kvd);
+      L.wv = matrix(expect_tensor(w, name(arch.v), {kvd, H}), 0, kvd);
+      L.bq = load_bias(w, name(arch.q), qd, qkv_bias);
+      L.bk = load_bias(w, name(arch.k), kvd, qkv_bias);
+      L.bv = load_bias(w, name(arch.v), kvd, qkv_bias);
     }
-    L.wo = matrix(expect_tensor(w, name(arch.o_proj), {H, qd}), 0, H);
-    L.bo = load_bias(w, name(arch.o_proj), H, o_bias);
-    if (!arch.gate_up_proj.empty()) {
-      const io::TensorInfo& t = expect_tensor(w, name(arch.gate_up_proj), {2 * I, H});
+    L.wo = matrix(expect_tensor(w, name(arch.o), {H, qd}), 0, H);
+    L.bo = load_bias(w, name(arch.o), H, o_bias);
+    if (!arch.gate_up.empty()) {
+      const io::TensorInfo& t = expect_tensor(w, name(arch.gate_up), {2 * I, H});
       L.w_gate = matrix(t, 0, I);
       L.w_up = matrix(t, I, I);
     } else {
-      L.w_gate = matrix(expect_tensor(w, name(arch.gate_proj), {I, H}), 0, I);
-      L.w_up = matrix(expect_tensor(w, name(arch.up_proj), {I, H}), 0, I);
+      L.w_gate = matrix(expect_tensor(w, name(arch.gate), {I, H}), 0, I);
+      L.w_up = matrix(expect_tensor(w, name(arch.up), {I, H}), 0, I);
     }
-    L.w_down = matrix(expect_tensor(w, name(arch.down_proj), {H, I}), 0, H);
+    L.w_down = matrix(expect_tensor(w, name(arch.down), {H, I}), 0, H);
     if (cfg_.mlp_bias)
       throw Error(ErrorKind::kUnsupported, "mlp_bias=true is not supported yet");
     L.window = l < static_cast<int>(cfg_.layer_window.size()) ? cfg_.layer_window[l] : 0;
@@ -258,6 +313,10 @@ void Model::attention_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0
                                     {&L.wk, bias(L.bk), a.k.data()},
                                     {&L.wv, bias(L.bv), a.v.data()}};
   kernels::matmul_many(pool, a.xb.data(), n, qkv, 3);
+  if (qk_interleaved_) {
+    unpermute_heads(a.q.data(), n, cfg_.num_attention_heads, cfg_.head_dim);
+    unpermute_heads(a.k.data(), n, cfg_.num_key_value_heads, cfg_.head_dim);
+  }
   if (h) {
     fire(h, layer, Point::kQ, a.q.data(), pos0, n, qd);
     fire(h, layer, Point::kK, a.k.data(), pos0, n, kvd);

@@ -14,7 +14,7 @@
 #include "io/weights.h"
 #include "kernels/ops.h"
 #include "kv/kv_cache.h"
-#include "model/arch_spec.h"
+#include "config/arch.h"
 #include "model/rope_freqs.h"
 
 namespace longctx {
@@ -67,18 +67,29 @@ enum class WeightMemory {
   kMapped,
 };
 
+// Which names a model's tensors carry (config/arch.h TensorNames).
+enum class WeightFormat { kHuggingFace, kGguf };
+
+// True when `path` names a GGUF file (a regular file ending in .gguf, or starting with "GGUF")
+// rather than a model folder.
+bool is_gguf_path(const std::string& path);
+
 class Model {
  public:
-  // Reads DIR/config.json, maps DIR's safetensors weights and checks every tensor's shape and
-  // dtype against the config. Errors name the tensor, what was expected and what was found.
+  // PATH is a Hugging Face folder (config.json + safetensors) or a GGUF file (config from its
+  // metadata, config/gguf_config.h). Maps the weights and checks every tensor's shape and type
+  // against the config. Errors name the tensor, what was expected and what was found.
   // `memory` kResident then copies the weights into huge pages (see WeightMemory).
-  static std::unique_ptr<Model> load(const std::string& dir,
+  static std::unique_ptr<Model> load(const std::string& path,
                                      WeightMemory memory = WeightMemory::kResident);
-  // Builds a model from an already parsed config and opened weights.
-  Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights);
+  // Builds a model from an already parsed config and opened weights named as `format` names them.
+  Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights,
+        WeightFormat format = WeightFormat::kHuggingFace);
 
   const ModelConfig& config() const { return cfg_; }
   const io::WeightSource& weights() const { return *weights_; }
+  // The tensor names of the weights' format (Hugging Face or GGUF).
+  const TensorNames& tensor_names() const { return names_; }
   // Whether the weights were copied into huge pages (WeightMemory::kResident took effect).
   bool weights_resident() const;
   int64_t vocab_size() const { return cfg_.vocab_size; }
@@ -114,6 +125,10 @@ class Model {
 
   ModelConfig cfg_;
   std::unique_ptr<io::WeightSource> weights_;
+  TensorNames names_;
+  // GGUF llama files: q/k rows come in llama.cpp's adjacent-pair order; attention_block puts the
+  // projected q and k back in Hugging Face's half-split order before RoPE.
+  bool qk_interleaved_ = false;
   kernels::WeightView embed_, lm_head_;
   std::vector<float> final_norm_;
   std::vector<float> ones_;  // [hidden]: RMSNorm without its weight (the hook_normalized points)

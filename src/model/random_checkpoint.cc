@@ -12,7 +12,7 @@
 #include "config/model_config.h"
 #include "core/error.h"
 #include "io/weights.h"
-#include "model/arch_spec.h"
+#include "config/arch.h"
 #include "model/presets.h"
 
 namespace longctx {
@@ -169,7 +169,7 @@ void write_text_atomic(const fs::path& path, const std::string& text) {
 
 std::string fingerprint(const RandomCheckpointOptions& o) {
   std::ostringstream s;
-  s << "longctx-random v1 preset=" << (o.config_json.empty() ? o.preset : "custom")
+  s << "longctx-random v2 preset=" << (o.config_json.empty() ? o.preset : "custom")
     << " layers=" << o.layers << " maxpos=" << o.max_position_embeddings
     << " dtype=" << dtype_name(o.dtype) << " seed=" << o.seed << " cfg=" << hash_name(o.config_json, 0);
   return s.str();
@@ -182,6 +182,9 @@ json make_config(const RandomCheckpointOptions& o) {
   cfg["torch_dtype"] = o.dtype == DType::kF32 ? "float32"
                        : o.dtype == DType::kF16 ? "float16" : "bfloat16";
   cfg["longctx_random_weights"] = fingerprint(o);
+  // A proper Hugging Face folder: tools detect the family from "architectures".
+  if (!cfg.contains("architectures") && cfg.contains("model_type") && cfg["model_type"].is_string())
+    cfg["architectures"] = json::array({arch_spec_for(cfg["model_type"].get<std::string>()).hf_class});
   return cfg;
 }
 
@@ -221,42 +224,40 @@ void write_random_checkpoint(const std::string& dir, const RandomCheckpointOptio
     tensors.push_back({name, opt.dtype, shape, nullptr});
   };
   // Tensor names and biases come from the architecture's ArchSpec, as the decoder reads them.
-  const ArchSpec& arch = arch_spec_for(cfg.model_type);
-  const bool qkv_bias = arch.qkv_bias_always || cfg.attention_bias;
-  const bool o_bias = cfg.attention_bias && arch.o_bias_with_attention_bias;
+  const TensorNames& names = arch_spec_for(cfg.model_type).hf;
   auto bias_of = [](const std::string& weight) {
     return weight.substr(0, weight.size() - std::string("weight").size()) + "bias";
   };
   // Uniform amplitude a gives std a/sqrt(3); 1/sqrt(fan_in) keeps activations of order one.
   const float a_h = 1.0f / std::sqrt(static_cast<float>(H));
   const float a_i = 1.0f / std::sqrt(static_cast<float>(I));
-  add(arch.embed, {V, H}, 0, 1.0f);
+  add(names.embed, {V, H}, 0, 1.0f);
   for (int l = 0; l < cfg.num_hidden_layers; ++l) {
     auto name = [&](const std::string& t) { return layer_tensor_name(t, l); };
-    add(name(arch.attn_norm), {H}, 1, 0.1f);
-    add(name(arch.mlp_norm), {H}, 1, 0.1f);
-    if (!arch.qkv_proj.empty()) {
-      add(name(arch.qkv_proj), {qd + 2 * kvd, H}, 0, a_h);
-      if (qkv_bias) add(bias_of(name(arch.qkv_proj)), {qd + 2 * kvd}, 0, 0.1f);
+    add(name(names.attn_norm), {H}, 1, 0.1f);
+    add(name(names.mlp_norm), {H}, 1, 0.1f);
+    if (!names.qkv.empty()) {
+      add(name(names.qkv), {qd + 2 * kvd, H}, 0, a_h);
+      if (cfg.attention_bias) add(bias_of(name(names.qkv)), {qd + 2 * kvd}, 0, 0.1f);
     } else {
       const std::pair<const std::string*, int64_t> qkv[] = {
-          {&arch.q_proj, qd}, {&arch.k_proj, kvd}, {&arch.v_proj, kvd}};
+          {&names.q, qd}, {&names.k, kvd}, {&names.v, kvd}};
       for (const auto& [t, rows] : qkv) add(name(*t), {rows, H}, 0, a_h);
-      if (qkv_bias)
+      if (cfg.attention_bias)
         for (const auto& [t, rows] : qkv) add(bias_of(name(*t)), {rows}, 0, 0.1f);
     }
-    add(name(arch.o_proj), {H, qd}, 0, a_h);
-    if (o_bias) add(bias_of(name(arch.o_proj)), {H}, 0, 0.1f);
-    if (!arch.gate_up_proj.empty()) {
-      add(name(arch.gate_up_proj), {2 * I, H}, 0, a_h);
+    add(name(names.o), {H, qd}, 0, a_h);
+    if (cfg.o_bias) add(bias_of(name(names.o)), {H}, 0, 0.1f);
+    if (!names.gate_up.empty()) {
+      add(name(names.gate_up), {2 * I, H}, 0, a_h);
     } else {
-      add(name(arch.gate_proj), {I, H}, 0, a_h);
-      add(name(arch.up_proj), {I, H}, 0, a_h);
+      add(name(names.gate), {I, H}, 0, a_h);
+      add(name(names.up), {I, H}, 0, a_h);
     }
-    add(name(arch.down_proj), {H, I}, 0, a_i);
+    add(name(names.down), {H, I}, 0, a_i);
   }
-  add(arch.final_norm, {H}, 1, 0.1f);
-  if (!cfg.tie_word_embeddings) add(arch.lm_head, {V, H}, 0, a_h);
+  add(names.final_norm, {H}, 1, 0.1f);
+  if (!cfg.tie_word_embeddings) add(names.lm_head, {V, H}, 0, a_h);
   for (size_t i = 0; i < tensors.size(); ++i) tensors[i].data = store[i].data();
 
   io::write_safetensors((d / "model.safetensors").string(), tensors,

@@ -90,7 +90,10 @@ RopeFreqs compute_rope_freqs(const ModelConfig& cfg, int64_t seq_len) {
       break;
     case RopeType::kLlama3:
       inv = default_inv_freq(base, dim);
-      apply_llama3(rs, inv);
+      if (rs.freq_factors.empty())
+        apply_llama3(rs, inv);
+      else
+        for (size_t i = 0; i < inv.size(); ++i) inv[i] /= rs.freq_factors[i];
       break;
     case RopeType::kLongRope: {
       const bool long_ctx = seq_len > rs.original_max_position_embeddings;

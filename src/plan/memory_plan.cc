@@ -6,7 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "config/gguf_config.h"
 #include "core/error.h"
+#include "io/gguf.h"
 #include "core/huge_pages.h"
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
@@ -31,8 +33,8 @@ size_t count_parameters(const ModelConfig& c) {
   const size_t qd = size_t(c.num_attention_heads) * c.head_dim;
   const size_t kvd = size_t(c.num_key_value_heads) * c.head_dim;
   size_t layer = qd * H + 2 * kvd * H + H * qd + 3 * I * H + 2 * H;
-  if (c.attention_bias || c.model_type == "qwen2") layer += qd + 2 * kvd;
-  if (c.attention_bias && c.model_type == "llama") layer += H;
+  if (c.attention_bias) layer += qd + 2 * kvd;
+  if (c.o_bias) layer += H;
   size_t n = V * H + layer * c.num_hidden_layers + H;
   if (!c.tie_word_embeddings) n += V * H;
   return n;
@@ -92,8 +94,18 @@ void chunk_memory(const ModelConfig& c, KvType k, KvType v, int64_t chunk, int t
 
 }  // namespace
 
-PlanModel plan_model_from_dir(const std::string& dir) {
+PlanModel plan_model_from_path(const std::string& dir) {
   PlanModel m;
+  if (is_gguf_path(dir)) {
+    // Config from the metadata; weights priced per tensor as stored (block types included).
+    const auto g = io::GgufFile::open(dir);
+    m.cfg = config_from_gguf(*g);
+    for (const io::GgufTensor& t : g->tensors()) m.weight_bytes += static_cast<size_t>(t.nbytes);
+    // The tokenizer's tables come from the metadata, which precedes the tensor data.
+    m.tokenizer_bytes = static_cast<size_t>(g->data_offset());
+    m.name = dir;
+    return m;
+  }
   m.cfg = load_model_config(dir);
   m.weight_bytes = weight_files_bytes(dir, m.weight_files);
   const fs::path d(dir);

@@ -32,9 +32,10 @@ struct PlanModel {
 
 // Parameters of a config (embeddings, every projection and norm, biases, untied head).
 size_t count_parameters(const ModelConfig& cfg);
-// From a model folder: config.json plus the sizes of its weight files. Reads no tensor data and
-// maps nothing.
-PlanModel plan_model_from_dir(const std::string& dir);
+// From a model folder (config.json plus the sizes of its weight files) or a GGUF file (its
+// metadata and tensor directory: each tensor priced at its stored type's bytes). Reads no tensor
+// data and maps nothing but a GGUF file's header.
+PlanModel plan_model_from_path(const std::string& path);
 // From a config alone (preset or --config): weights priced at `weights_dtype` bytes each.
 PlanModel plan_model_from_config(const ModelConfig& cfg, size_t weights_dtype_bytes,
                                  const std::string& name);

@@ -70,7 +70,7 @@ std::string context_choice_message(const PlannedRun& run) {
 PlannedRun Engine::plan_only(const EngineOptions& opts) {
   PlannedRun run;
   run.options = opts;
-  run.model = plan_model_from_dir(opts.model_dir);
+  run.model = plan_model_from_path(opts.model_path);
   run.request = plan_request(opts, run.model.cfg);
   // The KV types are checked against the model here, once, before anything is loaded.
   const int hd = run.model.cfg.head_dim;
@@ -94,7 +94,7 @@ PlannedRun Engine::plan_only(const EngineOptions& opts) {
 std::unique_ptr<Engine> Engine::load(const PlannedRun& run, std::unique_ptr<Tokenizer> tokenizer) {
   std::unique_ptr<Engine> e(new Engine());
   e->run_ = run;
-  const std::string& dir = run.options.model_dir;
+  const std::string& dir = run.options.model_path;
   if (tokenizer)
     e->tokenizer_ = std::move(tokenizer);
   else if (run.options.tokenizer)

@@ -53,7 +53,7 @@ inline Case make_case(const std::string& name) {
   c.name = name;
   if (name == "stories260K" || name == "babyllama-tok105") {
     // Real trained checkpoints: unscaled RoPE over the whole head, theta from the config.
-    c.dir = test::model_dir(name);
+    c.dir = test::model_path(name);
     const auto cfg = test::read_json(c.dir + "/config.json");
     const int hd = cfg["hidden_size"].get<int>() / cfg["num_attention_heads"].get<int>();
     c.rope = test::default_rope(cfg["rope_theta"].get<double>(), hd);

@@ -11,7 +11,7 @@ namespace longctx {
 namespace {
 
 TEST(CliRun, GreedyTextMatchesGoldenAndSummaryLineIsPrinted) {
-  const std::string dir = test::model_dir("stories260K");
+  const std::string dir = test::model_path("stories260K");
   const auto golden = test::read_json(dir + "/golden.json");
   const auto& c = golden["cases"][1];
   const std::string prompt = c["prompt_text"];
@@ -27,7 +27,7 @@ TEST(CliRun, GreedyTextMatchesGoldenAndSummaryLineIsPrinted) {
 }
 
 TEST(CliRun, ChunkSizeAndKvDtypeDoNotChangeGreedyText) {
-  const std::string dir = test::model_dir("stories260K");
+  const std::string dir = test::model_path("stories260K");
   const std::string base = "run -m " + test::quote(dir) + " -p 'Tom and his dog went' -n 20 ";
   const auto a = test::run_cli(base + "--prefill-chunk 1 --kv-dtype f32");
   const auto b = test::run_cli(base + "--prefill-chunk 64 --kv-dtype f32");
@@ -42,7 +42,7 @@ TEST(CliRun, ChunkSizeAndKvDtypeDoNotChangeGreedyText) {
 }
 
 TEST(CliRun, MappedAndResidentWeightsGiveTheSameText) {
-  const std::string dir = test::model_dir("stories260K");
+  const std::string dir = test::model_path("stories260K");
   const std::string base = "run -m " + test::quote(dir) + " -p 'Tom and his dog went' -n 20 ";
   const auto a = test::run_cli(base);
   const auto b = test::run_cli(base + "--mmap");
@@ -60,7 +60,7 @@ TEST(CliRun, MappedAndResidentWeightsGiveTheSameText) {
 }
 
 TEST(CliRun, SamplingIsReproducibleWithASeed) {
-  const std::string dir = test::model_dir("stories260K");
+  const std::string dir = test::model_path("stories260K");
   const std::string args = "run -m " + test::quote(dir) +
                            " -p 'Once upon a time' -n 30 --temp 0.9 --top-k 40 --top-p 0.95 "
                            "--min-p 0.05 --repeat-penalty 1.1 --seed 11";
@@ -77,7 +77,7 @@ TEST(CliRun, SamplingIsReproducibleWithASeed) {
 // The live progress line: on with --progress even though stderr is a pipe here; off by default
 // (not a terminal) and with --no-progress. The text is the same either way.
 TEST(CliRun, ProgressLineWhenAskedFor) {
-  const std::string dir = test::model_dir("stories260K");
+  const std::string dir = test::model_path("stories260K");
   const std::string base = "run -m " + test::quote(dir) + " -p 'Tom and his dog went' -n 8 ";
   const auto on = test::run_cli(base + "--progress");
   const auto plain = test::run_cli(base);

@@ -31,7 +31,7 @@ using json = nlohmann::json;
 const std::string kPrompt0 = "Once upon a time, there was a little girl named Lily.";
 const std::string kPrompt1 = "Tom and his dog went to the park. They";
 
-std::string stories() { return test::model_dir("stories260K"); }
+std::string stories() { return test::model_path("stories260K"); }
 
 // A safetensors file read independently of longctx's reader: header JSON and raw bytes.
 struct StFile {

@@ -48,13 +48,13 @@ struct ByHand {
 // llama.cpp's rules, written out: chunks of ctx tokens every `step` tokens, first token -> BOS,
 // logits of positions [first, ctx - 1) predict the next token; PPL = exp(mean NLL), error
 // PPL * sqrt((mean(NLL^2) - mean(NLL)^2) / (n - 1)). f32 KV cache, one forward pass per chunk.
-ByHand score(const std::string& model_dir, const std::string& file, int64_t ctx, int64_t stride) {
+ByHand score(const std::string& model_path, const std::string& file, int64_t ctx, int64_t stride) {
   std::ifstream f(file, std::ios::binary);
   const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  const auto tok = load_tokenizer(model_dir);
+  const auto tok = load_tokenizer(model_path);
   const std::vector<int32_t> ids = tok->encode(text, true);
   const int64_t N = static_cast<int64_t>(ids.size());
-  const auto model = Model::load(model_dir);
+  const auto model = Model::load(model_path);
   ThreadPool pool(2);
   SessionOptions so;
   so.context = ctx;
@@ -90,7 +90,7 @@ ByHand score(const std::string& model_dir, const std::string& file, int64_t ctx,
 }
 
 TEST(PerplexityCli, ScoresAsLlamaPerplexity) {
-  const std::string m = test::model_dir("stories260K"), file = text_slice(2500);
+  const std::string m = test::model_path("stories260K"), file = text_slice(2500);
   for (int64_t stride : {0, 24}) {
     SCOPED_TRACE("stride " + std::to_string(stride));
     const ByHand want = score(m, file, 96, stride);
@@ -117,7 +117,7 @@ TEST(PerplexityCli, QuantizedKvWithinBoundsOnRealModels) {
         {"f16", 0.05, 1e-4}, {"int8", 0.5, 5e-3}, {"int4", 5.0, 2e-2}};
     for (const auto& [kv, bound, kl] : cases) {
       SCOPED_TRACE(std::string(name) + " " + kv);
-      const auto j = run_json("-m " + test::model_dir(name) + " -f " + file + " -c 128 --kv-dtype " +
+      const auto j = run_json("-m " + test::model_path(name) + " -f " + file + " -c 128 --kv-dtype " +
                               kv + " --compare-kv f32");
       ASSERT_TRUE(j.is_object());
       const auto& c = j["compare"];
@@ -131,7 +131,7 @@ TEST(PerplexityCli, QuantizedKvWithinBoundsOnRealModels) {
 }
 
 TEST(PerplexityCli, ClearErrors) {
-  const std::string m = test::model_dir("stories260K"), file = text_slice(600);
+  const std::string m = test::model_path("stories260K"), file = text_slice(600);
   auto r = test::run_cli("perplexity -m " + m + " -f " + file + " -c 400");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("needs at least 800"), std::string::npos) << r.output;

@@ -89,17 +89,17 @@ TEST(WriteSafetensors, RoundTripAllDtypesAndMetadata) {
   EXPECT_EQ(w->metadata().at("format"), "pt");
   EXPECT_EQ(w->metadata().at("note"), "round trip");
   const TensorInfo& a = w->get("a.f32");
-  EXPECT_EQ(a.dtype, DType::kF32);
+  EXPECT_EQ(a.type, TensorType::kF32);
   EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(a.nbytes, 24u);
   EXPECT_EQ(a.file, path);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(a.data) % 4, 0u);
   EXPECT_EQ(std::memcmp(a.data, f32.data(), 24), 0);
   const TensorInfo& b = w->get("b.f16");
-  EXPECT_EQ(b.dtype, DType::kF16);
+  EXPECT_EQ(b.type, TensorType::kF16);
   EXPECT_EQ(std::memcmp(b.data, f16.data(), 10), 0);
   const TensorInfo& c = w->get("c.bf16");
-  EXPECT_EQ(c.dtype, DType::kBF16);
+  EXPECT_EQ(c.type, TensorType::kBF16);
   EXPECT_EQ(c.shape, (std::vector<int64_t>{3, 1}));
   std::vector<float> back(3);
   to_f32(DType::kBF16, c.data, back.data(), 3);
@@ -258,7 +258,7 @@ TEST(RealCheckpoint, Stories260K) {
   EXPECT_TRUE(w->unsupported().empty());
   EXPECT_EQ(w->metadata().at("format"), "pt");
   const TensorInfo& e = w->get("model.embed_tokens.weight");
-  EXPECT_EQ(e.dtype, DType::kF32);
+  EXPECT_EQ(e.type, TensorType::kF32);
   EXPECT_EQ(e.shape, (std::vector<int64_t>{512, 64}));
   EXPECT_EQ(e.nbytes, 512u * 64u * 4u);
   struct Expect {
@@ -278,7 +278,7 @@ TEST(RealCheckpoint, Stories260K) {
                                                {"post_attention_layernorm.weight", {64}}}) {
       const TensorInfo& t = w->get(p + x.name);
       EXPECT_EQ(t.shape, x.shape) << t.name;
-      EXPECT_EQ(t.dtype, DType::kF32) << t.name;
+      EXPECT_EQ(t.type, TensorType::kF32) << t.name;
     }
   }
   EXPECT_EQ(w->get("model.norm.weight").shape, (std::vector<int64_t>{64}));

@@ -17,7 +17,7 @@ namespace {
 
 EngineOptions stories(int64_t context = 0) {
   EngineOptions o;
-  o.model_dir = test::model_dir("stories260K");
+  o.model_path = test::model_path("stories260K");
   o.context = context;
   o.kv = KvType::kF32;
   o.threads = 2;
@@ -61,7 +61,7 @@ TEST(Engine, RefusesBeforeLoadingNamingTheCallersBuffers) {
 }
 
 TEST(Generator, GreedyIdsMatchGoldenAndStopAtTheLimit) {
-  const auto golden = test::read_json(test::model_dir("stories260K") + "/golden.json");
+  const auto golden = test::read_json(test::model_path("stories260K") + "/golden.json");
   const auto& c = golden["cases"][1];
   const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
   const auto greedy = c["greedy_ids"].get<std::vector<int32_t>>();

@@ -22,7 +22,7 @@ int32_t argmax(const std::vector<float>& v) {
 }
 
 TEST_P(Golden, GreedyIdsAndTop5LogitsMatch) {
-  const std::string dir = test::model_dir(GetParam());
+  const std::string dir = test::model_path(GetParam());
   const auto golden = test::read_json(dir + "/golden.json");
   ThreadPool pool(2);
   kernels::testing::PathGuard guard;
@@ -77,7 +77,7 @@ INSTANTIATE_TEST_SUITE_P(SharedModels, Golden,
 // Chunked prefill is the only prefill: chunk sizes 1, 7, 64 and the whole prompt must give the
 // same logits at every position as one pass.
 TEST(ChunkedPrefill, SameLogitsForEveryChunkSize) {
-  const auto model = Model::load(test::model_dir("stories260K"));
+  const auto model = Model::load(test::model_path("stories260K"));
   ThreadPool pool(2);
   std::vector<int32_t> prompt = {1};
   uint32_t s = 12345;
@@ -120,7 +120,7 @@ TEST(ChunkedPrefill, SameLogitsForEveryChunkSize) {
 // The 16-bit KV caches store what f32 stores, rounded: logits stay close and greedy text agrees
 // for the golden prompt.
 TEST(KVDtypes, SixteenBitCachesStayCloseToF32) {
-  const std::string dir = test::model_dir("stories260K");
+  const std::string dir = test::model_path("stories260K");
   const auto golden = test::read_json(dir + "/golden.json");
   const auto model = Model::load(dir);
   ThreadPool pool(1);

@@ -46,7 +46,7 @@ void rewrite_weights(const std::string& dir,
       bool owned = false;
       for (auto& s : store) owned |= s.data() == t.data;
       if (!owned) {
-        size_t n = dtype_size(t.dtype);
+        size_t n = dtype_size(*float_dtype(t.type));
         for (int64_t d : t.shape) n *= d;
         store.emplace_back(static_cast<const uint8_t*>(t.data),
                            static_cast<const uint8_t*>(t.data) + n);
@@ -74,7 +74,7 @@ TEST(ModelErrors, MissingTensorIsNamed) {
   rewrite_weights(dir, [](const io::WeightSource& w, auto& out, auto&) {
     for (const auto& [name, t] : w.tensors())
       if (name != "model.layers.1.mlp.up_proj.weight")
-        out.push_back({name, t.dtype, t.shape, t.data});
+        out.push_back({name, *float_dtype(t.type), t.shape, t.data});
   });
   expect_error([&] { Model::load(dir); }, ErrorKind::kShape, "model.layers.1.mlp.up_proj.weight");
 }
@@ -91,7 +91,7 @@ TEST(ModelErrors, MissingLmHeadWithoutTying) {
   const std::string dir = make_tiny("no_lm_head");
   rewrite_weights(dir, [](const io::WeightSource& w, auto& out, auto&) {
     for (const auto& [name, t] : w.tensors())
-      if (name != "lm_head.weight") out.push_back({name, t.dtype, t.shape, t.data});
+      if (name != "lm_head.weight") out.push_back({name, *float_dtype(t.type), t.shape, t.data});
   });
   expect_error([&] { Model::load(dir); }, ErrorKind::kShape, "tie_word_embeddings");
 }
@@ -140,7 +140,7 @@ TEST(Architectures, FusedPhi3ProjectionsEqualSeparateOnes) {
           name.find("v_proj") != std::string::npos || name.find("gate_proj") != std::string::npos ||
           name.find("up_proj") != std::string::npos)
         continue;
-      out.push_back({name, t.dtype, t.shape, t.data});
+      out.push_back({name, *float_dtype(t.type), t.shape, t.data});
     }
     store.reserve(16);
     for (int l = 0; l < 2; ++l) {

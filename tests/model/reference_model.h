@@ -116,7 +116,7 @@ struct Reference {
   }
   Vec tensor(const std::string& name) const {
     const io::TensorInfo& t = w->get(name);
-    EXPECT_EQ(t.dtype, DType::kF32);
+    EXPECT_EQ(t.type, TensorType::kF32);
     const float* p = static_cast<const float*>(t.data);
     return Vec(p, p + t.numel());
   }

@@ -21,7 +21,7 @@ inline constexpr const char* kHeadHeavyConfig =
         "bos_token_id": 1, "eos_token_id": 2})";
 
 inline std::string shared_dir() { return LONGCTX_SHARED_DIR; }
-inline std::string model_dir(const std::string& name) {
+inline std::string model_path(const std::string& name) {
   return shared_dir() + "/models/" + name;
 }
 

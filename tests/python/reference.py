@@ -86,9 +86,9 @@ def _rotate_half(x):
 
 
 class Reference:
-    def __init__(self, model_dir):
-        self.model_dir = model_dir
-        with open(os.path.join(model_dir, "config.json")) as f:
+    def __init__(self, model_path):
+        self.model_path = model_path
+        with open(os.path.join(model_path, "config.json")) as f:
             cfg = json.load(f)
         self.config = cfg
         mt = cfg["model_type"]
@@ -114,7 +114,7 @@ class Reference:
         self.attention_bias = mt == "qwen2" or bool(cfg.get("attention_bias", False))
         self.mlp_bias = mt == "llama" and bool(cfg.get("mlp_bias", False))
 
-        w = read_safetensors(os.path.join(model_dir, "model.safetensors"))
+        w = read_safetensors(os.path.join(model_path, "model.safetensors"))
         self.w = w
         self.W_E = w["model.embed_tokens.weight"]
         if "lm_head.weight" in w:

@@ -10,10 +10,10 @@ from conftest import BABYLLAMA, STORIES, reference
 from reference import hook_names, read_safetensors
 
 
-@pytest.mark.parametrize("model_dir", [STORIES, BABYLLAMA], ids=["stories260K", "babyllama-tok105"])
-def test_reference_reproduces_golden(model_dir):
-    ref = reference(model_dir)
-    golden = json.loads((model_dir / "golden.json").read_text())
+@pytest.mark.parametrize("model_path", [STORIES, BABYLLAMA], ids=["stories260K", "babyllama-tok105"])
+def test_reference_reproduces_golden(model_path):
+    ref = reference(model_path)
+    golden = json.loads((model_path / "golden.json").read_text())
     cases = [c for c in golden["cases"] if "steps_top5" in c]
     assert cases
     for case in cases:

@@ -27,7 +27,7 @@
 #include "core/proc_stats.h"
 #include "default_model.h"
 #include "kernels/ops.h"
-#include "model/arch_spec.h"
+#include "config/arch.h"
 #include "model/decoder.h"
 #include "longctx/engine.h"
 #include "plan_options.h"
@@ -37,7 +37,7 @@ namespace longctx::cli {
 namespace {
 
 struct BenchOpts {
-  std::string model_dir;
+  std::string model_path;
   std::vector<int64_t> n_prompt{512}, n_gen{128}, n_depth{0};
   std::vector<std::string> kv_dtypes{"f16"};
   std::vector<int> threads;  // empty: all cores
@@ -194,12 +194,12 @@ int run_bench(const BenchOpts& o) {
   if (max_p == 0 && max_n == 0)
     throw Error(ErrorKind::kInvalidArg, "nothing to run: -p and -n are all 0; give -p 512 or -n 128");
 
-  std::string dir = o.model_dir;
+  std::string dir = o.model_path;
   if (dir.empty()) dir = resolve_default_model().dir;
 
   // Plan every configuration before anything is allocated: the deepest test must fit.
   const int64_t ctx = max_d + std::max(max_p, max_n);
-  const int64_t max_pos = plan_model_from_dir(dir).cfg.max_position_embeddings;
+  const int64_t max_pos = plan_model_from_path(dir).cfg.max_position_embeddings;
   if (ctx > max_pos && !o.force_ctx)
     throw Error(ErrorKind::kOutOfRange,
                 "the deepest test needs " + std::to_string(ctx) + " positions (depth " +
@@ -223,7 +223,7 @@ int run_bench(const BenchOpts& o) {
       f.mem_budget = o.mem_budget;
       f.threads = t;
       EngineOptions eo = engine_options(f);
-      eo.model_dir = dir;
+      eo.model_path = dir;
       eo.force_ctx = true;  // checked above, in bench's words
       eo.weights = weight_memory(o.mmap);
       eo.tokenizer = false;  // bench feeds random token ids
@@ -260,25 +260,25 @@ int run_bench(const BenchOpts& o) {
   const Model* model = &engine->model();
   ReadModel rm;
   rm.cfg = cfg;
-  DType wtype = DType::kF32;
+  TensorType wtype = TensorType::kF32;
   size_t wtype_bytes = 0;
   {
     std::vector<size_t> by_dtype(8, 0);
     for (const auto& [name, t] : model->weights().tensors()) {
       rm.weight_bytes += t.nbytes;
-      const auto d = static_cast<size_t>(t.dtype);
+      const auto d = static_cast<size_t>(t.type);
       if (d < by_dtype.size() && (by_dtype[d] += t.nbytes) > wtype_bytes) {
         wtype_bytes = by_dtype[d];
-        wtype = t.dtype;
+        wtype = t.type;
       }
     }
     if (!cfg.tie_word_embeddings)
-      if (const auto* e = model->weights().find(arch_spec_for(cfg.model_type).embed))
+      if (const auto* e = model->weights().find(arch_spec_for(cfg.model_type).hf.embed))
         rm.weight_bytes -= e->nbytes;
   }
   const size_t n_params = count_parameters(cfg);
   const std::string model_type =
-      cfg.model_type + " " + format_params(n_params) + " " + dtype_name(wtype);
+      cfg.model_type + " " + format_params(n_params) + " " + tensor_type_name(wtype);
 
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(cfg.vocab_size - 1));
@@ -433,8 +433,8 @@ Runner add_bench_command(CLI::App& app) {
       "bench", "Measure prompt and generation speed (like llama-bench) against the read-bandwidth "
                "roofline");
   auto o = std::make_shared<BenchOpts>();
-  cmd->add_option("-m,--model", o->model_dir,
-                  "Hugging Face model folder (default: as for run)");
+  cmd->add_option("-m,--model", o->model_path,
+                  "Hugging Face model folder or GGUF file (default: as for run)");
   cmd->add_option("-p,--n-prompt", o->n_prompt, "Prompt lengths to time, comma separated (0: none)")
       ->delimiter(',')
       ->capture_default_str();

@@ -30,7 +30,7 @@ namespace {
 
 struct PplOpts {
   HookFlags hooks;
-  std::string model_dir, file, compare_kv;
+  std::string model_path, file, compare_kv;
   int64_t stride = 0;
   bool json = false;
   bool mmap = false;
@@ -99,18 +99,18 @@ void run_chunk(Engine& engine, const MemoryPlan& plan, const std::vector<int32_t
 }
 
 int perplexity(const PplOpts& o) {
-  if (o.model_dir.empty()) throw Error(ErrorKind::kInvalidArg, "say which model with -m DIR");
+  if (o.model_path.empty()) throw Error(ErrorKind::kInvalidArg, "say which model with -m PATH (a Hugging Face folder or a .gguf file)");
   if (o.file.empty()) throw Error(ErrorKind::kInvalidArg, "say which text to score with -f FILE");
   if (o.stride < 0) throw Error(ErrorKind::kInvalidArg, "--stride must be a positive number of tokens");
   const std::string text = read_text(o.file);
 
   EngineOptions eo = engine_options(o.plan);
-  eo.model_dir = o.model_dir;
+  eo.model_path = o.model_path;
   eo.weights = weight_memory(o.mmap);
   // Refuses a request that cannot fit (or -c past max_position_embeddings) before tokenizing.
   const PlannedRun probe = Engine::plan_only(eo);
   const ModelConfig& cfg = probe.config();
-  auto tok = load_tokenizer(o.model_dir);
+  auto tok = load_tokenizer(o.model_path);
   const std::vector<int32_t> ids = tok->encode(text, true);
   const int64_t N = static_cast<int64_t>(ids.size());
 
@@ -185,7 +185,7 @@ int perplexity(const PplOpts& o) {
   std::fprintf(stderr,
                "perplexity of %s over %s: %lld tokens, %lld chunks of %lld, scoring %lld per chunk "
                "| kv %s%s | threads %d\n",
-               o.model_dir.c_str(), o.file.c_str(), static_cast<long long>(N),
+               o.model_path.c_str(), o.file.c_str(), static_cast<long long>(N),
                static_cast<long long>(n_chunks), static_cast<long long>(ctx),
                static_cast<long long>(rows), kv_name.c_str(),
                base ? (std::string(" vs ") + kv_type_name(*base)).c_str() : "",
@@ -244,7 +244,7 @@ int perplexity(const PplOpts& o) {
   const double top1 = kl.n ? 100.0 * same_top1 / kl.n : 0.0;
   if (o.json) {
     nlohmann::ordered_json j;
-    j["model"] = o.model_dir;
+    j["model"] = o.model_path;
     j["file"] = o.file;
     j["tokens"] = N;
     j["context"] = ctx;
@@ -285,7 +285,7 @@ Runner add_perplexity_command(CLI::App& app) {
       "perplexity", "Perplexity over a text file (scored as llama-perplexity), optionally the KL "
                     "divergence between two KV-cache types");
   auto o = std::make_shared<PplOpts>();
-  cmd->add_option("-m,--model", o->model_dir, "Hugging Face model folder")->required();
+  cmd->add_option("-m,--model", o->model_path, "Hugging Face model folder or GGUF file")->required();
   cmd->add_option("-f,--file", o->file, "Text file to score")->required();
   cmd->add_option("--stride", o->stride,
                   "Score the last S tokens of chunks starting every S tokens (llama.cpp's "

@@ -19,19 +19,19 @@ namespace longctx::cli {
 namespace {
 
 struct PlanOpts {
-  std::string model_dir, config_file, preset, weights_dtype = "bf16";
+  std::string model_path, config_file, preset, weights_dtype = "bf16";
   PlanFlags flags;
   int batch = 1;
   bool json = false;
 };
 
 PlanModel resolve_model(const PlanOpts& o) {
-  const int given = !o.model_dir.empty() + !o.config_file.empty() + !o.preset.empty();
+  const int given = !o.model_path.empty() + !o.config_file.empty() + !o.preset.empty();
   if (given != 1)
     throw Error(ErrorKind::kInvalidArg,
-                "say which model to plan for with exactly one of -m DIR, --config FILE or "
+                "say which model to plan for with exactly one of -m PATH, --config FILE or "
                 "--preset NAME");
-  if (!o.model_dir.empty()) return plan_model_from_dir(o.model_dir);
+  if (!o.model_path.empty()) return plan_model_from_path(o.model_path);
   const size_t wbytes = dtype_size(parse_dtype(o.weights_dtype));
   if (!o.preset.empty()) {
     const Preset& p = find_preset(o.preset);
@@ -61,7 +61,7 @@ Runner add_plan_command(CLI::App& app) {
   auto o = std::make_shared<PlanOpts>();
   std::string names;
   for (const auto& p : presets()) names += (names.empty() ? "" : ", ") + p.name;
-  cmd->add_option("-m,--model", o->model_dir, "Hugging Face model folder (reads headers only)");
+  cmd->add_option("-m,--model", o->model_path, "Hugging Face model folder or GGUF file (reads headers only)");
   cmd->add_option("--config", o->config_file, "A config.json file");
   cmd->add_option("--preset", o->preset, "Built-in config: " + names);
   cmd->add_option("--weights-dtype", o->weights_dtype,

@@ -21,7 +21,7 @@ namespace longctx::cli {
 namespace {
 
 struct RunOpts {
-  std::string model_dir, prompt, prompt_file;
+  std::string model_path, prompt, prompt_file;
   bool force_ctx = false;
   bool mmap = false;
   PlanFlags plan;
@@ -40,7 +40,7 @@ std::string read_file(const std::string& path) {
 int run(const RunOpts& o) {
   validate(o.gen);
 
-  std::string dir = o.model_dir, prompt = o.prompt;
+  std::string dir = o.model_path, prompt = o.prompt;
   bool random_weights = false;
   if (dir.empty()) {
     const DefaultModel d = resolve_default_model();
@@ -52,7 +52,7 @@ int run(const RunOpts& o) {
 
   // Plan first: refuse before the tokenizer is loaded, a weight mapped or a cache block allocated.
   EngineOptions eo = engine_options(o.plan);
-  eo.model_dir = dir;
+  eo.model_path = dir;
   eo.force_ctx = o.force_ctx;
   eo.weights = weight_memory(o.mmap);
   eo.on_notice = [](const std::string& m) { std::fprintf(stderr, "note: %s\n", m.c_str()); };
@@ -140,8 +140,9 @@ int run(const RunOpts& o) {
 Runner add_run_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Generate text from a prompt");
   auto o = std::make_shared<RunOpts>();
-  cmd->add_option("-m,--model", o->model_dir,
-                  "Hugging Face model folder (default: ../shared/models/stories260K when present, "
+  cmd->add_option("-m,--model", o->model_path,
+                  "Hugging Face model folder or GGUF file (default: ../shared/models/stories260K when "
+                  "present, "
                   "else a cached random-weight SmolLM2-135M-shaped checkpoint)");
   cmd->add_option("-p,--prompt", o->prompt, "Prompt text");
   cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from a file");

@@ -27,7 +27,7 @@ namespace longctx::cli {
 namespace {
 
 struct TraceOpts {
-  std::string model_dir, prompt, prompt_file, out, dtype = "f32";
+  std::string model_path, prompt, prompt_file, out, dtype = "f32";
   bool mmap = false, force_ctx = false;
   PlanFlags plan;
   HookFlags hooks;
@@ -44,7 +44,7 @@ std::string read_prompt(const TraceOpts& o) {
 }
 
 int trace(const TraceOpts& o) {
-  if (o.model_dir.empty()) throw Error(ErrorKind::kInvalidArg, "say which model with -m DIR");
+  if (o.model_path.empty()) throw Error(ErrorKind::kInvalidArg, "say which model with -m PATH (a Hugging Face folder or a .gguf file)");
   if (o.prompt.empty() == o.prompt_file.empty())
     throw Error(ErrorKind::kInvalidArg, "give the prompt with -p TEXT or -f FILE (one of them)");
   if (o.out.empty()) throw Error(ErrorKind::kInvalidArg, "say where to write with -o OUT.safetensors");
@@ -54,11 +54,11 @@ int trace(const TraceOpts& o) {
   // The prompt's length sizes every capture, so the tokenizer comes first (it is small and the
   // plan counts it); nothing else is loaded before the plan says yes.
   EngineOptions eo = engine_options(o.plan);
-  eo.model_dir = o.model_dir;
+  eo.model_path = o.model_path;
   eo.force_ctx = o.force_ctx;
   eo.weights = weight_memory(o.mmap);
-  const ModelConfig cfg = plan_model_from_dir(o.model_dir).cfg;
-  auto tok = load_tokenizer(o.model_dir);
+  const ModelConfig cfg = plan_model_from_path(o.model_path).cfg;
+  auto tok = load_tokenizer(o.model_path);
   const std::vector<int32_t> ids = tok->encode(prompt, true);
   const int64_t T = static_cast<int64_t>(ids.size());
   if (T == 0)
@@ -138,7 +138,7 @@ Runner add_trace_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "trace", "Capture hook activations (TransformerLens names) of a prompt to a safetensors file");
   auto o = std::make_shared<TraceOpts>();
-  cmd->add_option("-m,--model", o->model_dir, "Hugging Face model folder")->required();
+  cmd->add_option("-m,--model", o->model_path, "Hugging Face model folder or GGUF file")->required();
   cmd->add_option("-p,--prompt", o->prompt, "Prompt text");
   cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from a file");
   cmd->add_option("-o,--out", o->out, "Output .safetensors file")->required();

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "config/gguf_config.h"
+#include "core/error.h"
 #include "core/thread_pool.h"
 #include "io/gguf.h"
 #include "kernels/kernel_test_util.h"

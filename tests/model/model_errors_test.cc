@@ -46,7 +46,7 @@ void rewrite_weights(const std::string& dir,
       bool owned = false;
       for (auto& s : store) owned |= s.data() == t.data;
       if (!owned) {
-        size_t n = dtype_size(*float_dtype(t.type));
+        size_t n = dtype_size(t.dtype);
         for (int64_t d : t.shape) n *= d;
         store.emplace_back(static_cast<const uint8_t*>(t.data),
                            static_cast<const uint8_t*>(t.data) + n);

@@ -13,6 +13,7 @@
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
 #include "model/decoder.h"
+#include "model/quant_scheme.h"
 
 namespace longctx {
 
@@ -259,6 +260,18 @@ std::string refusal_message(const PlanModel& m, const PlanRequest& req, const Me
         i == 0 ? "-c " + std::to_string(ctx) + " (" + kv_setting_name(k, v) + ")"
                : "--kv-dtype " + std::string(kv_type_name(k)) + " -c " + std::to_string(ctx);
     if (std::find(fit.begin(), fit.end(), item) == fit.end()) fit.push_back(item);
+  }
+  // Smaller weights: GGUF files of the quantized schemes (model/quant_scheme.h) at the asked KV
+  // setting.
+  for (const QuantScheme q : all_quant_schemes()) {
+    const size_t bytes = quantized_weight_bytes(m.cfg, q);
+    if (bytes >= m.weight_bytes * 9 / 10) continue;
+    PlanModel smaller = m;
+    smaller.weight_bytes = bytes;
+    const int64_t ctx = round_for_humans(largest_context(smaller, req, p.kv_k, p.kv_v, p.budget));
+    if (ctx <= 0) continue;
+    fit.push_back(std::string("with ") + quant_scheme_name(q) + " weights (a GGUF file of about " +
+                  format_size(bytes) + ") -c " + std::to_string(std::min(ctx, p.context)));
   }
   if (!fit.empty()) {
     s += " These fit:";

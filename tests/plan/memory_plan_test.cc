@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "model/decoder.h"
 #include "model/presets.h"
+#include "model/quant_scheme.h"
 
 namespace longctx {
 namespace {
@@ -104,7 +105,33 @@ TEST(PlanRefusal, MixedKeyValueTypesAreNamed) {
   EXPECT_NE(msg.find("of KV cache (k int8, v int4)"), std::string::npos) << msg;
   // The same setting at a smaller context, then a smaller uniform type.
   EXPECT_TRUE(std::regex_search(msg, std::regex("These fit: -c [0-9]+ \\(k int8, v int4\\); "
-                                                "--kv-dtype int4 -c [0-9]+\\.")))
+                                                "--kv-dtype int4 -c [0-9]+;")))
+      << msg;
+  // Then the quantized weights that would fit, smallest context gain last.
+  EXPECT_TRUE(std::regex_search(
+      msg, std::regex("with Q4_K_M weights \\(a GGUF file of about [0-9.]+ GiB\\) -c [0-9]+")))
+      << msg;
+}
+
+// Quantized weights are priced as llama-quantize lays them out: Meta-Llama-3-8B's files from
+// llama.cpp are 8,540,770,592 bytes (Q8_0) and 4,920,734,496 bytes (Q4_K_M), metadata included.
+TEST(PlanQuantized, WeightBytesOfLlama3_8BMatchLlamaCppFiles) {
+  const ModelConfig c = preset("llama-3-8b").cfg;
+  EXPECT_NEAR(double(quantized_weight_bytes(c, QuantScheme::kQ8_0)), 8540770592.0, 0.005 * 8.54e9);
+  EXPECT_NEAR(double(quantized_weight_bytes(c, QuantScheme::kQ4_K_M)), 4920734496.0,
+              0.01 * 4.92e9);
+}
+
+// A Q4_K_M request that does not fit in BF16 is named with its size.
+TEST(PlanQuantized, RefusalNamesTheQuantizedWeightsThatFit) {
+  const PlanModel m = preset("llama-3-8b");
+  PlanRequest r;
+  r.context = 8192;
+  const MemoryPlan p = make_plan(m, r, budget(8 * kGiB));
+  ASSERT_FALSE(p.fits());
+  const std::string msg = refusal_message(m, r, p);
+  EXPECT_NE(msg.find("with Q4_K_M weights (a GGUF file of about 4.6 GiB) -c 8192"),
+            std::string::npos)
       << msg;
 }
 

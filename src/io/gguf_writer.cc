@@ -1,6 +1,7 @@
 // GgufWriter (io/gguf_writer.h): metadata encoded as it is set, tensors laid out at write time.
 #include "io/gguf_writer.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -235,20 +236,20 @@ std::vector<uint8_t> GgufWriter::header(const std::vector<uint64_t>& offsets) co
     put<uint32_t>(h, t.ggml_type);
     put<uint64_t>(h, offsets[k]);
   }
-  h.resize(pad_to(h.size(), alignment_), 0);
   return h;
 }
 
 uint64_t GgufWriter::file_bytes() const {
   uint64_t data = 0;
-  return header(offsets(&data)).size() + data;
+  const std::vector<uint64_t> off = offsets(&data);
+  return pad_to(header(off).size(), alignment_) + data;
 }
 
 std::vector<uint8_t> GgufWriter::bytes() const {
   uint64_t data = 0;
   const std::vector<uint64_t> off = offsets(&data);
   std::vector<uint8_t> out = header(off);
-  const size_t start = out.size();
+  const size_t start = pad_to(out.size(), alignment_);
   out.resize(start + data, 0);
   for (size_t k = 0; k < tensors_.size(); ++k)
     std::memcpy(out.data() + start + off[k], tensors_[k].data, tensors_[k].nbytes);
@@ -259,23 +260,30 @@ void GgufWriter::write(const std::string& path) const {
   uint64_t data = 0;
   const std::vector<uint64_t> off = offsets(&data);
   const std::vector<uint8_t> h = header(off);
-  const uint64_t total = h.size() + data;
+  const uint64_t start = pad_to(h.size(), alignment_);
+  const uint64_t total = start + data;
   const uint64_t free = free_bytes_at(path);
   if (free < total)
     throw Error(ErrorKind::kIo, "cannot write " + path + ": it takes " + format_bytes(total) +
                                     " but only " + format_bytes(free) +
                                     " are free there; free space or write elsewhere");
   AtomicFileWriter f(path, total);
+  // Padding is written, not left as a hole: the file has its full size even where the file
+  // system could not reserve it.
+  static const uint8_t kZeros[4096] = {};
+  auto zeros = [&](uint64_t at, uint64_t n) {
+    for (; n > 0;
+         at += std::min<uint64_t>(n, sizeof kZeros), n -= std::min<uint64_t>(n, sizeof kZeros))
+      f.write_at(at, kZeros, std::min<uint64_t>(n, sizeof kZeros));
+  };
   f.write_at(0, h.data(), h.size());
-  const std::vector<uint8_t> zeros(alignment_, 0);
+  zeros(h.size(), start - h.size());
   for (size_t k = 0; k < tensors_.size(); ++k) {
     const Tensor& t = tensors_[k];
-    const uint64_t at = h.size() + off[k];
+    const uint64_t at = start + off[k];
     f.write_at(at, t.data, t.nbytes);
-    // Padding written, not left as a hole: the file has its full size even where the file
-    // system could not reserve it.
-    const uint64_t end = k + 1 < tensors_.size() ? h.size() + off[k + 1] : total;
-    f.write_at(at + t.nbytes, zeros.data(), end - at - t.nbytes);
+    const uint64_t end = k + 1 < tensors_.size() ? start + off[k + 1] : total;
+    zeros(at + t.nbytes, end - at - t.nbytes);
   }
   f.commit();
 }

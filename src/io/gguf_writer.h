@@ -71,7 +71,7 @@ class GgufWriter {
   // Each tensor's offset in the data section (they depend on the alignment, which may be set
   // after the tensors), and the data section's size.
   std::vector<uint64_t> offsets(uint64_t* data_bytes) const;
-  // Everything before the data section, padded to the alignment.
+  // Everything before the data section, without the padding up to it.
   std::vector<uint8_t> header(const std::vector<uint64_t>& offsets) const;
 
   std::vector<std::pair<std::string, std::vector<uint8_t>>> kv_;  // key, type + value bytes

@@ -23,7 +23,7 @@ constexpr char kName[] = "hostile.gguf";
 
 std::unique_ptr<GgufFile> parse_copy(const std::vector<uint8_t>& bytes, size_t n) {
   std::unique_ptr<uint8_t[]> copy(new uint8_t[n > 0 ? n : 1]);
-  std::memcpy(copy.get(), bytes.data(), n);
+  if (n > 0) std::memcpy(copy.get(), bytes.data(), n);
   auto g = GgufFile::parse(n > 0 ? copy.get() : nullptr, n, kName);
   // Views into the buffer die with it here: only the caller's checks of the return value (none
   // read the data) may follow.

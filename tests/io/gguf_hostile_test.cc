@@ -291,6 +291,10 @@ TEST(GgufGetters, IntegerRanges) {
   expect_error([&] { g->get_int("big"); }, f, {kName, "'big'", "18446744073709551615", "range"});
   EXPECT_EQ(g->find("big")->u, UINT64_MAX);
   EXPECT_EQ(g->get_int("neg"), -5);
+  EXPECT_EQ(g->get_int("u32", 1, 7), 7);
+  expect_error([&] { g->get_int("neg", 0, 10); }, f, {kName, "'neg'", "-5", "[0, 10]"});
+  expect_error([&] { g->get_int("u32", 0, 6); }, f, {"'u32'", "7", "[0, 6]"});
+  expect_error([&] { g->get_int("s", 0, 6); }, f, {"'s'", "expected an integer"});
   EXPECT_EQ(g->find("neg")->u, 0u);     // u only for non-negative values
   EXPECT_EQ(g->get_float("u32"), 7.0);  // integers read as floats
   EXPECT_EQ(g->get_float("f"), 0.5);

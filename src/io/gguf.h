@@ -45,10 +45,12 @@ enum class GgufType : uint32_t {
 const char* gguf_type_name(GgufType t);  // "u32", "string", "array", ...
 
 // One metadata value. Scalars: the integer types fill `i` (and `u` when non-negative), floats
-// fill `f`, bool fills `i` (0/1), strings fill `str`. Arrays: `elem` is the element type, `count`
-// the element count; string elements are in `strs` (views into the file), numeric elements stay
-// in the file at `array_data` (count elements of the element type, little-endian, unaligned).
-// Nested arrays are refused as Error(kUnsupported) (no model metadata uses them).
+// fill `f`, bool fills `i` (0/1; any other byte is an Error(kFormat)), strings fill `str`. A u64
+// past INT64_MAX is only in `u` (`i` is 0; get_int refuses it as out of range). Arrays: `elem` is
+// the element type, `count` the element count; string elements are in `strs` (views into the file),
+// numeric elements stay in the file at `array_data` (count elements of the element type,
+// little-endian, unaligned). Nested arrays are refused as Error(kUnsupported) (no model metadata
+// uses them).
 struct GgufValue {
   GgufType type = GgufType::kU8;
   int64_t i = 0;
@@ -96,14 +98,20 @@ class GgufFile {
 
   const std::map<std::string, GgufValue, std::less<>>& metadata() const { return kv_; }
   const GgufValue* find(std::string_view key) const;
+  // The keys in the order the file holds them (metadata() is sorted by key).
+  const std::vector<std::string_view>& keys() const { return key_order_; }
   bool has(std::string_view key) const { return find(key) != nullptr; }
 
   // Typed getters. Error(kFormat) naming the key and the file when the key is missing (the
   // message says which metadata key the model needs) or holds another type; integers are
   // range-checked (a negative value or one past the target type is an error).
+  // get_int returns any value int64 holds (negative i8..i64 values included; a u64 past
+  // INT64_MAX is an error); the bounded form also refuses values outside [min, max], naming them
+  // (e.g. get_int("llama.block_count", 1, 65536)). get_ints refuses elements outside int32.
   std::string get_string(std::string_view key) const;
-  int64_t get_int(std::string_view key) const;    // any integer type
-  double get_float(std::string_view key) const;   // f32/f64, or an integer type
+  int64_t get_int(std::string_view key) const;  // any integer type
+  int64_t get_int(std::string_view key, int64_t min, int64_t max) const;
+  double get_float(std::string_view key) const;  // f32/f64, or an integer type
   bool get_bool(std::string_view key) const;
   // Array getters: the element type must match (integer arrays convert between integer types
   // with range checks; float arrays accept f32/f64).
@@ -130,6 +138,7 @@ class GgufFile {
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
   std::map<std::string, GgufValue, std::less<>> kv_;
+  std::vector<std::string_view> key_order_;  // views of kv_'s keys
   std::vector<GgufTensor> tensors_;
   std::map<std::string, size_t, std::less<>> tensor_index_;
 };
@@ -142,6 +151,10 @@ struct GgmlTypeInfo {
   int64_t block_bytes;
 };
 std::optional<GgmlTypeInfo> ggml_type_info(uint32_t ggml_type);
-
+// The TensorType of a ggml type number; nullopt for types longctx does not compute with.
+std::optional<TensorType> ggml_compute_type(uint32_t ggml_type);
+// The ggml type number of a TensorType (F32 0, F16 1, Q4_0 2, Q8_0 8, Q4_K 12, Q5_K 13, Q6_K 14,
+// BF16 30).
+uint32_t ggml_type_number(TensorType t);
 
 }  // namespace longctx::io

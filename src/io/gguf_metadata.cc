@@ -24,7 +24,7 @@ std::string describe(const GgufValue& v) {
 }
 
 [[noreturn]] void out_of_range(const std::string& file, std::string_view key,
-                               const std::string& value, const char* target) {
+                               const std::string& value, const std::string& target) {
   throw Error(ErrorKind::kFormat, file + ": metadata key '" + std::string(key) + "' holds " +
                                       value + ", out of the range of " + target);
 }
@@ -103,6 +103,18 @@ int64_t GgufFile::get_int(std::string_view key) const {
   if (v->type == GgufType::kU64 && v->u > static_cast<uint64_t>(INT64_MAX))
     out_of_range(name_, key, std::to_string(v->u), "int64");
   return v->i;
+}
+
+int64_t GgufFile::get_int(std::string_view key, int64_t min, int64_t max) const {
+  const int64_t v = get_int(key);
+  if (v < min || v > max) {
+    std::string range =
+        std::to_string(min);  // built in steps: GCC 12 misreads "[" + ... (-Wrestrict)
+    range.insert(0, 1, '[');
+    range += ", " + std::to_string(max) + "]";
+    out_of_range(name_, key, std::to_string(v), range);
+  }
+  return v;
 }
 
 double GgufFile::get_float(std::string_view key) const {

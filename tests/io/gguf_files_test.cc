@@ -290,7 +290,11 @@ TEST(GgmlTypeInfo, EveryTypeTheFormatDefines) {
                                                                      {14, TensorType::kQ6_K}}) {
     EXPECT_EQ(ggml_type_info(ggml)->block_elems, block_layout(t).elems);
     EXPECT_EQ(ggml_type_info(ggml)->block_bytes, block_layout(t).bytes);
+    EXPECT_EQ(ggml_compute_type(ggml), t);
+    EXPECT_EQ(ggml_type_number(t), ggml);
   }
+  for (uint32_t other : {3u, 6u, 9u, 10u, 11u, 15u, 20u, 23u, 24u, 26u, 28u, 39u})
+    EXPECT_FALSE(ggml_compute_type(other).has_value()) << other;
 }
 
 TEST(GgufTypeName, EveryValueType) {

@@ -278,6 +278,28 @@ std::optional<GgmlTypeInfo> ggml_type_info(uint32_t t) {
   }
 }
 
+uint32_t ggml_type_number(TensorType t) {
+  switch (t) {
+    case TensorType::kF32:
+      return 0;
+    case TensorType::kF16:
+      return 1;
+    case TensorType::kBF16:
+      return 30;
+    case TensorType::kQ8_0:
+      return 8;
+    case TensorType::kQ4_0:
+      return 2;
+    case TensorType::kQ4_K:
+      return 12;
+    case TensorType::kQ5_K:
+      return 13;
+    case TensorType::kQ6_K:
+      return 14;
+  }
+  return 0;
+}
+
 const char* gguf_type_name(GgufType t) {
   switch (t) {
     case GgufType::kU8:
@@ -387,7 +409,8 @@ void GgufFile::parse_all(const uint8_t* data, size_t size) {
     c.where = "metadata key '" + std::string(key) + "'";
     if (kv_.count(key)) c.fail("the key appears twice" + std::string(kReconvert));
     const uint32_t type = c.get<uint32_t>("the value type");
-    kv_.emplace(std::string(key), read_value(c, type));
+    auto it = kv_.emplace(std::string(key), read_value(c, type)).first;
+    key_order_.push_back(it->first);
   }
 
   if (const GgufValue* a = find("general.alignment")) {

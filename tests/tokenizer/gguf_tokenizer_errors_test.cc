@@ -1,43 +1,43 @@
-// GGUF tokenizers built from small hand-made vocabularies: the "llama" merging rules on a
-// vocabulary whose expected ids are worked out by hand, and clear errors for malformed or
+// GGUF tokenizers built from small vocabularies written with GgufWriter: the "llama" merging rules
+// on a vocabulary whose expected ids are worked out by hand, and clear errors for malformed or
 // unsupported metadata.
 #include <gtest/gtest.h>
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "io/gguf_writer.h"
 #include "tokenizer/gguf_tokenizer.h"
-#include "tokenizer/mini_gguf.h"
 
 namespace longctx {
 namespace {
 
 // A "llama" vocabulary: <unk> <s> </s>, byte tokens for 'a'..'c' and '\n' only, and pieces with
 // scores chosen so that the order of merges matters.
-test::MiniGguf llama_vocab() {
-  test::MiniGguf g;
-  g.str("general.name", "tiny");
-  g.str("tokenizer.ggml.model", "llama");
-  g.strs("tokenizer.ggml.tokens",
-         {"<unk>", "<s>", "</s>", "<0x0A>", "<0x61>", "\xE2\x96\x81", "a", "b", "c", "ab", "bc",
-          "\xE2\x96\x81"
-          "a",
-          "abc", "<|user|>"});
-  g.f32s("tokenizer.ggml.scores", {0, 0, 0, 0, 0, -5, -1, -1, -1, -3, -2, -4, -6, 0});
-  g.i32s("tokenizer.ggml.token_type", {2, 3, 3, 6, 6, 1, 1, 1, 1, 1, 1, 1, 1, 4});
-  g.u32("tokenizer.ggml.bos_token_id", 1);
-  g.u32("tokenizer.ggml.eos_token_id", 2);
-  g.u32("tokenizer.ggml.unknown_token_id", 0);
+io::GgufWriter llama_vocab() {
+  io::GgufWriter g;
+  g.set_string("general.name", "tiny");
+  g.set_string("tokenizer.ggml.model", "llama");
+  g.set_strings("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "<0x0A>", "<0x61>",
+                                          "\xE2\x96\x81", "a", "b", "c", "ab", "bc",
+                                          "\xE2\x96\x81"
+                                          "a",
+                                          "abc", "<|user|>"});
+  g.set_f32s("tokenizer.ggml.scores", {0, 0, 0, 0, 0, -5, -1, -1, -1, -3, -2, -4, -6, 0});
+  g.set_i32s("tokenizer.ggml.token_type", {2, 3, 3, 6, 6, 1, 1, 1, 1, 1, 1, 1, 1, 4});
+  g.set_u32("tokenizer.ggml.bos_token_id", 1);
+  g.set_u32("tokenizer.ggml.eos_token_id", 2);
+  g.set_u32("tokenizer.ggml.unknown_token_id", 0);
   return g;
 }
 
-std::unique_ptr<GgufTokenizer> build(const test::MiniGguf& g) {
+std::unique_ptr<GgufTokenizer> build(const io::GgufWriter& g) {
   const std::vector<uint8_t> bytes = g.bytes();
   const auto f = io::GgufFile::parse(bytes.data(), bytes.size(), "test.gguf");
   return load_gguf_tokenizer(*f);
 }
 
 // Expects load to throw Error of `kind` whose message contains every one of `parts`.
-void expect_error(const test::MiniGguf& g, ErrorKind kind, std::vector<std::string> parts) {
+void expect_error(const io::GgufWriter& g, ErrorKind kind, std::vector<std::string> parts) {
   try {
     build(g);
     ADD_FAILURE() << "no error";
@@ -66,83 +66,83 @@ TEST(GgufLlamaTokenizer, MergesByScore) {
 }
 
 TEST(GgufTokenizerErrors, UnknownModel) {
-  test::MiniGguf g;
-  g.str("tokenizer.ggml.model", "t5");
-  g.strs("tokenizer.ggml.tokens", {"a"});
+  io::GgufWriter g;
+  g.set_string("tokenizer.ggml.model", "t5");
+  g.set_strings("tokenizer.ggml.tokens", {"a"});
   expect_error(g, ErrorKind::kUnsupported, {"test.gguf", "'t5'", "llama", "gpt2"});
 }
 
 TEST(GgufTokenizerErrors, UnknownPreTokenizer) {
-  test::MiniGguf g;
-  g.str("tokenizer.ggml.model", "gpt2");
-  g.str("tokenizer.ggml.pre", "no-such-pre");
-  g.strs("tokenizer.ggml.tokens", {"a", "b", "ab"});
-  g.strs("tokenizer.ggml.merges", {"a b"});
+  io::GgufWriter g;
+  g.set_string("tokenizer.ggml.model", "gpt2");
+  g.set_string("tokenizer.ggml.pre", "no-such-pre");
+  g.set_strings("tokenizer.ggml.tokens", {"a", "b", "ab"});
+  g.set_strings("tokenizer.ggml.merges", {"a b"});
   expect_error(g, ErrorKind::kUnsupported, {"'no-such-pre'", "llama-bpe", "qwen2", "smollm"});
 }
 
 TEST(GgufTokenizerErrors, NoTokenizer) {
-  test::MiniGguf g;
-  g.str("general.name", "weights only");
+  io::GgufWriter g;
+  g.set_string("general.name", "weights only");
   expect_error(g, ErrorKind::kFormat, {"tokenizer.ggml.model"});
 }
 
 TEST(GgufTokenizerErrors, MismatchedArrayLengths) {
-  test::MiniGguf g;
-  g.str("tokenizer.ggml.model", "llama");
-  g.strs("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a"});
-  g.f32s("tokenizer.ggml.scores", {0, 0, 0, 0});
-  g.i32s("tokenizer.ggml.token_type", {2, 3, 3});
+  io::GgufWriter g;
+  g.set_string("tokenizer.ggml.model", "llama");
+  g.set_strings("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a"});
+  g.set_f32s("tokenizer.ggml.scores", {0, 0, 0, 0});
+  g.set_i32s("tokenizer.ggml.token_type", {2, 3, 3});
   expect_error(g, ErrorKind::kFormat, {"tokenizer.ggml.token_type", "3", "4"});
 
-  test::MiniGguf s;
-  s.str("tokenizer.ggml.model", "llama");
-  s.strs("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a"});
-  s.f32s("tokenizer.ggml.scores", {0, 0, 0, 0, 0});
+  io::GgufWriter s;
+  s.set_string("tokenizer.ggml.model", "llama");
+  s.set_strings("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a"});
+  s.set_f32s("tokenizer.ggml.scores", {0, 0, 0, 0, 0});
   expect_error(s, ErrorKind::kFormat, {"tokenizer.ggml.scores", "5"});
 }
 
 TEST(GgufTokenizerErrors, IdOutOfRange) {
-  test::MiniGguf g = llama_vocab();
-  g.u32("tokenizer.ggml.padding_token_id", 14);
+  io::GgufWriter g = llama_vocab();
+  g.set_u32("tokenizer.ggml.padding_token_id", 14);
   expect_error(g, ErrorKind::kFormat, {"tokenizer.ggml.padding_token_id", "14"});
 }
 
 TEST(GgufTokenizerErrors, BadTokenType) {
-  test::MiniGguf g;
-  g.str("tokenizer.ggml.model", "llama");
-  g.strs("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>"});
-  g.i32s("tokenizer.ggml.token_type", {2, 3, 9});
+  io::GgufWriter g;
+  g.set_string("tokenizer.ggml.model", "llama");
+  g.set_strings("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>"});
+  g.set_i32s("tokenizer.ggml.token_type", {2, 3, 9});
   expect_error(g, ErrorKind::kFormat, {"token_type", "9"});
 }
 
 TEST(GgufTokenizerErrors, MergeNamesUnknownToken) {
-  test::MiniGguf g;
-  g.str("tokenizer.ggml.model", "gpt2");
-  g.str("tokenizer.ggml.pre", "qwen2");
-  g.strs("tokenizer.ggml.tokens", {"a", "b", "ab", "c"});
-  g.strs("tokenizer.ggml.merges", {"a b", "ab x"});
+  io::GgufWriter g;
+  g.set_string("tokenizer.ggml.model", "gpt2");
+  g.set_string("tokenizer.ggml.pre", "qwen2");
+  g.set_strings("tokenizer.ggml.tokens", {"a", "b", "ab", "c"});
+  g.set_strings("tokenizer.ggml.merges", {"a b", "ab x"});
   expect_error(g, ErrorKind::kFormat, {"tokenizer.ggml.merges[1]", "'ab x'"});
 
-  test::MiniGguf m;
-  m.str("tokenizer.ggml.model", "gpt2");
-  m.strs("tokenizer.ggml.tokens", {"a", "b"});
+  io::GgufWriter m;
+  m.set_string("tokenizer.ggml.model", "gpt2");
+  m.set_strings("tokenizer.ggml.tokens", {"a", "b"});
   expect_error(m, ErrorKind::kFormat, {"tokenizer.ggml.merges"});
 }
 
 TEST(GgufTokenizerErrors, DuplicateToken) {
-  test::MiniGguf g;
-  g.str("tokenizer.ggml.model", "llama");
-  g.strs("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a", "a"});
+  io::GgufWriter g;
+  g.set_string("tokenizer.ggml.model", "llama");
+  g.set_strings("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a", "a"});
   expect_error(g, ErrorKind::kFormat, {"'a'", "twice"});
 }
 
 TEST(GgufTokenizerErrors, AddBosWithoutBos) {
-  test::MiniGguf g;
-  g.str("tokenizer.ggml.model", "gpt2");
-  g.str("tokenizer.ggml.pre", "llama-bpe");  // adds BOS by default
-  g.strs("tokenizer.ggml.tokens", {"a", "b", "ab"});
-  g.strs("tokenizer.ggml.merges", {"a b"});
+  io::GgufWriter g;
+  g.set_string("tokenizer.ggml.model", "gpt2");
+  g.set_string("tokenizer.ggml.pre", "llama-bpe");  // adds BOS by default
+  g.set_strings("tokenizer.ggml.tokens", {"a", "b", "ab"});
+  g.set_strings("tokenizer.ggml.merges", {"a b"});
   expect_error(g, ErrorKind::kFormat, {"add_bos_token", "bos_token_id"});
 }
 

@@ -9,49 +9,14 @@
 #include "tokenizer/gguf_tokenizer.h"
 #include "tokenizer/test_util.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/vocab_suite.h"
 
 namespace longctx {
 namespace {
 
-struct VocabCase {
-  std::string text;
-  std::vector<int32_t> ids;
-};
-
-// Reads NAME.inp and NAME.out as llama.cpp's tests/test-tokenizer-0.cpp does: the strings are
-// separated by "\n__ggml_vocab_test__\n" (so each string keeps its own newlines, and the file's
-// final separator leaves no empty string after it); line i of .out holds string i's ids,
-// space-separated (an empty line for no ids).
-std::vector<VocabCase> read_vocab_cases(const std::string& base) {
-  const std::string raw = test::read_text_file(base + ".inp");
-  const std::string sep = "\n__ggml_vocab_test__\n";
-  std::vector<std::string> inputs;
-  for (size_t pos = 0; pos < raw.size();) {
-    const size_t next = raw.find(sep, pos);
-    if (next == std::string::npos) {
-      inputs.push_back(raw.substr(pos));
-      break;
-    }
-    inputs.push_back(raw.substr(pos, next - pos));
-    pos = next + sep.size();
-  }
-  std::istringstream out(test::read_text_file(base + ".out"));
-  std::vector<VocabCase> cases;
-  std::string line;
-  for (size_t i = 0; std::getline(out, line); ++i) {
-    if (i >= inputs.size()) break;
-    VocabCase c{inputs[i], {}};
-    std::istringstream ids(line);
-    for (int32_t id; ids >> id;) c.ids.push_back(id);
-    cases.push_back(std::move(c));
-  }
-  EXPECT_EQ(cases.size(), inputs.size()) << base << ": .inp and .out hold different counts";
-  return cases;
-}
-
-std::string vocab_path(const std::string& name) {
-  return test::shared_dir() + "/gguf/vocab/ggml-vocab-" + name + ".gguf";
-}
+using test::read_vocab_cases;
+using test::vocab_path;
+using test::VocabCase;
 
 class GgufVocabSuite : public ::testing::TestWithParam<std::string> {};
 
@@ -71,6 +36,11 @@ TEST_P(GgufVocabSuite, EncodesAndDecodesLikeLlamaCpp) {
     // (" ?" -> "?" for llama-bpe), and for the SentencePiece-style vocabularies (llama-spm,
     // phi-3) decode drops exactly the one space that encoding put before the first token.
     EXPECT_EQ(tok->decode(c.ids, true), c.text);
+    // Streaming gives the same text, one id at a time.
+    StreamDecoder stream(*tok);
+    std::string streamed;
+    for (int32_t id : c.ids) streamed += stream.push(id);
+    EXPECT_EQ(streamed + stream.flush(), c.text);
     nonempty += !c.ids.empty();
   }
   EXPECT_GE(nonempty, 40);

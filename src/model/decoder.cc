@@ -28,12 +28,10 @@ const io::TensorInfo& expect_tensor(const io::WeightSource& w, const std::string
 }
 
 kernels::WeightView matrix(const io::TensorInfo& t, int64_t row0, int64_t rows) {
-  kernels::WeightView v;
-  v.dtype = t.dtype;
-  v.cols = t.shape[1];
-  v.rows = rows;
-  v.data = static_cast<const uint8_t*>(t.data) + row0 * v.cols * dtype_size(t.dtype);
-  return v;
+  const TensorType type = tensor_type(t.dtype);
+  const int64_t rb = row_bytes(type, t.shape[1]);
+  return kernels::weight_view(type, static_cast<const uint8_t*>(t.data) + row0 * rb, rows,
+                              t.shape[1]);
 }
 
 std::vector<float> to_vec(const io::TensorInfo& t, int64_t off = 0, int64_t n = -1) {

@@ -188,21 +188,23 @@ void gemm_bf16(const uint16_t* xb, int64_t n, const WeightView& w, const float* 
 
 void matvec(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
             float* y, int64_t r0, int64_t r1) {
-  if (xb != nullptr && w.dtype == DType::kBF16) return matvec_bf16_dot(xb, n, w, bias, y, r0, r1);
+  if (xb != nullptr && w.type == TensorType::kBF16) return matvec_bf16_dot(xb, n, w, bias, y, r0, r1);
   mv::matvec<Vec16>(x, n, w, bias, y, r0, r1);
 }
 
 void gemm(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
           float* y, int64_t r0, int64_t r1, void* pack) {
-  switch (w.dtype) {
-    case DType::kF32:
+  switch (w.type) {
+    case TensorType::kF32:
       gemm::gemm_f32<Vec16, DType::kF32>(x, n, w, bias, y, r0, r1, static_cast<float*>(pack));
       break;
-    case DType::kF16:
+    case TensorType::kF16:
       gemm::gemm_f32<Vec16, DType::kF16>(x, n, w, bias, y, r0, r1, static_cast<float*>(pack));
       break;
-    case DType::kBF16:
+    case TensorType::kBF16:
       gemm_bf16(xb, n, w, bias, y, r0, r1, static_cast<uint32_t*>(pack));
+      break;
+    default:  // block types: qgemm
       break;
   }
 }

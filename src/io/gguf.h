@@ -96,14 +96,16 @@ class GgufFile {
 
   const std::map<std::string, GgufValue, std::less<>>& metadata() const { return kv_; }
   const GgufValue* find(std::string_view key) const;
+  // The keys in the order the file holds them (metadata() is sorted by key).
+  const std::vector<std::string_view>& keys() const { return key_order_; }
   bool has(std::string_view key) const { return find(key) != nullptr; }
 
   // Typed getters. Error(kFormat) naming the key and the file when the key is missing (the
   // message says which metadata key the model needs) or holds another type; integers are
   // range-checked (a negative value or one past the target type is an error).
   std::string get_string(std::string_view key) const;
-  int64_t get_int(std::string_view key) const;    // any integer type
-  double get_float(std::string_view key) const;   // f32/f64, or an integer type
+  int64_t get_int(std::string_view key) const;   // any integer type
+  double get_float(std::string_view key) const;  // f32/f64, or an integer type
   bool get_bool(std::string_view key) const;
   // Array getters: the element type must match (integer arrays convert between integer types
   // with range checks; float arrays accept f32/f64).
@@ -130,6 +132,7 @@ class GgufFile {
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
   std::map<std::string, GgufValue, std::less<>> kv_;
+  std::vector<std::string_view> key_order_;  // views of kv_'s keys
   std::vector<GgufTensor> tensors_;
   std::map<std::string, size_t, std::less<>> tensor_index_;
 };
@@ -142,6 +145,8 @@ struct GgmlTypeInfo {
   int64_t block_bytes;
 };
 std::optional<GgmlTypeInfo> ggml_type_info(uint32_t ggml_type);
-
+// The ggml type number of a TensorType (F32 0, F16 1, Q4_0 2, Q8_0 8, Q4_K 12, Q5_K 13, Q6_K 14,
+// BF16 30).
+uint32_t ggml_type_number(TensorType t);
 
 }  // namespace longctx::io

@@ -15,6 +15,8 @@ namespace longctx::io {
 
 // A read-only mapping of a whole file (mmap). Throws Error(kIo) when it cannot be opened.
 // make_resident() can swap the mapping for a private copy on 2 MiB huge pages (core/huge_pages.h).
+class AtomicFileWriter;
+
 class MappedFile {
  public:
   static std::shared_ptr<MappedFile> open(const std::string& path);
@@ -158,8 +160,7 @@ class SafetensorsWriter {
                             const std::map<std::string, std::string>& metadata = {});
 
  private:
-  std::string path_, tmp_;
-  int fd_ = -1;
+  std::unique_ptr<AtomicFileWriter> file_;  // io/atomic_file.h
   uint64_t data_start_ = 0, data_bytes_ = 0;
   std::vector<uint64_t> offsets_;
   std::vector<size_t> sizes_;

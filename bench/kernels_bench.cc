@@ -13,6 +13,7 @@
 
 #include "core/dtype.h"
 #include "core/huge_pages.h"
+#include "core/tensor_type.h"
 #include "core/thread_pool.h"
 #include "kernels/kv_quant.h"
 #include "kernels/ops.h"
@@ -79,7 +80,8 @@ void BM_Matvec(benchmark::State& st) {
   std::vector<float> x(cols, 0.5f), y(rows);
   size_t c = 0;
   for (auto _ : st) {
-    const WeightView wv{dt, all.data() + (c++ % copies) * wbytes, rows, cols};
+    const WeightView wv =
+        weight_view(tensor_type(dt), all.data() + (c++ % copies) * wbytes, rows, cols);
     matmul(pool(threads), x.data(), 1, wv, nullptr, y.data());
     benchmark::ClobberMemory();
   }
@@ -106,7 +108,7 @@ void BM_Gemm(benchmark::State& st) {
   const int threads = static_cast<int>(st.range(4));
   const auto w = random_bytes(dt, rows * cols, 2);
   std::vector<float> x(n * cols, 0.25f), y(n * rows);
-  const WeightView wv{dt, w.data(), rows, cols};
+  const WeightView wv = weight_view(tensor_type(dt), w.data(), rows, cols);
   for (auto _ : st) {
     matmul(pool(threads), x.data(), n, wv, nullptr, y.data());
     benchmark::ClobberMemory();
@@ -124,6 +126,82 @@ void GemmArgs(benchmark::internal::Benchmark* b) {
   b->Args({2, 2048, 2048, 512, 1});
 }
 BENCHMARK(BM_Gemm)->Apply(GemmArgs)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// rows x cols weights of a block type: random codes with modest f16 scales (speed does not depend
+// on the values; quantizing 10M weights with the K-quant search would take seconds).
+std::vector<uint8_t> random_blocks(TensorType t, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> out(static_cast<size_t>(tensor_bytes(t, rows, cols)));
+  for (auto& b : out) b = static_cast<uint8_t>(rng());
+  const BlockLayout bl = block_layout(t);
+  const uint16_t d = f32_to_f16(0.001f);
+  const size_t d_off = t == TensorType::kQ6_K ? 208 : 0;
+  for (size_t off = 0; off < out.size(); off += bl.bytes) {
+    std::memcpy(&out[off + d_off], &d, 2);
+    if (t == TensorType::kQ4_K || t == TensorType::kQ5_K) std::memcpy(&out[off + 2], &d, 2);
+  }
+  return out;
+}
+
+// Decode matvec (n = 1) over block-type weights: args TensorType, rows, cols, threads; bytes =
+// the weights' stored size, so bytes/s compares with BM_Matvec and BM_StreamRead.
+void BM_QuantMatvec(benchmark::State& st) {
+  const auto t = static_cast<TensorType>(st.range(0));
+  const int64_t rows = st.range(1), cols = st.range(2);
+  const int threads = static_cast<int>(st.range(3));
+  const size_t wbytes = static_cast<size_t>(tensor_bytes(t, rows, cols));
+  const size_t copies = std::max<size_t>(2, kColdBytes / wbytes);
+  const auto w = random_blocks(t, rows, cols, 1);
+  HugePageBuffer all(wbytes * copies);
+  for (size_t c = 0; c < copies; ++c) std::memcpy(all.data() + c * wbytes, w.data(), wbytes);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd;
+  std::vector<float> x(cols), y(rows);
+  for (auto& v : x) v = nd(rng);
+  size_t c = 0;
+  for (auto _ : st) {
+    const WeightView wv = weight_view(t, all.data() + (c++ % copies) * wbytes, rows, cols);
+    matmul(pool(threads), x.data(), 1, wv, nullptr, y.data());
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * wbytes));
+  st.SetLabel(std::string(tensor_type_name(t)) + " " + simd_path());
+}
+void QuantMatvecArgs(benchmark::internal::Benchmark* b) {
+  for (auto t : {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ5_K,
+                 TensorType::kQ6_K}) {
+    b->Args({static_cast<int64_t>(t), 2048, 5632, 2});  // TinyLlama-1.1B ffn_down
+    b->Args({static_cast<int64_t>(t), 576, 1536, 2});   // SmolLM2-135M ffn_down
+  }
+  b->Args({static_cast<int64_t>(TensorType::kQ4_K), 2048, 5632, 1});
+}
+BENCHMARK(BM_QuantMatvec)->Apply(QuantMatvecArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Prefill over block-type weights: args TensorType, rows, cols, n (x rows), threads. FLOP/s.
+void BM_QuantGemm(benchmark::State& st) {
+  const auto t = static_cast<TensorType>(st.range(0));
+  const int64_t rows = st.range(1), cols = st.range(2), n = st.range(3);
+  const int threads = static_cast<int>(st.range(4));
+  const auto w = random_blocks(t, rows, cols, 3);
+  std::vector<float> x(n * cols), y(n * rows);
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd;
+  for (auto& v : x) v = nd(rng);
+  const WeightView wv = weight_view(t, w.data(), rows, cols);
+  for (auto _ : st) {
+    matmul(pool(threads), x.data(), n, wv, nullptr, y.data());
+    benchmark::ClobberMemory();
+  }
+  st.counters["FLOP/s"] = benchmark::Counter(
+      static_cast<double>(2 * n * rows * cols) * st.iterations(), benchmark::Counter::kIsRate);
+  st.SetLabel(std::string(tensor_type_name(t)) + " " + simd_path());
+}
+void QuantGemmArgs(benchmark::internal::Benchmark* b) {
+  for (auto t : {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ5_K,
+                 TensorType::kQ6_K})
+    b->Args({static_cast<int64_t>(t), 2048, 5632, 512, 2});
+}
+BENCHMARK(BM_QuantGemm)->Apply(QuantGemmArgs)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // A KV cache of random values laid out as KVCache lays it out: 256-token blocks, all on 2 MiB
 // huge pages.
@@ -259,6 +337,7 @@ void BM_TinyLlamaLayerPrefill(benchmark::State& st) {
   const int64_t n = 512, d = 2048, ff = 5632, kvd = 256;
   const int threads = static_cast<int>(st.range(0));
   const DType dt = DType::kBF16;
+  const TensorType tt = tensor_type(dt);
   const auto wq = random_bytes(dt, d * d, 5), wk = random_bytes(dt, kvd * d, 6),
              wv = random_bytes(dt, kvd * d, 7), wo = random_bytes(dt, d * d, 8),
              wg = random_bytes(dt, ff * d, 9), wu = random_bytes(dt, ff * d, 10),
@@ -269,15 +348,15 @@ void BM_TinyLlamaLayerPrefill(benchmark::State& st) {
   const AttentionParams p{32, 0.125f, 0};
   ThreadPool& tp = pool(threads);
   for (auto _ : st) {
-    matmul(tp, x.data(), n, {dt, wq.data(), d, d}, nullptr, q.data());
-    matmul(tp, x.data(), n, {dt, wk.data(), kvd, d}, nullptr, k.data());
-    matmul(tp, x.data(), n, {dt, wv.data(), kvd, d}, nullptr, v.data());
+    matmul(tp, x.data(), n, weight_view(tt, wq.data(), d, d), nullptr, q.data());
+    matmul(tp, x.data(), n, weight_view(tt, wk.data(), kvd, d), nullptr, k.data());
+    matmul(tp, x.data(), n, weight_view(tt, wv.data(), kvd, d), nullptr, v.data());
     attention(tp, p, q.data(), n, 0, c.view, a.data());
-    matmul(tp, a.data(), n, {dt, wo.data(), d, d}, nullptr, o.data());
-    matmul(tp, o.data(), n, {dt, wg.data(), ff, d}, nullptr, g.data());
-    matmul(tp, o.data(), n, {dt, wu.data(), ff, d}, nullptr, u.data());
+    matmul(tp, a.data(), n, weight_view(tt, wo.data(), d, d), nullptr, o.data());
+    matmul(tp, o.data(), n, weight_view(tt, wg.data(), ff, d), nullptr, g.data());
+    matmul(tp, o.data(), n, weight_view(tt, wu.data(), ff, d), nullptr, u.data());
     silu_mul(g.data(), u.data(), n * ff, g.data());
-    matmul(tp, g.data(), n, {dt, wd.data(), d, ff}, nullptr, x.data());
+    matmul(tp, g.data(), n, weight_view(tt, wd.data(), d, ff), nullptr, x.data());
     benchmark::ClobberMemory();
   }
   st.counters["model_tok/s"] = benchmark::Counter(static_cast<double>(n) * st.iterations() / 22.0,

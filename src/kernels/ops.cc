@@ -7,10 +7,12 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/error.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/kv_quant.h"
 #include "kernels/cpu/scratch.h"
+#include "kernels/reference/reference.h"
 
 namespace longctx::kernels {
 
@@ -31,9 +33,11 @@ SimdPath detect_best() {
 #if defined(LONGCTX_X86_PATHS)
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // avx512vnni (vpdpbusd, the block-type kernels): every CPU with avx512bf16 has it.
   const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
                       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bf16");
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bf16") &&
+                      __builtin_cpu_supports("avx512vnni");
   if (avx512) return SimdPath::kAvx512;
   if (avx2) return SimdPath::kAvx2;
 #endif
@@ -89,7 +93,54 @@ SimdPath set_simd_path(SimdPath path) {
 }
 const char* simd_path() { return simd_path_name(active_simd_path()); }
 
+WeightView weight_view(TensorType type, const void* data, int64_t rows, int64_t cols) {
+  return WeightView{type, data, rows, cols, row_bytes(type, cols)};
+}
+
+void dequantize_row(TensorType t, const void* src, float* dst, int64_t n) {
+  row_bytes(t, n);  // Error(kShape) unless n is a whole number of blocks
+  reference::dequantize_row(t, src, dst, n);
+}
+
+void quantize_row(TensorType t, const float* src, void* dst, int64_t n) {
+  row_bytes(t, n);
+  reference::quantize_row(t, src, dst, n);
+}
+
 namespace {
+// Refuses a view whose rows the kernels would misread: cols not a whole number of blocks (Error
+// from row_bytes) or a row stride other than the packed row size.
+void check_view(const WeightView& w) {
+  const int64_t rb = row_bytes(w.type, w.cols);
+  if (w.rows < 0 || w.row_bytes != rb)
+    throw Error(ErrorKind::kShape,
+                std::string("a weight view of ") + std::to_string(w.rows) + " x " +
+                    std::to_string(w.cols) + " " + tensor_type_name(w.type) + " has row_bytes " +
+                    std::to_string(w.row_bytes) + " but its packed rows take " +
+                    std::to_string(rb) + " bytes; build views with kernels::weight_view()");
+}
+
+// x [n][cols] quantized for weights of `type` (cpu::QuantAct) in `scratch`; rows split over the
+// threads when there are many (prefill).
+cpu::QuantAct quantize_x(const cpu::Isa& k, ThreadPool& pool, cpu::Scratch& scratch,
+                         const float* x, int64_t n, int64_t cols, TensorType type) {
+  const int group = cpu::act_group(type);
+  auto* mem = static_cast<uint8_t*>(scratch.get(cpu::quant_act_bytes(n, cols, group)));
+  auto* q = reinterpret_cast<int8_t*>(mem);
+  auto* d = reinterpret_cast<float*>(mem + cpu::round_up64(static_cast<size_t>(n * cols)));
+  auto* bsum = reinterpret_cast<int16_t*>(
+      reinterpret_cast<uint8_t*>(d) + cpu::round_up64(static_cast<size_t>(n * (cols / group)) * 4));
+  const int64_t ng = cols / group, nb = cols / 16;
+  auto rows = [&](int64_t b, int64_t e, int) {
+    k.quantize_act(x + b * cols, e - b, cols, group, q + b * cols, d + b * ng, bsum + b * nb);
+  };
+  if (n >= kGemmMinRows)
+    pool.parallel_for(n, 1, rows);
+  else
+    rows(0, n, 0);
+  return cpu::QuantAct{q, d, bsum, cols, group};
+}
+
 // Few x rows (decode), or a path without a packed GEMM: the matvec kernel takes them.
 bool uses_matvec(const cpu::Isa& k, int64_t n) {
   return n < kGemmMinRows || k.gemm_pack_bytes == 0;
@@ -99,7 +150,7 @@ bool uses_matvec(const cpu::Isa& k, int64_t n) {
 // products, else nullptr. The rows live in the calling thread's scratch.
 uint16_t* decode_x_bf16(const cpu::Isa& k, cpu::Scratch& scratch, const float* x, int64_t n,
                         const WeightView& w) {
-  if (w.dtype != DType::kBF16 || !k.bf16_dot) return nullptr;
+  if (w.type != TensorType::kBF16 || !k.bf16_dot) return nullptr;
   const int64_t ldx = (w.cols + 1) & ~int64_t{1};
   auto* xb = static_cast<uint16_t*>(scratch.get(static_cast<size_t>(n * ldx) * 2));
   k.to_bf16_rows(x, n, w.cols, xb, ldx);
@@ -109,9 +160,17 @@ uint16_t* decode_x_bf16(const cpu::Isa& k, cpu::Scratch& scratch, const float* x
 
 void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, const float* bias,
             float* y) {
+  check_view(w);
   if (n <= 0 || w.rows <= 0) return;
   const cpu::Isa& k = isa();
   thread_local cpu::Scratch scratch;
+  const bool quant = is_quantized(w.type);
+  if (quant && (n < kGemmMinRows || !k.quant_gemm)) {
+    const cpu::QuantAct qx = quantize_x(k, pool, scratch, x, n, w.cols, w.type);
+    pool.parallel_for(w.rows, 16,
+                      [&](int64_t b, int64_t e, int) { k.qmatvec(qx, n, w, bias, y, b, e); });
+    return;
+  }
   if (uses_matvec(k, n)) {
     const uint16_t* xb = decode_x_bf16(k, scratch, x, n, w);
     // 16 output rows = one cache line of y per x row: threads never share a line of y.
@@ -119,8 +178,8 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, co
                       [&](int64_t b, int64_t e, int) { k.matvec(x, xb, n, w, bias, y, b, e); });
     return;
   }
-  const size_t pack = cpu::round_up64(k.gemm_pack_bytes);
-  const bool bf16 = w.dtype == DType::kBF16 && k.bf16_dot;
+  const size_t pack = cpu::round_up64(k.gemm_pack_bytes + (quant ? k.quant_gemm_extra : 0));
+  const bool bf16 = (quant || w.type == TensorType::kBF16) && k.bf16_dot;
   const int64_t ldx = (w.cols + 1) & ~int64_t{1};
   const size_t xb_bytes = bf16 ? cpu::round_up64(static_cast<size_t>(n * ldx) * 2) : 0;
   auto* mem = static_cast<uint8_t*>(scratch.get(pack * pool.size() + xb_bytes));
@@ -136,34 +195,57 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, co
 }
 
 void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* outs, int n_outs) {
+  if (n_outs <= 0) return;
   const cpu::Isa& k = isa();
-  bool decode = n > 0 && uses_matvec(k, n);
+  // One pass for all when every W takes the same kernel input: the same float type, or block
+  // types sharing one activation format (Q4_K and Q6_K in a Q4_K_M file).
+  const WeightView& w0 = *outs[0].w;
+  const bool quant = n_outs > 0 && is_quantized(w0.type);
+  bool decode =
+      n > 0 && (quant ? n < kGemmMinRows || !k.quant_gemm : uses_matvec(k, n));
   int64_t total = 0;
   for (int j = 0; j < n_outs; ++j) {
-    decode = decode && outs[j].w->cols == outs[0].w->cols && outs[j].w->dtype == outs[0].w->dtype;
-    total += outs[j].w->rows;
+    const WeightView& w = *outs[j].w;
+    check_view(w);
+    decode = decode && w.cols == w0.cols && is_quantized(w.type) == quant &&
+             (quant ? cpu::act_group(w.type) == cpu::act_group(w0.type) : w.type == w0.type);
+    total += w.rows;
   }
   if (!decode || n_outs == 1) {
     for (int j = 0; j < n_outs; ++j) matmul(pool, x, n, *outs[j].w, outs[j].bias, outs[j].y);
     return;
   }
   thread_local cpu::Scratch scratch;
-  const uint16_t* xb = decode_x_bf16(k, scratch, x, n, *outs[0].w);
+  cpu::QuantAct qx{};
+  const uint16_t* xb = nullptr;
+  if (quant)
+    qx = quantize_x(k, pool, scratch, x, n, w0.cols, w0.type);
+  else
+    xb = decode_x_bf16(k, scratch, x, n, w0);
   // Rows of the concatenation [W_0; W_1; ...]: a thread's range may span two matrices.
   pool.parallel_for(total, 16, [&](int64_t b, int64_t e, int) {
     int64_t base = 0;
     for (int j = 0; j < n_outs && base < e; ++j) {
       const int64_t rows = outs[j].w->rows;
       const int64_t lo = std::max(b, base) - base, hi = std::min(e, base + rows) - base;
-      if (lo < hi) k.matvec(x, xb, n, *outs[j].w, outs[j].bias, outs[j].y, lo, hi);
+      if (lo < hi && quant) k.qmatvec(qx, n, *outs[j].w, outs[j].bias, outs[j].y, lo, hi);
+      if (lo < hi && !quant) k.matvec(x, xb, n, *outs[j].w, outs[j].bias, outs[j].y, lo, hi);
       base += rows;
     }
   });
 }
 
 void embedding_row(const WeightView& w, int64_t row, float* dst) {
-  const size_t off = static_cast<size_t>(row * w.cols) * dtype_size(w.dtype);
-  isa().to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + off, dst, w.cols);
+  check_view(w);
+  if (row < 0 || row >= w.rows)
+    throw Error(ErrorKind::kOutOfRange, "embedding row " + std::to_string(row) +
+                                            " is outside the table of " +
+                                            std::to_string(w.rows) + " rows");
+  const uint8_t* src = static_cast<const uint8_t*>(w.data) + row * w.row_bytes;
+  if (const auto dt = float_dtype(w.type))
+    isa().to_f32(*dt, src, dst, w.cols);
+  else
+    reference::dequantize_row(w.type, src, dst, w.cols);
 }
 
 void rmsnorm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* y) {

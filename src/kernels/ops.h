@@ -2,26 +2,44 @@
 // src/kernels/ (reference/ holds the scalar versions every optimized path is tested against).
 //
 // Conventions: activations are f32 and row-major; a weight matrix is row-major [rows][cols] in its
-// stored dtype (f32, f16 or bf16: never up-converted as a whole) and is applied as y = x * W^T,
-// the layout of a Hugging Face nn.Linear. All accumulation is in f32.
+// stored type (f32, f16, bf16 or a GGUF block type: never up-converted as a whole) and is applied
+// as y = x * W^T, the layout of a Hugging Face nn.Linear. All accumulation is in f32 (block types:
+// int32 inside a block, docs/gguf-kernels.md).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/tensor_type.h"
 #include "core/thread_pool.h"
 #include "kernels/kv_type.h"
 
 namespace longctx::kernels {
 
-// A read-only weight matrix in its stored dtype: row r starts at data + r * cols elements.
+// A read-only weight matrix in its stored type: row r starts at data + r * row_bytes bytes.
+// row_bytes is cols * element size for the float types and row_bytes(type, cols) for block types
+// (cols a multiple of the block size); weight_view() fills it.
 struct WeightView {
-  DType dtype = DType::kF32;
+  TensorType type = TensorType::kF32;
   const void* data = nullptr;
-  int64_t rows = 0;  // output features
-  int64_t cols = 0;  // input features
+  int64_t rows = 0;       // output features
+  int64_t cols = 0;       // input features
+  int64_t row_bytes = 0;  // bytes from one row to the next
 };
+
+// A view of rows x cols elements of `type` at data, rows packed (row_bytes = row_bytes(type,
+// cols)). Error(kShape) when cols is not a multiple of the type's block size.
+WeightView weight_view(TensorType type, const void* data, int64_t rows, int64_t cols);
+
+// Decodes n elements (one or more whole blocks) of `t` at src into f32 dst. Error(kShape) when n
+// is not a multiple of the block size (docs/gguf-kernels.md lists the block layouts).
+void dequantize_row(TensorType t, const void* src, float* dst, int64_t n);
+// Encodes n f32 values as `t` at dst (row_bytes(t, n) bytes): Q8_0 and Q4_0 round to nearest
+// as ggml's reference quantizers do; the K-quants search each block's scales and minima for the
+// least weighted squared error, as ggml's reference K-quantizers do. The float types convert
+// (round to nearest even). Error(kShape) when n is not a multiple of the block size.
+void quantize_row(TensorType t, const float* src, void* dst, int64_t n);
 
 // y[i][r] = sum_c x[i][c] * W[r][c] (+ bias[r] when bias != nullptr), for i < n.
 // x: [n][w.cols], y: [n][w.rows]; bias: [w.rows] f32 or nullptr. Threads split the work.
@@ -38,7 +56,7 @@ struct MatmulOut {
 };
 void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* outs, int n_outs);
 
-// Row `row` of an embedding table (stored dtype) into f32 dst[w.cols].
+// Row `row` of an embedding table (stored type, any TensorType) into f32 dst[w.cols].
 void embedding_row(const WeightView& w, int64_t row, float* dst);
 
 // y[i] = x[i] / sqrt(mean(x[i]^2) + eps) * weight, for n rows of `dim`. In place allowed (y == x).

@@ -34,17 +34,9 @@ const io::TensorInfo& expect_tensor(const io::WeightSource& w, const std::string
 }
 
 kernels::WeightView matrix(const io::TensorInfo& t, int64_t row0, int64_t rows) {
-  kernels::WeightView v;
-  const std::optional<DType> dt = float_dtype(t.type);
-  if (!dt)
-    throw Error(ErrorKind::kUnsupported, "tensor " + t.name + " is stored as " +
-                                             tensor_type_name(t.type) +
-                                             ", which this build cannot compute with yet");
-  v.dtype = *dt;
-  v.cols = t.shape[1];
-  v.rows = rows;
-  v.data = static_cast<const uint8_t*>(t.data) + row0 * row_bytes(t.type, v.cols);
-  return v;
+  const int64_t rb = row_bytes(t.type, t.shape[1]);
+  return kernels::weight_view(t.type, static_cast<const uint8_t*>(t.data) + row0 * rb, rows,
+                              t.shape[1]);
 }
 
 // A vector parameter (norm weight, bias) in f32. GGUF files store these as F32 (llama.cpp never

@@ -5,10 +5,14 @@
 
 #include "core/error.h"
 #include "tokenizer/file_util.h"
+#include "tokenizer/gguf_tokenizer.h"
 
 namespace longctx {
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
+  // A GGUF model file carries its tokenizer in its metadata.
+  struct stat file {};
+  if (::stat(dir.c_str(), &file) == 0 && S_ISREG(file.st_mode)) return load_gguf_tokenizer(dir);
   const std::string base = dir.empty() || dir.back() == '/' ? dir : dir + "/";
   if (tok::file_exists(base + "tokenizer.json"))
     return load_tokenizer_json(base + "tokenizer.json");

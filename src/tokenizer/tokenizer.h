@@ -29,8 +29,9 @@ class Tokenizer {
   virtual bool is_special(int32_t id) const = 0;
 };
 
-// Loads DIR/tokenizer.json when present, else DIR/tokenizer.model. Throws Error when neither is
-// present or the file is malformed.
+// Loads DIR/tokenizer.json when present, else DIR/tokenizer.model; a GGUF file's own tokenizer
+// when DIR is a file (tokenizer/gguf_tokenizer.h). Throws Error when neither is present or the
+// file is malformed.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir);
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& path);
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path);

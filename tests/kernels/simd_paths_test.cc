@@ -33,7 +33,7 @@ void check_matmul(DType dt, int64_t rows, int64_t cols, int64_t n, bool with_bia
   const auto w = store(dt, random_floats(rows * cols, 1 + rows * 7 + cols));
   const auto x = random_floats(n * cols, 2 + n);
   const auto bias = random_floats(rows, 3);
-  const WeightView wv{dt, w.bytes.data(), rows, cols};
+  const WeightView wv = weight_view(tensor_type(dt), w.bytes.data(), rows, cols);
   std::vector<float> want(n * rows), scale(n * rows, 0.f);
   reference::matmul(x.data(), n, wv, with_bias ? bias.data() : nullptr, want.data());
   for (int64_t i = 0; i < n; ++i)
@@ -83,7 +83,7 @@ TEST(SimdPaths, MatmulManyEqualsOneAtATime) {
         std::vector<testing::Stored> w;
         std::vector<WeightView> wv;
         for (int j = 0; j < 3; ++j) w.push_back(store(dt, random_floats(rows[j] * cols, 11 + j)));
-        for (int j = 0; j < 3; ++j) wv.push_back({dt, w[j].bytes.data(), rows[j], cols});
+        for (int j = 0; j < 3; ++j) wv.push_back(weight_view(tensor_type(dt), w[j].bytes.data(), rows[j], cols));
         const auto x = random_floats(n * cols, 5);
         const auto bias = random_floats(rows[1], 6);
         ThreadPool pool(2);
@@ -105,7 +105,7 @@ TEST(SimdPaths, EmbeddingRow) {
   testing::PathGuard guard;
   for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
     const auto w = store(dt, random_floats(5 * 37, 9));
-    const WeightView wv{dt, w.bytes.data(), 5, 37};
+    const WeightView wv = weight_view(tensor_type(dt), w.bytes.data(), 5, 37);
     for (SimdPath path : runnable_paths()) {
       set_simd_path(path);
       std::vector<float> got(37), want(37);

@@ -21,6 +21,9 @@ struct GemmGeometry {
 // Scratch of one thread's packed GEMM panel (cpu/gemm_f32.h; the matmul TUs check these).
 inline constexpr size_t kAvx512GemmPackBytes = 64 * 256 * sizeof(float);
 inline constexpr size_t kAvx2GemmPackBytes = 16 * 256 * sizeof(float);
+// Extra scratch of the AVX-512 GEMM for block-type weights: one 64 x 512 panel decoded to bf16
+// and one f32 row segment of 512.
+inline constexpr size_t kAvx512QuantGemmExtraBytes = 64 * 512 * 2 + 512 * sizeof(float);
 
 // One tile of keys for a set of query rows (online-softmax update, see cpu/attention.cc).
 struct AttnTile {
@@ -61,20 +64,48 @@ struct QuantTile {
   const uint8_t* v_meta;   // the first value's scales (int4: and minima)
 };
 
+// Activations quantized for block-type weights (docs/gguf-kernels.md), made once per matmul call
+// by Isa::quantize_act: for each of n rows, cols int8 codes q, one f32 scale d per `group`
+// elements (x ~ d * q with d = max|x| / 127 over the group: 32 for Q8_0 / Q4_0, one per weight
+// block; 256 for the K-quants, one per super-block, so their integer sums run over a whole
+// super-block), and the sum of the codes of every 16 elements (bsum) for Q6_K's offset of 32 and
+// the K-quants' minima.
+struct QuantAct {
+  const int8_t* q;      // [n][cols]
+  const float* d;       // [n][cols / group]
+  const int16_t* bsum;  // [n][cols / 16]
+  int64_t cols;         // a multiple of group
+  int group;
+};
+// The activation group of weights of type t (a block type).
+inline int act_group(TensorType t) {
+  return t == TensorType::kQ8_0 || t == TensorType::kQ4_0 ? 32 : 256;
+}
+// Bytes of QuantAct arrays for n rows (q, d and bsum, each 64-byte aligned).
+inline size_t quant_act_bytes(int64_t n, int64_t cols, int group) {
+  auto up = [](size_t b) { return (b + 63) & ~size_t{63}; };
+  return up(static_cast<size_t>(n * cols)) + up(static_cast<size_t>(n * (cols / group)) * 4) +
+         up(static_cast<size_t>(n * (cols / 16)) * 2);
+}
+
 struct Isa {
   SimdPath path;
   GemmGeometry gemm_geometry;
   // Rows [r0, r1) of y = x W^T + bias for x [n][w.cols], streaming each weight row once per
-  // group of up to 4 x rows (the decode path). xb: x as bf16 [n][round_up(cols,2)] when w.dtype
+  // group of up to 4 x rows (the decode path). xb: x as bf16 [n][round_up(cols,2)] when w.type
   // is bf16 and bf16_dot (then the dot products use it), else nullptr.
   void (*matvec)(const float* x, const uint16_t* xb, int64_t n, const WeightView& w,
                  const float* bias, float* y, int64_t r0, int64_t r1);
   // Same, cache-blocked with packed weight panels (prefill). xb: x as bf16 [n][round_up(cols,2)]
-  // (zero padded) when w.dtype is bf16 and use_bf16_dot, else unused. pack: scratch of
+  // (zero padded) when w.type is bf16 and use_bf16_dot, else unused. pack: scratch of
   // gemm_pack_bytes() bytes.
   void (*gemm)(const float* x, const uint16_t* xb, int64_t n, const WeightView& w,
                const float* bias, float* y, int64_t r0, int64_t r1, void* pack);
   size_t gemm_pack_bytes;
+  // Whether gemm() takes block-type weights (n >= 8 x rows; then with bf16 x as for BF16 weights
+  // and quant_gemm_extra more bytes of pack scratch). Otherwise qmatvec takes every n.
+  bool quant_gemm;
+  size_t quant_gemm_extra;
   // Whether matvec() and gemm() use bf16 dot products (activations rounded to bf16) for bf16
   // weights.
   bool bf16_dot;
@@ -94,6 +125,14 @@ struct Isa {
   bool (*attn_tile_quant)(const AttnTile& t, const QuantTile& c);
   // Sum of x[0..n) (one streaming pass; f32 partial sums).
   float (*sum)(const float* x, int64_t n);
+  // x [n][cols] f32 -> QuantAct arrays (cols a multiple of group).
+  void (*quantize_act)(const float* x, int64_t n, int64_t cols, int group, int8_t* q, float* d,
+                       int16_t* bsum);
+  // Rows [r0, r1) of y = x W^T + bias for block-type weights W and x quantized for W's type
+  // (QuantAct), integer dot products inside each block; each weight row is read once per group of
+  // up to 4 x rows.
+  void (*qmatvec)(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
+                  int64_t r0, int64_t r1);
 };
 
 const Isa& scalar_isa();
@@ -117,4 +156,8 @@ const Isa& avx512_isa();
   void rope_apply(float* x, int64_t n_vec, int head_dim, int half, const float* cs,                \
                   const float* sn);                                                                \
   void attn_tile(const AttnTile& t);                                                               \
-  float sum(const float* x, int64_t n);
+  float sum(const float* x, int64_t n);                                                            \
+  void quantize_act(const float* x, int64_t n, int64_t cols, int group, int8_t* q, float* d,      \
+                    int16_t* bsum);                                                                \
+  void qmatvec(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,    \
+               int64_t r0, int64_t r1);

@@ -17,15 +17,17 @@ LONGCTX_DECLARE_ISA_KERNELS
 }
 #endif
 
-#define LONGCTX_ISA_TABLE(ns, path, geom, pack_bytes, bf16dot, quant_tile)                \
+// qns: the namespace of the block-type kernels (quantize_act, qmatvec).
+#define LONGCTX_ISA_TABLE(ns, path, geom, pack_bytes, qgemm, bf16dot, quant_tile, qns)    \
   Isa {                                                                                   \
-    path, geom, ns::matvec, ns::gemm, pack_bytes, bf16dot, ns::to_bf16_rows, ns::to_f32,  \
-        ns::rmsnorm_row, ns::silu_mul, ns::rope_apply, ns::attn_tile, quant_tile, ns::sum \
+    path, geom, ns::matvec, ns::gemm, pack_bytes, qgemm, qgemm ? kAvx512QuantGemmExtraBytes : 0, bf16dot, ns::to_bf16_rows, ns::to_f32,  \
+        ns::rmsnorm_row, ns::silu_mul, ns::rope_apply, ns::attn_tile, quant_tile, ns::sum, \
+        qns::quantize_act, qns::qmatvec                                                   \
   }
 
 const Isa& scalar_isa() {
   static const Isa isa =
-      LONGCTX_ISA_TABLE(scalar, SimdPath::kScalar, (GemmGeometry{1, 1, 1, 1}), 0, false, nullptr);
+      LONGCTX_ISA_TABLE(scalar, SimdPath::kScalar, (GemmGeometry{1, 1, 1, 1}), 0, false, false, nullptr, scalar);
   return isa;
 }
 
@@ -33,7 +35,7 @@ const Isa& scalar_isa() {
 const Isa& avx2_isa() {
   // 6 x rows x 16 weight rows (2 ymm); f32 panels of 256 columns (16 KiB), bf16 converted to f32.
   static const Isa isa = LONGCTX_ISA_TABLE(avx2, SimdPath::kAvx2, (GemmGeometry{6, 16, 256, 0}),
-                                           kAvx2GemmPackBytes, false, avx2::attn_tile_quant);
+                                           kAvx2GemmPackBytes, false, false, avx2::attn_tile_quant, avx2);
   return isa;
 }
 
@@ -41,7 +43,7 @@ const Isa& avx512_isa() {
   // 6 x rows x 64 weight rows (4 zmm); panels of 256 f32 or 512 bf16 columns (64 KiB).
   static const Isa isa =
       LONGCTX_ISA_TABLE(avx512, SimdPath::kAvx512, (GemmGeometry{6, 64, 256, 512}),
-                        kAvx512GemmPackBytes, true, avx512::attn_tile_quant);
+                        kAvx512GemmPackBytes, true, true, avx512::attn_tile_quant, avx512);
   return isa;
 }
 #endif

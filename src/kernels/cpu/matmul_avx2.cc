@@ -21,15 +21,17 @@ void matvec(const float* x, const uint16_t* /*xb*/, int64_t n, const WeightView&
 void gemm(const float* x, const uint16_t* /*xb*/, int64_t n, const WeightView& w, const float* bias,
           float* y, int64_t r0, int64_t r1, void* pack) {
   float* panel = static_cast<float*>(pack);
-  switch (w.dtype) {
-    case DType::kF32:
+  switch (w.type) {
+    case TensorType::kF32:
       gemm::gemm_f32<Vec8, DType::kF32>(x, n, w, bias, y, r0, r1, panel);
       break;
-    case DType::kF16:
+    case TensorType::kF16:
       gemm::gemm_f32<Vec8, DType::kF16>(x, n, w, bias, y, r0, r1, panel);
       break;
-    case DType::kBF16:
+    case TensorType::kBF16:
       gemm::gemm_f32<Vec8, DType::kBF16>(x, n, w, bias, y, r0, r1, panel);
+      break;
+    default:  // block types: qgemm
       break;
   }
 }

@@ -100,6 +100,7 @@ void rows(const float* x, const WeightView& w, const float* bias, float* y, int6
   for (; r < r1; ++r) tile<VT, DT, NX, 1>(x, w.cols, w.data, r, bias, y, w.rows);
 }
 
+// Float weight types only, rows packed (w.row_bytes == cols * element size: the driver checks).
 // Rows [r0, r1) of y for n x rows: one stream for n == 1, else weights once per 4 x rows.
 template <class VT, DType DT>
 void matvec_dt(const float* x, int64_t n, const WeightView& w, const float* bias, float* y,
@@ -127,15 +128,17 @@ void matvec_dt(const float* x, int64_t n, const WeightView& w, const float* bias
 template <class VT>
 void matvec(const float* x, int64_t n, const WeightView& w, const float* bias, float* y, int64_t r0,
             int64_t r1) {
-  switch (w.dtype) {
-    case DType::kF32:
+  switch (w.type) {
+    case TensorType::kF32:
       matvec_dt<VT, DType::kF32>(x, n, w, bias, y, r0, r1);
       break;
-    case DType::kF16:
+    case TensorType::kF16:
       matvec_dt<VT, DType::kF16>(x, n, w, bias, y, r0, r1);
       break;
-    case DType::kBF16:
+    case TensorType::kBF16:
       matvec_dt<VT, DType::kBF16>(x, n, w, bias, y, r0, r1);
+      break;
+    default:  // block types: the quantized kernels (cpu/quant_dot.h)
       break;
   }
 }

@@ -13,11 +13,12 @@ using reference::load_f32;
 // xb: unused, this path has no bf16 dot products.
 void matvec(const float* x, const uint16_t* /*xb*/, int64_t n, const WeightView& w, const float* bias,
             float* y, int64_t r0, int64_t r1) {
+  const DType dt = *float_dtype(w.type);  // float types only (block types: qmatvec)
   for (int64_t i = 0; i < n; ++i)
     for (int64_t r = r0; r < r1; ++r) {
       float acc = 0.f;
       for (int64_t c = 0; c < w.cols; ++c)
-        acc += x[i * w.cols + c] * load_f32(w.dtype, w.data, r * w.cols + c);
+        acc += x[i * w.cols + c] * load_f32(dt, w.data, r * w.cols + c);
       y[i * w.rows + r] = acc + (bias ? bias[r] : 0.f);
     }
 }

@@ -11,8 +11,13 @@ namespace longctx::kernels::reference {
 // Element `i` of a buffer of dtype `t`, as f32.
 float load_f32(DType t, const void* data, int64_t i);
 
+// Any TensorType; block types are decoded to f32 a row at a time (x stays f32).
 void matmul(const float* x, int64_t n, const WeightView& w, const float* bias, float* y);
 void embedding_row(const WeightView& w, int64_t row, float* dst);
+// GGUF block types (kernels/quant_blocks.h) and the float types; n a multiple of the block size
+// (unchecked: ops.h's dequantize_row / quantize_row check it).
+void dequantize_row(TensorType t, const void* src, float* dst, int64_t n);
+void quantize_row(TensorType t, const float* src, void* dst, int64_t n);
 void rmsnorm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* y);
 void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int rot_dim, const int64_t* pos,
           const float* inv_freq, float attn_factor);

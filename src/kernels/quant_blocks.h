@@ -1,0 +1,75 @@
+// Internal: the GGUF block layouts of kernels' quantized weight types, byte for byte as ggml
+// stores them (llama.cpp's GGUF files hold these blocks; docs/gguf-kernels.md draws them). Shared
+// by the reference (de)quantizers and the SIMD paths, so it holds only plain structs and
+// constexpr inline helpers: nothing a path's translation unit could compile differently.
+#pragma once
+
+#include <cstdint>
+
+namespace longctx::kernels::quant {
+
+inline constexpr int kQK = 32;    // elements of a Q8_0 / Q4_0 block
+inline constexpr int kQKK = 256;  // elements of a K-quant super-block
+
+// x[i] = d * qs[i].
+struct BlockQ8_0 {
+  uint16_t d;  // f16
+  int8_t qs[32];
+};
+// x[i] = d * (q[i] - 8); q[i] = qs[i] & 15 and q[i + 16] = qs[i] >> 4 for i < 16.
+struct BlockQ4_0 {
+  uint16_t d;  // f16
+  uint8_t qs[16];
+};
+// 8 sub-blocks s of 32: x = d * sc[s] * q - dmin * m[s], q in [0, 15]; sc, m 6-bit in `scales`
+// (scale_min_k4). qs[32 * j + l] holds element l of sub-block 2j (low nibble) and of 2j + 1 (high).
+struct BlockQ4_K {
+  uint16_t d;     // f16, super-block scale of the sub-block scales
+  uint16_t dmin;  // f16, super-block scale of the sub-block minima
+  uint8_t scales[12];
+  uint8_t qs[128];
+};
+// As Q4_K with a fifth bit: q = nibble + 16 * bit s of qh[l] for element l of sub-block s.
+struct BlockQ5_K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];
+  uint8_t qh[32];
+  uint8_t qs[128];
+};
+// 16 sub-blocks j of 16: x = d * scales[j] * (q - 32), q in [0, 63]. Per half h (128 elements),
+// element 32 * k + l (k < 4, l < 32) has its low 4 bits in ql[64h + l + 32 (k & 1)] (low nibble
+// for k < 2, high for k >= 2) and its high 2 bits at bit 2k of qh[32h + l].
+struct BlockQ6_K {
+  uint8_t ql[128];
+  uint8_t qh[64];
+  int8_t scales[16];
+  uint16_t d;  // f16
+};
+
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_K) == 144 &&
+              sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
+
+// Scale and minimum (6 bits each) of sub-block j < 8 of a Q4_K / Q5_K block: j < 4 in the low 6
+// bits of bytes j and j + 4; j >= 4 in the nibbles of byte j + 4 with the top 2 bits in the high
+// bits of bytes j - 4 (scale) and j (minimum).
+constexpr void scale_min_k4(int j, const uint8_t* q, int& sc, int& m) {
+  if (j < 4) {
+    sc = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+// Round to nearest, ties to even, for |v| < 2^22 (the 1.5 * 2^23 trick: no libm call, so it
+// vectorizes and gives the same result on every path).
+inline int nearest_int(float v) {
+  const float t = v + 12582912.f;
+  int32_t i;
+  __builtin_memcpy(&i, &t, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+}  // namespace longctx::kernels::quant

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (clang, fuzz/) and runs one: scripts/fuzz.sh NAME [SECONDS]
-# (NAME: hook_spec; SECONDS default 60) on a copy of its seed corpus fuzz/corpus/NAME.
+# (NAME: hook_spec, gguf_tokenizer; SECONDS default 60) on a copy of its seed corpus fuzz/corpus/NAME.
 # Installs clang and libfuzzer-14-dev when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

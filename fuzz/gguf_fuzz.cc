@@ -29,6 +29,7 @@ void exercise(const GgufFile& g, const uint8_t* data, size_t size) {
     if (g.find(k) == nullptr) __builtin_trap();
     quietly([&] { (void)g.get_string(k); });
     quietly([&] { (void)g.get_int(k); });
+    quietly([&] { (void)g.get_int(k, -1, 1000); });
     quietly([&] { (void)g.get_float(k); });
     quietly([&] { (void)g.get_bool(k); });
     quietly([&] { (void)g.get_strings(k); });

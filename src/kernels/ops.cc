@@ -122,8 +122,8 @@ void check_view(const WeightView& w) {
 
 // x [n][cols] quantized for weights of `type` (cpu::QuantAct) in `scratch`; rows split over the
 // threads when there are many (prefill).
-cpu::QuantAct quantize_x(const cpu::Isa& k, ThreadPool& pool, cpu::Scratch& scratch,
-                         const float* x, int64_t n, int64_t cols, TensorType type) {
+cpu::QuantAct quantize_x(const cpu::Isa& k, ThreadPool& pool, cpu::Scratch& scratch, const float* x,
+                         int64_t n, int64_t cols, TensorType type) {
   const int group = cpu::act_group(type);
   auto* mem = static_cast<uint8_t*>(scratch.get(cpu::quant_act_bytes(n, cols, group)));
   auto* q = reinterpret_cast<int8_t*>(mem);
@@ -201,8 +201,7 @@ void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* o
   // types sharing one activation format (Q4_K and Q6_K in a Q4_K_M file).
   const WeightView& w0 = *outs[0].w;
   const bool quant = n_outs > 0 && is_quantized(w0.type);
-  bool decode =
-      n > 0 && (quant ? n < kGemmMinRows || !k.quant_gemm : uses_matvec(k, n));
+  bool decode = n > 0 && (quant ? n < kGemmMinRows || !k.quant_gemm : uses_matvec(k, n));
   int64_t total = 0;
   for (int j = 0; j < n_outs; ++j) {
     const WeightView& w = *outs[j].w;
@@ -239,8 +238,8 @@ void embedding_row(const WeightView& w, int64_t row, float* dst) {
   check_view(w);
   if (row < 0 || row >= w.rows)
     throw Error(ErrorKind::kOutOfRange, "embedding row " + std::to_string(row) +
-                                            " is outside the table of " +
-                                            std::to_string(w.rows) + " rows");
+                                            " is outside the table of " + std::to_string(w.rows) +
+                                            " rows");
   const uint8_t* src = static_cast<const uint8_t*>(w.data) + row * w.row_bytes;
   if (const auto dt = float_dtype(w.type))
     isa().to_f32(*dt, src, dst, w.cols);

@@ -25,12 +25,18 @@ const std::string kDir = std::string(LONGCTX_SHARED_DIR) + "/gguf/llama-kq-tiny"
 // (quant_test.cc: 0.53%, 8.6%, 7.1%, 3.6%, 1.8%) with 50% headroom for these weights' shape.
 double max_rel_rms(TensorType t) {
   switch (t) {
-    case TensorType::kQ8_0: return 0.008;
-    case TensorType::kQ4_0: return 0.13;
-    case TensorType::kQ4_K: return 0.11;
-    case TensorType::kQ5_K: return 0.055;
-    case TensorType::kQ6_K: return 0.027;
-    default: return 0.0;
+    case TensorType::kQ8_0:
+      return 0.008;
+    case TensorType::kQ4_0:
+      return 0.13;
+    case TensorType::kQ4_K:
+      return 0.11;
+    case TensorType::kQ5_K:
+      return 0.055;
+    case TensorType::kQ6_K:
+      return 0.027;
+    default:
+      return 0.0;
   }
 }
 
@@ -45,7 +51,8 @@ std::map<std::string, Mapped> name_map(int layers, int n_head, int n_kv) {
   std::map<std::string, Mapped> m{{"token_embd.weight", {"model.embed_tokens.weight"}},
                                   {"output.weight", {"lm_head.weight"}}};
   for (int l = 0; l < layers; ++l) {
-    const std::string g = "blk." + std::to_string(l) + ".", h = "model.layers." + std::to_string(l) + ".";
+    const std::string g = "blk." + std::to_string(l) + ".",
+                      h = "model.layers." + std::to_string(l) + ".";
     m[g + "attn_q.weight"] = {h + "self_attn.q_proj.weight", n_head};
     m[g + "attn_k.weight"] = {h + "self_attn.k_proj.weight", n_kv};
     m[g + "attn_v.weight"] = {h + "self_attn.v_proj.weight"};

@@ -116,22 +116,22 @@ TEST(QuantPaths, MatmulRawBlocks) {
 TEST(QuantPaths, MatmulManyMixed) {
   testing::PathGuard guard;
   const int64_t cols = 512;
-  const TensorType types[][3] = {
-      {TensorType::kQ4_K, TensorType::kQ6_K, TensorType::kQ4_K},
-      {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ8_0},
-      {TensorType::kQ8_0, TensorType::kQ5_K, TensorType::kF32},
-      {TensorType::kBF16, TensorType::kQ6_K, TensorType::kQ4_0}};
+  const TensorType types[][3] = {{TensorType::kQ4_K, TensorType::kQ6_K, TensorType::kQ4_K},
+                                 {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ8_0},
+                                 {TensorType::kQ8_0, TensorType::kQ5_K, TensorType::kF32},
+                                 {TensorType::kBF16, TensorType::kQ6_K, TensorType::kQ4_0}};
   const int64_t rows[] = {40, 16, 23};
   ThreadPool pool(2);
   for (const auto& set : types)
     for (int64_t n : {1, 3, 9})
       for (SimdPath path : runnable_paths()) {
         set_simd_path(path);
-        SCOPED_TRACE(std::string(tensor_type_name(set[0])) + "+" + tensor_type_name(set[1]) +
-                     "+" + tensor_type_name(set[2]) + " n=" + std::to_string(n) + " " +
+        SCOPED_TRACE(std::string(tensor_type_name(set[0])) + "+" + tensor_type_name(set[1]) + "+" +
+                     tensor_type_name(set[2]) + " n=" + std::to_string(n) + " " +
                      simd_path_name(path));
         std::vector<QuantWeights> w;
-        for (int j = 0; j < 3; ++j) w.push_back(testing::quantized_weights(set[j], rows[j], cols, 30 + j));
+        for (int j = 0; j < 3; ++j)
+          w.push_back(testing::quantized_weights(set[j], rows[j], cols, 30 + j));
         const auto x = random_floats(n * cols, 5);
         const auto bias = random_floats(rows[1], 6);
         std::vector<std::vector<float>> want(3), got(3);

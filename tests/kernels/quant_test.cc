@@ -20,8 +20,7 @@ using testing::kBlockTypes;
 using testing::normal_floats;
 
 // f16 bit patterns of exact powers of two.
-constexpr uint16_t kF16One = 0x3C00, kF16Half = 0x3800, kF16Quarter = 0x3400,
-                   kF16Eighth = 0x3000;
+constexpr uint16_t kF16One = 0x3C00, kF16Half = 0x3800, kF16Quarter = 0x3400, kF16Eighth = 0x3000;
 
 void put16(std::vector<uint8_t>& b, size_t off, uint16_t v) { std::memcpy(&b[off], &v, 2); }
 
@@ -124,8 +123,10 @@ TEST(QuantReference, RoundTripError) {
     TensorType t;
     double max_rel_rms;
   };
-  const Case cases[] = {{TensorType::kQ8_0, 0.0058}, {TensorType::kQ4_0, 0.094},
-                        {TensorType::kQ4_K, 0.078},  {TensorType::kQ5_K, 0.040},
+  const Case cases[] = {{TensorType::kQ8_0, 0.0058},
+                        {TensorType::kQ4_0, 0.094},
+                        {TensorType::kQ4_K, 0.078},
+                        {TensorType::kQ5_K, 0.040},
                         {TensorType::kQ6_K, 0.0195}};
   const int64_t n = 256 * 64;
   const auto x = normal_floats(n, 7, 0.02f);
@@ -153,7 +154,7 @@ TEST(QuantReference, RoundToNearestBlockBounds) {
   const int64_t n = 32 * 40;
   auto x = normal_floats(n, 9);
   for (int i = 0; i < 32; ++i) x[5 * 32 + i] = 0.f;  // an all-zero block
-  x[7 * 32 + 3] = 1e4f;                               // one outlier
+  x[7 * 32 + 3] = 1e4f;                              // one outlier
   for (TensorType t : {TensorType::kQ8_0, TensorType::kQ4_0}) {
     std::vector<uint8_t> q(row_bytes(t, n));
     std::vector<float> y(n);

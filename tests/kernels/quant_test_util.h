@@ -13,9 +13,8 @@
 
 namespace longctx::kernels::testing {
 
-inline constexpr TensorType kBlockTypes[] = {TensorType::kQ8_0, TensorType::kQ4_0,
-                                             TensorType::kQ4_K, TensorType::kQ5_K,
-                                             TensorType::kQ6_K};
+inline constexpr TensorType kBlockTypes[] = {
+    TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K};
 
 inline std::vector<float> normal_floats(size_t n, uint32_t seed, float sigma = 1.f) {
   std::mt19937 rng(seed);
@@ -48,7 +47,8 @@ inline QuantWeights quantized_weights(TensorType t, int64_t rows, int64_t cols, 
   const auto f = normal_floats(rows * cols, seed, 0.05f);
   const int64_t rb = row_bytes(t, cols);
   std::vector<uint8_t> bytes(rows * rb);
-  for (int64_t r = 0; r < rows; ++r) quantize_row(t, f.data() + r * cols, bytes.data() + r * rb, cols);
+  for (int64_t r = 0; r < rows; ++r)
+    quantize_row(t, f.data() + r * cols, bytes.data() + r * rb, cols);
   return finish(t, rows, cols, std::move(bytes));
 }
 

@@ -83,7 +83,8 @@ TEST(SimdPaths, MatmulManyEqualsOneAtATime) {
         std::vector<testing::Stored> w;
         std::vector<WeightView> wv;
         for (int j = 0; j < 3; ++j) w.push_back(store(dt, random_floats(rows[j] * cols, 11 + j)));
-        for (int j = 0; j < 3; ++j) wv.push_back(weight_view(tensor_type(dt), w[j].bytes.data(), rows[j], cols));
+        for (int j = 0; j < 3; ++j)
+          wv.push_back(weight_view(tensor_type(dt), w[j].bytes.data(), rows[j], cols));
         const auto x = random_floats(n * cols, 5);
         const auto bias = random_floats(rows[1], 6);
         ThreadPool pool(2);

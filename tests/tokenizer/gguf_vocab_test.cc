@@ -3,9 +3,11 @@
 // libsentencepiece on the tokenizer.model that stories260K-f32.gguf was converted from.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "io/gguf.h"
+#include "io/gguf_writer.h"
 #include "tokenizer/gguf_tokenizer.h"
 #include "tokenizer/test_util.h"
 #include "tokenizer/tokenizer.h"
@@ -124,6 +126,60 @@ TEST(GgufTokenizer, Stories260KMatchesSentencePiece) {
       EXPECT_EQ(gguf->decode(ids, true), spm->decode(ids, true));
       EXPECT_EQ(gguf->decode(ids, false), spm->decode(ids, false));
     }
+  }
+}
+
+// tokenizer.ggml.pre selects the regexes: Llama 3's vocabulary relabelled "qwen2" splits numbers
+// into single digits, so "3333" becomes four times the id of "3" instead of "333" "3".
+TEST(GgufTokenizer, PreTokenizerNameSelectsRegex) {
+  const std::string path = vocab_path("llama-bpe");
+  std::vector<int32_t> three, four;
+  for (const VocabCase& c : read_vocab_cases(path)) {
+    if (c.text == "3") three = c.ids;
+    if (c.text == "3333") four = c.ids;
+  }
+  ASSERT_EQ(three.size(), 1u);
+  ASSERT_EQ(four.size(), 2u);  // "333" "3"
+  const auto f = io::GgufFile::open(path);
+  io::GgufWriter w;
+  for (const auto& [key, value] : f->metadata()) w.set(key, value);
+  w.set_string("tokenizer.ggml.pre", "qwen2");
+  const std::vector<uint8_t> bytes = w.bytes();
+  const auto relabelled =
+      load_gguf_tokenizer(*io::GgufFile::parse(bytes.data(), bytes.size(), "relabelled.gguf"));
+  EXPECT_EQ(load_gguf_tokenizer(*f)->encode("3333", false), four);
+  EXPECT_EQ(relabelled->encode("3333", false), std::vector<int32_t>(4, three[0]));
+}
+
+// SmolLM2's tokenizer.json written as GGUF metadata the way convert_hf_to_gguf.py does (tokens by
+// id, "a b" merges, added special tokens as control tokens, pre "smollm") gives the ids and
+// decodes that Hugging Face tokenizers gave for the fixture texts.
+TEST(GgufTokenizer, SmolLM2AsGgufMatchesHuggingFace) {
+  const auto j = nlohmann::json::parse(test::read_text_file(test::smollm2_json()));
+  const auto& vocab = j.at("model").at("vocab");
+  std::vector<std::string> tokens(vocab.size());
+  for (const auto& [text, id] : vocab.items()) tokens.at(id.get<size_t>()) = text;
+  std::vector<int32_t> types(tokens.size(), 1);
+  for (const auto& a : j.at("added_tokens")) {
+    if (a.at("special").get<bool>()) types.at(a.at("id").get<size_t>()) = 3;
+  }
+  io::GgufWriter w;
+  w.set_string("tokenizer.ggml.model", "gpt2");
+  w.set_string("tokenizer.ggml.pre", "smollm");
+  w.set_strings("tokenizer.ggml.tokens", tokens);
+  w.set_i32s("tokenizer.ggml.token_type", types);
+  w.set_strings("tokenizer.ggml.merges",
+                j.at("model").at("merges").get<std::vector<std::string>>());
+  const std::vector<uint8_t> bytes = w.bytes();
+  const auto tok =
+      load_gguf_tokenizer(*io::GgufFile::parse(bytes.data(), bytes.size(), "smollm2.gguf"));
+  const test::Fixture fx = test::load_fixture("smollm2_bpe.json");
+  ASSERT_GE(fx.cases.size(), 50u);
+  for (const auto& c : fx.cases) {
+    SCOPED_TRACE("text '" + c.text + "'");
+    // SmolLM2 adds no BOS (no post-processor), so add_special changes nothing on either side.
+    EXPECT_EQ(tok->encode(c.text, c.add_special), c.ids);
+    EXPECT_EQ(tok->decode(c.ids, true), c.decoded);
   }
 }
 

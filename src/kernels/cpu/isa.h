@@ -157,7 +157,7 @@ const Isa& avx512_isa();
                   const float* sn);                                                                \
   void attn_tile(const AttnTile& t);                                                               \
   float sum(const float* x, int64_t n);                                                            \
-  void quantize_act(const float* x, int64_t n, int64_t cols, int group, int8_t* q, float* d,      \
+  void quantize_act(const float* x, int64_t n, int64_t cols, int group, int8_t* q, float* d,       \
                     int16_t* bsum);                                                                \
-  void qmatvec(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,    \
+  void qmatvec(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,     \
                int64_t r0, int64_t r1);

@@ -18,24 +18,25 @@ LONGCTX_DECLARE_ISA_KERNELS
 #endif
 
 // qns: the namespace of the block-type kernels (quantize_act, qmatvec).
-#define LONGCTX_ISA_TABLE(ns, path, geom, pack_bytes, qgemm, bf16dot, quant_tile, qns)    \
-  Isa {                                                                                   \
-    path, geom, ns::matvec, ns::gemm, pack_bytes, qgemm, qgemm ? kAvx512QuantGemmExtraBytes : 0, bf16dot, ns::to_bf16_rows, ns::to_f32,  \
-        ns::rmsnorm_row, ns::silu_mul, ns::rope_apply, ns::attn_tile, quant_tile, ns::sum, \
-        qns::quantize_act, qns::qmatvec                                                   \
+#define LONGCTX_ISA_TABLE(ns, path, geom, pack_bytes, qgemm, bf16dot, quant_tile, qns)           \
+  Isa {                                                                                          \
+    path, geom, ns::matvec, ns::gemm, pack_bytes, qgemm, qgemm ? kAvx512QuantGemmExtraBytes : 0, \
+        bf16dot, ns::to_bf16_rows, ns::to_f32, ns::rmsnorm_row, ns::silu_mul, ns::rope_apply,    \
+        ns::attn_tile, quant_tile, ns::sum, qns::quantize_act, qns::qmatvec                      \
   }
 
 const Isa& scalar_isa() {
-  static const Isa isa =
-      LONGCTX_ISA_TABLE(scalar, SimdPath::kScalar, (GemmGeometry{1, 1, 1, 1}), 0, false, false, nullptr, scalar);
+  static const Isa isa = LONGCTX_ISA_TABLE(scalar, SimdPath::kScalar, (GemmGeometry{1, 1, 1, 1}), 0,
+                                           false, false, nullptr, scalar);
   return isa;
 }
 
 #if defined(LONGCTX_X86_PATHS)
 const Isa& avx2_isa() {
   // 6 x rows x 16 weight rows (2 ymm); f32 panels of 256 columns (16 KiB), bf16 converted to f32.
-  static const Isa isa = LONGCTX_ISA_TABLE(avx2, SimdPath::kAvx2, (GemmGeometry{6, 16, 256, 0}),
-                                           kAvx2GemmPackBytes, false, false, avx2::attn_tile_quant, avx2);
+  static const Isa isa =
+      LONGCTX_ISA_TABLE(avx2, SimdPath::kAvx2, (GemmGeometry{6, 16, 256, 0}), kAvx2GemmPackBytes,
+                        false, false, avx2::attn_tile_quant, avx2);
   return isa;
 }
 

@@ -225,7 +225,8 @@ void gemm_quant(const uint16_t* xb, int64_t n, const WeightView& w, const float*
 
 void matvec(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
             float* y, int64_t r0, int64_t r1) {
-  if (xb != nullptr && w.type == TensorType::kBF16) return matvec_bf16_dot(xb, n, w, bias, y, r0, r1);
+  if (xb != nullptr && w.type == TensorType::kBF16)
+    return matvec_bf16_dot(xb, n, w, bias, y, r0, r1);
   mv::matvec<Vec16>(x, n, w, bias, y, r0, r1);
 }
 

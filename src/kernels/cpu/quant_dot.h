@@ -37,8 +37,7 @@ inline float hsum(__m256 v) {
 }
 // [a x 8 | b x 8] as int16 lanes (the scales of two 16-element halves of a 32-byte vector).
 inline __m256i pair16(const int16_t* a, const int16_t* b) {
-  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(*a)), _mm_set1_epi16(*b),
-                                 1);
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(*a)), _mm_set1_epi16(*b), 1);
 }
 
 // Signed Q8_0 / Q4_0 codes w (|w| <= 128) times x: |w| unsigned, x given w's sign (|x| <= 127, so
@@ -72,8 +71,8 @@ inline void row_32(const uint8_t* wr, int64_t nb, const int8_t* const* xq, const
     const float dw = f16(dh);
     for (int i = 0; i < NX; ++i) {
       const __m256i p = dot_signed<QT>(w, load32(xq[i] + b * 32));
-      acc[i * U + u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * xd[i][b]),
-                                       acc[i * U + u]);
+      acc[i * U + u] =
+          _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * xd[i][b]), acc[i * U + u]);
     }
   };
   int64_t b = 0;
@@ -104,8 +103,8 @@ inline void row_k45(const uint8_t* wr, int64_t nb, const int8_t* const* xq, cons
     const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
     _mm256_store_si256(reinterpret_cast<__m256i*>(sc), _mm256_cvtepu8_epi16(sm));
     // Minima per 16 x elements: [m0, m0, m1, m1, ..., m7, m7].
-    const __m256i mins16 = _mm256_cvtepu8_epi16(
-        _mm_shuffle_epi8(sm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
+    const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(
+        sm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
     const uint8_t* qs = blk + (q5 ? 48 : 16);
     __m256i hb = q5 ? load32(blk + 16) : _mm256_setzero_si256();
     __m256i isum[NX][2];

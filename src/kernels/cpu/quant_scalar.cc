@@ -68,7 +68,8 @@ float row_dot(TensorType t, const uint8_t* w, int64_t cols, const int8_t* xq, co
           for (int l = e; l < e + 16; ++l) {
             const int h = l / 128, k = (l % 128) / 32, j = l % 32;
             const uint8_t lo = blk.ql[64 * h + j + 32 * (k & 1)];
-            const int v = (k < 2 ? lo & 0xF : lo >> 4) | (((blk.qh[32 * h + j] >> (2 * k)) & 3) << 4);
+            const int v =
+                (k < 2 ? lo & 0xF : lo >> 4) | (((blk.qh[32 * h + j] >> (2 * k)) & 3) << 4);
             dot += v * xq[l];
           }
           sum += blk.scales[e / 16] * dot;
@@ -96,9 +97,9 @@ void qmatvec(const QuantAct& x, int64_t n, const WeightView& w, const float* bia
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* wr = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
     for (int64_t i = 0; i < n; ++i)
-      y[i * w.rows + r] = row_dot(w.type, wr, cols, x.q + i * cols, x.d + i * ng,
-                                  x.bsum + i * (cols / 16)) +
-                          (bias ? bias[r] : 0.f);
+      y[i * w.rows + r] =
+          row_dot(w.type, wr, cols, x.q + i * cols, x.d + i * ng, x.bsum + i * (cols / 16)) +
+          (bias ? bias[r] : 0.f);
   }
 }
 

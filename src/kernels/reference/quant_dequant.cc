@@ -30,8 +30,8 @@ void dequant_q4_0(const BlockQ4_0* b, float* y, int64_t nb) {
 }
 
 // Q4_K and Q5_K: qh == nullptr for Q4_K.
-void dequant_k45(const uint16_t dd[2], const uint8_t* scales, const uint8_t* qh,
-                 const uint8_t* qs, float* y) {
+void dequant_k45(const uint16_t dd[2], const uint8_t* scales, const uint8_t* qh, const uint8_t* qs,
+                 float* y) {
   const float d = f16_to_f32(dd[0]), dmin = f16_to_f32(dd[1]);
   for (int s = 0; s < 8; ++s) {
     int sc = 0, m = 0;

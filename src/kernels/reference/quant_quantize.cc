@@ -224,7 +224,8 @@ void quant_q6_k(const float* x, BlockQ6_K& b) {
   if (max_abs < kTiny) return;  // all zeros: d = 0 decodes every element to 0
   const float iscale = -128.f / max_scale;
   b.d = f32_to_f16(1 / iscale);
-  for (int j = 0; j < 16; ++j) b.scales[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * sc[j])));
+  for (int j = 0; j < 16; ++j)
+    b.scales[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * sc[j])));
   const float d = f16_to_f32(b.d);
   for (int j = 0; j < 16; ++j) {
     const float ds = d * b.scales[j];

@@ -42,9 +42,12 @@ const Isa& avx2_isa() {
 
 const Isa& avx512_isa() {
   // 6 x rows x 64 weight rows (4 zmm); panels of 256 f32 or 512 bf16 columns (64 KiB).
+  // Block-type prefill stays on the integer kernels (quant_gemm off): decoding panels to bf16 is
+  // faster but rounds every weight to 8 bits of mantissa, which moved the Q8_0 perplexity of a
+  // llama.cpp test model by 0.35% against llama.cpp's (docs/gguf-kernels.md).
   static const Isa isa =
       LONGCTX_ISA_TABLE(avx512, SimdPath::kAvx512, (GemmGeometry{6, 64, 256, 512}),
-                        kAvx512GemmPackBytes, true, true, avx512::attn_tile_quant, avx512);
+                        kAvx512GemmPackBytes, false, true, avx512::attn_tile_quant, avx512);
   return isa;
 }
 #endif

@@ -1,8 +1,8 @@
 // GGUF files made by llama.cpp's own tools (../shared/gguf): longctx's perplexity on each equals
 // the figure llama.cpp's llama-perplexity printed for it (golden.json), with the tolerances of
 // issue 17: 0.1% for f32 files (Q8_0: see tolerance()), 0.5% for stories260K's Q4_0, 1% for the
-// Q4_0 and K-quant files of the random "peaked" checkpoints (which magnify rounding: a decoding error moves them by
-// percents, so 1% still catches one).
+// Q4_0 and K-quant files of the random "peaked" checkpoints (which magnify rounding: a decoding
+// error moves them by percents, so 1% still catches one).
 #include <gtest/gtest.h>
 
 #include <fstream>

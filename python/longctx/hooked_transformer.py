@@ -105,7 +105,8 @@ class HookedTransformer:
     @classmethod
     def from_pretrained(cls, path, n_ctx=None, kv_dtype="f16", mem_budget="auto",
                         prefill_chunk="auto", threads=None, device=None, **kwargs):
-        """Loads a Hugging Face model folder (Llama, Mistral, Qwen2, Phi-3 families).
+        """Loads a Hugging Face model folder or a GGUF file (Llama, Mistral, Qwen2, Phi-3
+        families; GGUF weights in F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q5_K/Q6_K stay quantized).
 
         n_ctx: tokens a run may hold (input + generated); None: the largest that fits
         mem_budget, at most max_position_embeddings. kv_dtype: KV-cache precision ("f32",

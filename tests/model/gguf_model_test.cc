@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <random>
 
 #include "config/gguf_config.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "io/gguf.h"
+#include "io/gguf_writer.h"
 #include "kernels/kernel_test_util.h"
 #include "model/decoder.h"
 #include "model/test_util.h"
@@ -106,6 +108,92 @@ TEST(GgufModel, VocabularyOnlyFileIsRefusedAsAModel) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("vocabulary-only"), std::string::npos) << e.what();
+  }
+}
+
+
+// --- Bad GGUF models: a copy of llama.cpp's stories260K-f32.gguf with one thing changed loads as a
+// clear error naming the problem, never a crash.
+
+struct Edit {
+  std::string drop_key;                  // metadata key left out
+  std::string set_arch;                  // general.architecture replaced
+  std::string tensor;                    // tensor changed:
+  uint32_t tensor_ggml_type = UINT32_MAX;  // stored as this ggml type (bytes sized to fit)
+  bool drop_tensor = false;
+  size_t truncate = 0;                   // bytes cut from the end of the file
+};
+
+std::string edited_copy(const Edit& e, const std::string& name) {
+  const auto src = io::GgufFile::open(gguf("stories260K-f32.gguf"));
+  io::GgufWriter w;
+  for (const std::string_view kv : src->keys()) {
+    const std::string k(kv);
+    if (k == e.drop_key) continue;
+    if (k == "general.architecture" && !e.set_arch.empty())
+      w.set_string(k, e.set_arch);
+    else
+      w.set(k, *src->find(k));
+  }
+  std::vector<std::vector<uint8_t>> store;
+  for (const io::GgufTensor& t : src->tensors()) {
+    if (t.name == e.tensor && e.drop_tensor) continue;
+    if (t.name == e.tensor && e.tensor_ggml_type != UINT32_MAX) {
+      const auto info = io::ggml_type_info(e.tensor_ggml_type);
+      int64_t rows = 1;
+      for (size_t i = 0; i + 1 < t.shape.size(); ++i) rows *= t.shape[i];
+      const int64_t cols = t.shape.back();
+      store.emplace_back(static_cast<size_t>(rows * cols / info->block_elems * info->block_bytes));
+      w.add_tensor(t.name, e.tensor_ggml_type, t.shape, store.back().data(), store.back().size());
+      continue;
+    }
+    w.add_tensor(t.name, t.ggml_type, t.shape, t.data, t.nbytes);
+  }
+  std::vector<uint8_t> bytes = w.bytes();
+  bytes.resize(bytes.size() - e.truncate);
+  const std::string path = test::scratch_dir("bad-gguf-" + name) + "/model.gguf";
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  return path;
+}
+
+void expect_load_error(const std::string& path, ErrorKind kind, const std::string& words) {
+  try {
+    Model::load(path, WeightMemory::kMapped);
+    FAIL() << "expected an error mentioning '" << words << "'";
+  } catch (const Error& err) {
+    EXPECT_EQ(err.kind(), kind) << err.what();
+    EXPECT_NE(std::string(err.what()).find(words), std::string::npos) << err.what();
+  }
+}
+
+TEST(GgufModelErrors, EachDefectIsNamed) {
+  {
+    Edit e;
+    e.drop_key = "llama.block_count";
+    expect_load_error(edited_copy(e, "key"), ErrorKind::kFormat, "llama.block_count");
+  }
+  {
+    Edit e;
+    e.set_arch = "mamba";
+    expect_load_error(edited_copy(e, "arch"), ErrorKind::kUnsupported, "\"mamba\"");
+  }
+  {
+    Edit e;  // IQ4_NL (ggml type 20): a valid type longctx does not compute with
+    e.tensor = "blk.0.attn_q.weight";
+    e.tensor_ggml_type = 20;
+    expect_load_error(edited_copy(e, "type"), ErrorKind::kUnsupported, "IQ4_NL");
+  }
+  {
+    Edit e;
+    e.tensor = "blk.3.ffn_down.weight";
+    e.drop_tensor = true;
+    expect_load_error(edited_copy(e, "missing"), ErrorKind::kShape, "blk.3.ffn_down.weight");
+  }
+  {
+    Edit e;
+    e.truncate = 1000;
+    expect_load_error(edited_copy(e, "truncated"), ErrorKind::kFormat, "model.gguf");
   }
 }
 

@@ -20,31 +20,6 @@ namespace {
 
 constexpr char kReconvert[] = "; re-download or re-convert the file";
 
-// Bytes of a scalar value of type t; 0 for string and array (variable size) and unknown types.
-uint64_t scalar_bytes(GgufType t) {
-  switch (t) {
-    case GgufType::kU8:
-    case GgufType::kI8:
-    case GgufType::kBool:
-      return 1;
-    case GgufType::kU16:
-    case GgufType::kI16:
-      return 2;
-    case GgufType::kU32:
-    case GgufType::kI32:
-    case GgufType::kF32:
-      return 4;
-    case GgufType::kU64:
-    case GgufType::kI64:
-    case GgufType::kF64:
-      return 8;
-    case GgufType::kString:
-    case GgufType::kArray:
-      break;
-  }
-  return 0;
-}
-
 bool known_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::kF64); }
 
 // A bounds-checked little-endian reader over the file. `where` names what is being read, for
@@ -168,7 +143,7 @@ GgufValue read_value(Cursor& c, uint32_t type_number) {
         v.strs.reserve(static_cast<size_t>(v.count));
         for (uint64_t k = 0; k < v.count; ++k) v.strs.push_back(c.string("an array string"));
       } else {
-        const uint64_t eb = scalar_bytes(v.elem);
+        const uint64_t eb = gguf_scalar_bytes(v.elem);
         c.check_count(v.count, eb, "array element");
         v.array_data = c.take(v.count * eb, "the array's elements");
       }

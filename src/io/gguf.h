@@ -43,6 +43,8 @@ enum class GgufType : uint32_t {
   kF64 = 12,
 };
 const char* gguf_type_name(GgufType t);  // "u32", "string", "array", ...
+// Bytes of one value of a fixed-size type (u8 .. f64, bool); 0 for string, array and unknown.
+uint64_t gguf_scalar_bytes(GgufType t);
 
 // One metadata value. Scalars: the integer types fill `i` (and `u` when non-negative), floats
 // fill `f`, bool fills `i` (0/1; any other byte is an Error(kFormat)), strings fill `str`. A u64

@@ -101,6 +101,30 @@ uint32_t ggml_type_number(TensorType t) {
   return 0;
 }
 
+uint64_t gguf_scalar_bytes(GgufType t) {
+  switch (t) {
+    case GgufType::kU8:
+    case GgufType::kI8:
+    case GgufType::kBool:
+      return 1;
+    case GgufType::kU16:
+    case GgufType::kI16:
+      return 2;
+    case GgufType::kU32:
+    case GgufType::kI32:
+    case GgufType::kF32:
+      return 4;
+    case GgufType::kU64:
+    case GgufType::kI64:
+    case GgufType::kF64:
+      return 8;
+    case GgufType::kString:
+    case GgufType::kArray:
+      break;
+  }
+  return 0;
+}
+
 const char* gguf_type_name(GgufType t) {
   switch (t) {
     case GgufType::kU8:

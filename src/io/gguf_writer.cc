@@ -25,28 +25,6 @@ void put_string(std::vector<uint8_t>& out, std::string_view s) {
   out.insert(out.end(), s.begin(), s.end());
 }
 
-uint64_t elem_bytes(GgufType t) {
-  switch (t) {
-    case GgufType::kU8:
-    case GgufType::kI8:
-    case GgufType::kBool:
-      return 1;
-    case GgufType::kU16:
-    case GgufType::kI16:
-      return 2;
-    case GgufType::kU32:
-    case GgufType::kI32:
-    case GgufType::kF32:
-      return 4;
-    case GgufType::kU64:
-    case GgufType::kI64:
-    case GgufType::kF64:
-      return 8;
-    default:
-      return 0;
-  }
-}
-
 uint64_t pad_to(uint64_t n, uint64_t alignment) {
   return (n + alignment - 1) / alignment * alignment;
 }
@@ -107,7 +85,7 @@ void GgufWriter::set_string(std::string_view key, std::string_view v) {
 }
 
 void GgufWriter::set_array(std::string_view key, GgufType elem, const void* data, uint64_t count) {
-  const uint64_t eb = elem_bytes(elem);
+  const uint64_t eb = gguf_scalar_bytes(elem);
   if (eb == 0)
     invalid("array '" + std::string(key) + "' of " + gguf_type_name(elem) +
             ": give numeric elements (set_strings writes strings; arrays do not nest)");

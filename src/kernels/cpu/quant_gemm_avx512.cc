@@ -142,6 +142,14 @@ void pack(const WeightView& w, int64_t r, int nr, int64_t k0, int kc, Panel& p) 
   }
 }
 
+// acc + vpdpbusd(w, the 4 bytes at x in every lane), with the broadcast folded into the
+// instruction's memory operand (GCC emits a separate vpbroadcastd for _mm512_set1_epi32: twice
+// the instructions of the micro-kernel's inner loop).
+inline __m512i dpbusd_bcast(__m512i acc, __m512i w, const int8_t* x) {
+  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*reinterpret_cast<const int32_t*>(x)));
+  return acc;
+}
+
 inline __m512i bcast4(const void* p) {
   int v;
   __builtin_memcpy(&v, p, 4);
@@ -160,16 +168,20 @@ void ukernel(const Panel& p, int kc, const int8_t* xq, int64_t ldq, const float*
   for (int i = 0; i < MX; ++i)
     acc[i] = first ? (bias ? _mm512_maskz_loadu_ps(mask, bias) : _mm512_setzero_ps())
                    : _mm512_maskz_loadu_ps(mask, y + i * ldy);
+  const int8_t* xr[MX];
+  for (int i = 0; i < MX; ++i) xr[i] = xq + i * ldq;
   for (int g = 0; g < kc / G; ++g) {
     __m512i t[MX], s[MX];
     for (int i = 0; i < MX; ++i) t[i] = _mm512_setzero_si512();
     for (int sb = 0; sb < G / S; ++sb) {
       const int c0 = g * G + sb * S;
+      const uint8_t(*wc)[kNR][4] = p.codes + c0 / 4;
       for (int i = 0; i < MX; ++i) s[i] = _mm512_setzero_si512();
-      for (int c = c0; c < c0 + S; c += 4) {
-        const __m512i wv = _mm512_load_si512(p.codes[c / 4]);
+#pragma GCC unroll 8
+      for (int u = 0; u < S / 4; ++u) {
+        const __m512i wv = _mm512_load_si512(wc[u]);
         for (int i = 0; i < MX; ++i)
-          s[i] = _mm512_dpbusd_epi32(s[i], wv, bcast4(xq + i * ldq + c));
+          s[i] = dpbusd_bcast(s[i], wv, xr[i] + c0 + 4 * u);
       }
       if constexpr (has_sc(T)) {
         const __m512i sc = _mm512_load_si512(p.sc[c0 / S]);

@@ -1,15 +1,15 @@
-// AVX-512 prefill over block-type weights (Isa::qgemm): an integer GEMM on VNNI. Each panel of 16
+// AVX-512 prefill over K-quant weights (Isa::qgemm): an integer GEMM on VNNI. Each panel of 16
 // weight rows x up to kKC columns is unpacked once into unsigned codes laid out [column / 4][row]
 // [4] with its scales, so one vpdpbusd multiplies 4 columns of all 16 rows (the lanes) by 4
 // activation codes of one x row (a broadcast), and every unpacked code serves all n x rows.
 //
-// Per weight block (and x row) the arithmetic is the scalar path's, exact in int32:
-//   T = sum over sub-blocks s of sc_s * (sum of code products in s)      (Q8_0 / Q4_0: sc = 1)
+// Per super-block (and x row) the arithmetic is the scalar path's, exact in int32:
+//   T = sum over sub-blocks s of sc_s * (sum of code products in s)
 //   M = sum over 32-column chunks p of mm_p * (x code sums of p's two 16-column halves)
-// with the codes made unsigned: Q8_0 stores w + 128 (mm = 128), Q4_0 its nibble (mm = 8), Q6_K its
-// 6-bit code (mm = 32 * sc per 16 columns), Q4_K / Q5_K their codes with mm the sub-block minimum.
-// Then y += d_x * d_w * (T - M) (Q8_0, Q4_0, Q6_K), or d_x * (d_w * T - dmin_w * M) (Q4_K, Q5_K),
-// in f32 per block: the same products as qmatvec, only the f32 additions in another order.
+// with mm the sub-block minimum (Q4_K / Q5_K) or 32 * sc per 16 columns (Q6_K, codes stored
+// + 32). Then y += d_x * (d_w * T - dmin_w * M) (Q4_K, Q5_K) or d_x * d_w * (T - M) (Q6_K) in f32
+// per super-block: the same products as qmatvec, only the f32 additions in another order.
+// (Q8_0 / Q4_0 stay on qmatvec at every n: docs/gguf-kernels.md.)
 #include <immintrin.h>
 
 #include <cstdint>
@@ -22,9 +22,10 @@ namespace {
 
 using namespace quant;
 
-constexpr int kNR = 16;     // weight rows per panel: the lanes of one vector
-constexpr int kKC = 1024;   // columns per panel (a multiple of 256: whole blocks of every type)
-constexpr int kMX = 8;      // x rows per micro-kernel call
+constexpr int kNR = 16;    // weight rows per panel: the lanes of one vector
+constexpr int kKC = 1024;  // columns per panel (a multiple of 256: whole blocks of every type)
+constexpr int kMX = 8;     // x rows per micro-kernel call
+constexpr int G = 256;     // columns per super-block (one x group)
 constexpr int kMaxSub = kKC / 16;  // sub-blocks per panel (Q6_K: 16 columns each)
 
 // One panel's unpacked weights, in the thread's pack scratch.
@@ -32,25 +33,15 @@ struct Panel {
   uint8_t codes[kKC / 4][kNR][4];
   int32_t sc[kMaxSub][kNR];      // sub-block scales (K-quants)
   int16_t mm[kKC / 32][kNR][2];  // offset / minimum multipliers of each 16-column half
-  float d[kKC / 32][kNR];        // per x group (block or super-block)
-  float dmin[kKC / 32][kNR];
+  float d[kKC / G][kNR];         // per super-block
+  float dmin[kKC / G][kNR];
   uint8_t row[kKC];  // one row's codes before transposition
 };
 static_assert(sizeof(Panel) <= kAvx512QuantGemmPackBytes, "isa.h: raise the qgemm pack bytes");
 
-constexpr int group_of(TensorType t) {
-  return t == TensorType::kQ8_0 || t == TensorType::kQ4_0 ? 32 : 256;
-}
-constexpr int sub_of(TensorType t) {
-  return t == TensorType::kQ6_K ? 16 : 32;
-}
-// Whether the offset shares the block scale (T - M in int32) or has its own (dmin).
-constexpr bool has_dmin(TensorType t) {
-  return t == TensorType::kQ4_K || t == TensorType::kQ5_K;
-}
-constexpr bool has_sc(TensorType t) {
-  return group_of(t) == 256;
-}
+constexpr int sub_of(TensorType t) { return t == TensorType::kQ6_K ? 16 : 32; }
+// Whether the offset has its own scale (dmin) or shares the block's (T - M in int32).
+constexpr bool has_dmin(TensorType t) { return t != TensorType::kQ6_K; }
 
 inline float f16(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -58,23 +49,7 @@ inline float f16(uint16_t h) { return _cvtsh_ss(h); }
 // metadata of panel row i. Plain loops (the compiler vectorizes them).
 template <TensorType T>
 void unpack_row(const uint8_t* src, int kc, Panel& p, int i) {
-  if constexpr (T == TensorType::kQ8_0 || T == TensorType::kQ4_0) {
-    for (int b = 0; b < kc / 32; ++b) {
-      uint16_t dh;
-      __builtin_memcpy(&dh, src, 2);
-      p.d[b][i] = f16(dh);
-      uint8_t* o = p.row + 32 * b;
-      if constexpr (T == TensorType::kQ8_0) {
-        for (int l = 0; l < 32; ++l) o[l] = static_cast<uint8_t>(src[2 + l] ^ 0x80);
-        p.mm[b][i][0] = p.mm[b][i][1] = 128;
-        src += 34;
-      } else {
-        for (int l = 0; l < 16; ++l) o[l] = src[2 + l] & 0xF, o[l + 16] = src[2 + l] >> 4;
-        p.mm[b][i][0] = p.mm[b][i][1] = 8;
-        src += 18;
-      }
-    }
-  } else if constexpr (T == TensorType::kQ4_K || T == TensorType::kQ5_K) {
+  if constexpr (T == TensorType::kQ4_K || T == TensorType::kQ5_K) {
     constexpr bool q5 = T == TensorType::kQ5_K;
     for (int b = 0; b < kc / 256; ++b, src += q5 ? 176 : 144) {
       uint16_t dd[2];
@@ -120,22 +95,15 @@ void unpack_row(const uint8_t* src, int kc, Panel& p, int i) {
 // so they add nothing and their lanes are never stored.
 template <TensorType T>
 void pack(const WeightView& w, int64_t r, int nr, int64_t k0, int kc, Panel& p) {
-  constexpr int64_t block_bytes = T == TensorType::kQ8_0   ? 34
-                                  : T == TensorType::kQ4_0 ? 18
-                                  : T == TensorType::kQ4_K ? 144
-                                  : T == TensorType::kQ5_K ? 176
-                                                           : 210;
-  constexpr int be = T == TensorType::kQ8_0 || T == TensorType::kQ4_0 ? 32 : 256;
-  const int64_t off = k0 / be * block_bytes;
+  constexpr int64_t block_bytes = T == TensorType::kQ4_K ? 144 : T == TensorType::kQ5_K ? 176 : 210;
+  const int64_t off = k0 / G * block_bytes;
   for (int i = 0; i < kNR; ++i) {
     if (i < nr) {
       unpack_row<T>(static_cast<const uint8_t*>(w.data) + (r + i) * w.row_bytes + off, kc, p, i);
     } else {
       for (int c = 0; c < kc; ++c) p.row[c] = 0;
-      for (int g = 0; g < kc / 32; ++g) {
-        p.d[g][i] = p.dmin[g][i] = 0.f;
-        p.mm[g][i][0] = p.mm[g][i][1] = 0;
-      }
+      for (int g = 0; g < kc / G; ++g) p.d[g][i] = p.dmin[g][i] = 0.f;
+      for (int q = 0; q < kc / 32; ++q) p.mm[q][i][0] = p.mm[q][i][1] = 0;
       for (int s = 0; s < kc / 16; ++s) p.sc[s][i] = 0;
     }
     for (int c4 = 0; c4 < kc / 4; ++c4) __builtin_memcpy(p.codes[c4][i], p.row + 4 * c4, 4);
@@ -146,7 +114,9 @@ void pack(const WeightView& w, int64_t r, int nr, int64_t k0, int kc, Panel& p) 
 // instruction's memory operand (GCC emits a separate vpbroadcastd for _mm512_set1_epi32: twice
 // the instructions of the micro-kernel's inner loop).
 inline __m512i dpbusd_bcast(__m512i acc, __m512i w, const int8_t* x) {
-  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*reinterpret_cast<const int32_t*>(x)));
+  __asm__("vpdpbusd %2%{1to16%}, %1, %0"
+          : "+v"(acc)
+          : "v"(w), "m"(*reinterpret_cast<const int32_t*>(x)));
   return acc;
 }
 
@@ -162,7 +132,7 @@ template <TensorType T, int MX>
 void ukernel(const Panel& p, int kc, const int8_t* xq, int64_t ldq, const float* xd, int64_t ldd,
              const int16_t* xs, int64_t lds, float* y, int64_t ldy, int nr, bool first,
              const float* bias) {
-  constexpr int G = group_of(T), S = sub_of(T);
+  constexpr int S = sub_of(T);
   const __mmask16 mask = static_cast<__mmask16>((1u << nr) - 1);
   __m512 acc[MX];
   for (int i = 0; i < MX; ++i)
@@ -180,15 +150,10 @@ void ukernel(const Panel& p, int kc, const int8_t* xq, int64_t ldq, const float*
 #pragma GCC unroll 8
       for (int u = 0; u < S / 4; ++u) {
         const __m512i wv = _mm512_load_si512(wc[u]);
-        for (int i = 0; i < MX; ++i)
-          s[i] = dpbusd_bcast(s[i], wv, xr[i] + c0 + 4 * u);
+        for (int i = 0; i < MX; ++i) s[i] = dpbusd_bcast(s[i], wv, xr[i] + c0 + 4 * u);
       }
-      if constexpr (has_sc(T)) {
-        const __m512i sc = _mm512_load_si512(p.sc[c0 / S]);
-        for (int i = 0; i < MX; ++i) t[i] = _mm512_add_epi32(t[i], _mm512_mullo_epi32(s[i], sc));
-      } else {
-        for (int i = 0; i < MX; ++i) t[i] = s[i];
-      }
+      const __m512i sc = _mm512_load_si512(p.sc[c0 / S]);
+      for (int i = 0; i < MX; ++i) t[i] = _mm512_add_epi32(t[i], _mm512_mullo_epi32(s[i], sc));
     }
     // M: minima / offsets times the x code sums, two 16-column halves per 32 columns.
     for (int i = 0; i < MX; ++i) s[i] = _mm512_setzero_si512();
@@ -217,7 +182,6 @@ void ukernel(const Panel& p, int kc, const int8_t* xq, int64_t ldq, const float*
 template <TensorType T>
 void qgemm_t(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
              int64_t r0, int64_t r1, Panel& p) {
-  constexpr int G = group_of(T);
   const int64_t cols = x.cols, ng = cols / G, ns = cols / 16;
   for (int64_t r = r0; r < r1; r += kNR) {
     const int nr = static_cast<int>(r1 - r < kNR ? r1 - r : kNR);
@@ -227,21 +191,36 @@ void qgemm_t(const QuantAct& x, int64_t n, const WeightView& w, const float* bia
       const bool first = k0 == 0;
       const float* b = bias ? bias + r : nullptr;
       auto call = [&](int64_t i, auto mx) {
-        ukernel<T, decltype(mx)::value>(p, kc, x.q + i * cols + k0, cols, x.d + i * ng + k0 / G,
-                                        ng, x.bsum + i * ns + k0 / 16, ns, y + i * w.rows + r,
-                                        w.rows, nr, first, b);
+        ukernel<T, decltype(mx)::value>(p, kc, x.q + i * cols + k0, cols, x.d + i * ng + k0 / G, ng,
+                                        x.bsum + i * ns + k0 / 16, ns, y + i * w.rows + r, w.rows,
+                                        nr, first, b);
       };
       int64_t i = 0;
       for (; i + kMX <= n; i += kMX) call(i, std::integral_constant<int, kMX>{});
       switch (n - i) {
-        case 7: call(i, std::integral_constant<int, 7>{}); break;
-        case 6: call(i, std::integral_constant<int, 6>{}); break;
-        case 5: call(i, std::integral_constant<int, 5>{}); break;
-        case 4: call(i, std::integral_constant<int, 4>{}); break;
-        case 3: call(i, std::integral_constant<int, 3>{}); break;
-        case 2: call(i, std::integral_constant<int, 2>{}); break;
-        case 1: call(i, std::integral_constant<int, 1>{}); break;
-        default: break;
+        case 7:
+          call(i, std::integral_constant<int, 7>{});
+          break;
+        case 6:
+          call(i, std::integral_constant<int, 6>{});
+          break;
+        case 5:
+          call(i, std::integral_constant<int, 5>{});
+          break;
+        case 4:
+          call(i, std::integral_constant<int, 4>{});
+          break;
+        case 3:
+          call(i, std::integral_constant<int, 3>{});
+          break;
+        case 2:
+          call(i, std::integral_constant<int, 2>{});
+          break;
+        case 1:
+          call(i, std::integral_constant<int, 1>{});
+          break;
+        default:
+          break;
       }
     }
   }
@@ -253,10 +232,6 @@ void qgemm(const QuantAct& x, int64_t n, const WeightView& w, const float* bias,
            int64_t r0, int64_t r1, void* pack) {
   Panel& p = *static_cast<Panel*>(pack);
   switch (w.type) {
-    case TensorType::kQ8_0:
-      return qgemm_t<TensorType::kQ8_0>(x, n, w, bias, y, r0, r1, p);
-    case TensorType::kQ4_0:
-      return qgemm_t<TensorType::kQ4_0>(x, n, w, bias, y, r0, r1, p);
     case TensorType::kQ4_K:
       return qgemm_t<TensorType::kQ4_K>(x, n, w, bias, y, r0, r1, p);
     case TensorType::kQ5_K:

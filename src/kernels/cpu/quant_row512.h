@@ -77,7 +77,8 @@ float row_32(const uint8_t* wr, int64_t nb, const int8_t* xq, const float* xd) {
     const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
     const __m128 dx = two ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xd + b)))
                           : _mm_set_ss(xd[b]);
-    const __m512 s = _mm512_permutexvar_ps(lane_of_block, _mm512_castps128_ps512(_mm_mul_ps(dw, dx)));
+    const __m512 s =
+        _mm512_permutexvar_ps(lane_of_block, _mm512_castps128_ps512(_mm_mul_ps(dw, dx)));
     acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_signed(w, x)), s, acc[u]);
   };
   int64_t b = 0;
@@ -92,8 +93,7 @@ float row_32(const uint8_t* wr, int64_t nb, const int8_t* xq, const float* xd) {
 // scales (int16, placed by a word permute) into one int32 vector; the minima through the x code
 // sums in a 256-bit side accumulator.
 template <bool Q5>
-float row_k45(const uint8_t* wr, int64_t nb, const int8_t* xq, const float* xd,
-              const int16_t* xs) {
+float row_k45(const uint8_t* wr, int64_t nb, const int8_t* xq, const float* xd, const int16_t* xs) {
   constexpr int64_t bytes = Q5 ? 176 : 144;
   const __m512i m4 = _mm512_set1_epi8(0x0F), sh = halves16(0, 4);
   __m512 acc = _mm512_setzero_ps();
@@ -118,8 +118,9 @@ float row_k45(const uint8_t* wr, int64_t nb, const int8_t* xq, const float* xd,
     for (int j = 0; j < 4; ++j) {
       __m512i w = _mm512_and_si512(_mm512_srlv_epi16(bcast32(qs + 32 * j), sh), m4);
       if constexpr (Q5) {  // bit 2j (lower half) / 2j + 1 (upper) of each qh byte -> + 16
-        const __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8(static_cast<char>(1 << (2 * j))),
-                                               _mm256_set1_epi8(static_cast<char>(2 << (2 * j))), 1);
+        const __m512i bit =
+            _mm512_inserti64x4(_mm512_set1_epi8(static_cast<char>(1 << (2 * j))),
+                               _mm256_set1_epi8(static_cast<char>(2 << (2 * j))), 1);
         w = _mm512_mask_add_epi8(w, _mm512_test_epi8_mask(hb, bit), w, _mm512_set1_epi8(16));
       }
       const __m512i sc = _mm512_permutexvar_epi16(halves16(2 * j, 2 * j + 1), s16);
@@ -158,9 +159,8 @@ inline float row_q6k(const uint8_t* wr, int64_t nb, const int8_t* xq, const floa
       const __m512i l = load64(blk->ql + 64 * h), qh = bcast32(blk->qh + 32 * h);
       const __m512i wa = _mm512_or_si512(_mm512_and_si512(l, m4),
                                          _mm512_and_si512(_mm512_sllv_epi16(qh, sh_a), m30));
-      const __m512i wb =
-          _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                          _mm512_and_si512(_mm512_srlv_epi16(qh, sh_b), m30));
+      const __m512i wb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                         _mm512_and_si512(_mm512_srlv_epi16(qh, sh_b), m30));
       isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(wa, load64(x + 128 * h)),
                                  _mm512_permutexvar_epi16(idx[2 * h], s16));
       isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(wb, load64(x + 128 * h + 64)),
@@ -169,8 +169,8 @@ inline float row_q6k(const uint8_t* wr, int64_t nb, const int8_t* xq, const floa
     // The codes are stored + 32: subtract 32 * sum_j scale_j * (x code sum of group j).
     const __m256i off = _mm256_madd_epi16(load32(xs + b * 16), sc16);
     const __m512i s = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
-    acc[b & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(f16(blk->d) * xd[b]),
-                                 acc[b & 1]);
+    acc[b & 1] =
+        _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(f16(blk->d) * xd[b]), acc[b & 1]);
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
 }

@@ -165,10 +165,18 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, co
   const cpu::Isa& k = isa();
   thread_local cpu::Scratch scratch;
   const bool quant = is_quantized(w.type);
-  if (quant && (n < kGemmMinRows || !k.quant_gemm)) {
+  if (quant) {
     const cpu::QuantAct qx = quantize_x(k, pool, scratch, x, n, w.cols, w.type);
-    pool.parallel_for(w.rows, 16,
-                      [&](int64_t b, int64_t e, int) { k.qmatvec(qx, n, w, bias, y, b, e); });
+    if (n < kGemmMinRows || !k.qgemm || !cpu::qgemm_takes(w.type)) {
+      pool.parallel_for(w.rows, 16,
+                        [&](int64_t b, int64_t e, int) { k.qmatvec(qx, n, w, bias, y, b, e); });
+      return;
+    }
+    // The quantized x lives in this thread's scratch: the panels take a second one per thread.
+    pool.parallel_for(w.rows, 16, [&](int64_t b, int64_t e, int) {
+      thread_local cpu::Scratch panel;
+      k.qgemm(qx, n, w, bias, y, b, e, panel.get(k.qgemm_pack_bytes));
+    });
     return;
   }
   if (uses_matvec(k, n)) {
@@ -178,8 +186,8 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, co
                       [&](int64_t b, int64_t e, int) { k.matvec(x, xb, n, w, bias, y, b, e); });
     return;
   }
-  const size_t pack = cpu::round_up64(k.gemm_pack_bytes + (quant ? k.quant_gemm_extra : 0));
-  const bool bf16 = (quant || w.type == TensorType::kBF16) && k.bf16_dot;
+  const size_t pack = cpu::round_up64(k.gemm_pack_bytes);
+  const bool bf16 = w.type == TensorType::kBF16 && k.bf16_dot;
   const int64_t ldx = (w.cols + 1) & ~int64_t{1};
   const size_t xb_bytes = bf16 ? cpu::round_up64(static_cast<size_t>(n * ldx) * 2) : 0;
   auto* mem = static_cast<uint8_t*>(scratch.get(pack * pool.size() + xb_bytes));
@@ -201,7 +209,8 @@ void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* o
   // types sharing one activation format (Q4_K and Q6_K in a Q4_K_M file).
   const WeightView& w0 = *outs[0].w;
   const bool quant = n_outs > 0 && is_quantized(w0.type);
-  bool decode = n > 0 && (quant ? n < kGemmMinRows || !k.quant_gemm : uses_matvec(k, n));
+  bool decode = n > 0 && (quant ? n < kGemmMinRows || !k.qgemm || !cpu::qgemm_takes(w0.type)
+                                : uses_matvec(k, n));
   int64_t total = 0;
   for (int j = 0; j < n_outs; ++j) {
     const WeightView& w = *outs[j].w;

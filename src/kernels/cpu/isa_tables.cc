@@ -14,20 +14,23 @@ LONGCTX_DECLARE_ISA_KERNELS
 }
 namespace avx512 {
 LONGCTX_DECLARE_ISA_KERNELS
-}
+void qgemm(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
+           int64_t r0, int64_t r1, void* pack);
+}  // namespace avx512
 #endif
 
-// qns: the namespace of the block-type kernels (quantize_act, qmatvec).
-#define LONGCTX_ISA_TABLE(ns, path, geom, pack_bytes, qgemm, bf16dot, quant_tile, qns)           \
-  Isa {                                                                                          \
-    path, geom, ns::matvec, ns::gemm, pack_bytes, qgemm, qgemm ? kAvx512QuantGemmExtraBytes : 0, \
-        bf16dot, ns::to_bf16_rows, ns::to_f32, ns::rmsnorm_row, ns::silu_mul, ns::rope_apply,    \
-        ns::attn_tile, quant_tile, ns::sum, qns::quantize_act, qns::qmatvec                      \
+// qns: the namespace of the block-type kernels (quantize_act, qmatvec); qgemm: the block-type
+// prefill GEMM or nullptr, with its scratch bytes.
+#define LONGCTX_ISA_TABLE(ns, path, geom, pack_bytes, bf16dot, quant_tile, qns, qgemm, qpack) \
+  Isa {                                                                                       \
+    path, geom, ns::matvec, ns::gemm, pack_bytes, bf16dot, ns::to_bf16_rows, ns::to_f32,      \
+        ns::rmsnorm_row, ns::silu_mul, ns::rope_apply, ns::attn_tile, quant_tile, ns::sum,    \
+        qns::quantize_act, qns::qmatvec, qgemm, qpack                                         \
   }
 
 const Isa& scalar_isa() {
   static const Isa isa = LONGCTX_ISA_TABLE(scalar, SimdPath::kScalar, (GemmGeometry{1, 1, 1, 1}), 0,
-                                           false, false, nullptr, scalar);
+                                           false, nullptr, scalar, nullptr, 0);
   return isa;
 }
 
@@ -36,18 +39,16 @@ const Isa& avx2_isa() {
   // 6 x rows x 16 weight rows (2 ymm); f32 panels of 256 columns (16 KiB), bf16 converted to f32.
   static const Isa isa =
       LONGCTX_ISA_TABLE(avx2, SimdPath::kAvx2, (GemmGeometry{6, 16, 256, 0}), kAvx2GemmPackBytes,
-                        false, false, avx2::attn_tile_quant, avx2);
+                        false, avx2::attn_tile_quant, avx2, nullptr, 0);
   return isa;
 }
 
 const Isa& avx512_isa() {
   // 6 x rows x 64 weight rows (4 zmm); panels of 256 f32 or 512 bf16 columns (64 KiB).
-  // Block-type prefill stays on the integer kernels (quant_gemm off): decoding panels to bf16 is
-  // faster but rounds every weight to 8 bits of mantissa, which moved the Q8_0 perplexity of a
-  // llama.cpp test model by 0.35% against llama.cpp's (docs/gguf-kernels.md).
-  static const Isa isa =
-      LONGCTX_ISA_TABLE(avx512, SimdPath::kAvx512, (GemmGeometry{6, 64, 256, 512}),
-                        kAvx512GemmPackBytes, false, true, avx512::attn_tile_quant, avx512);
+  // Block-type prefill: the integer GEMM on VNNI (the products of qmatvec, docs/gguf-kernels.md).
+  static const Isa isa = LONGCTX_ISA_TABLE(
+      avx512, SimdPath::kAvx512, (GemmGeometry{6, 64, 256, 512}), kAvx512GemmPackBytes, true,
+      avx512::attn_tile_quant, avx512, avx512::qgemm, kAvx512QuantGemmPackBytes);
   return isa;
 }
 #endif

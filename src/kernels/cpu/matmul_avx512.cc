@@ -7,7 +7,6 @@
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/matvec.h"
 #include "kernels/cpu/vmath_avx512.h"
-#include "kernels/reference/reference.h"
 
 namespace longctx::kernels::cpu::avx512 {
 
@@ -188,39 +187,6 @@ void gemm_bf16(const uint16_t* xb, int64_t n, const WeightView& w, const float* 
   }
 }
 
-// Block-type weights in prefill: each panel of 64 rows x 512 columns is decoded (reference
-// decoder, f32) and rounded to bf16 once, packed as a bf16 panel and swept by the bf16
-// micro-kernel like BF16 weights. Decoding costs O(rows x cols), against O(n x rows x cols) of the
-// products, and the bf16 dot products run ~2.3x faster here than the integer tiles of qmatvec
-// (docs/gguf-kernels.md). mem: pack bytes + kAvx512QuantGemmExtraBytes.
-void gemm_quant(const uint16_t* xb, int64_t n, const WeightView& w, const float* bias, float* y,
-                int64_t r0, int64_t r1, uint8_t* mem) {
-  auto* panel = reinterpret_cast<uint32_t*>(mem);
-  auto* tmp = reinterpret_cast<uint16_t*>(mem + kAvx512GemmPackBytes);
-  auto* row = reinterpret_cast<float*>(mem + kAvx512GemmPackBytes + kNR * kKCB * 2);
-  const int64_t ldx = (w.cols + 1) & ~int64_t{1};
-  for (int64_t r = r0; r < r1; r += kNR) {
-    const int nr = static_cast<int>(r1 - r < kNR ? r1 - r : kNR);
-    for (int64_t k0 = 0; k0 < w.cols; k0 += kKCB) {
-      // kKCB is a whole number of blocks of every type (cols too: the driver checked).
-      const int kc = static_cast<int>(w.cols - k0 < kKCB ? w.cols - k0 : kKCB);
-      const int64_t off = row_bytes(w.type, k0);
-      for (int i = 0; i < nr; ++i) {
-        const uint8_t* src = static_cast<const uint8_t*>(w.data) + (r + i) * w.row_bytes + off;
-        reference::dequantize_row(w.type, src, row, kc);
-        to_bf16_rows(row, 1, kc, tmp + i * kc, kc);
-      }
-      const WeightView tv{TensorType::kBF16, tmp, nr, kc, 2 * kc};
-      pack_bf16(tv, 0, nr, 0, kc, panel);
-      gemm::for_mr(n, [&](int64_t i, auto mr) {
-        ukernel_bf16<decltype(mr)::value>(xb + i * ldx + k0, ldx, panel, (kc + 1) / 2,
-                                          y + i * w.rows + r, w.rows, nr, k0 == 0,
-                                          bias ? bias + r : nullptr);
-      });
-    }
-  }
-}
-
 }  // namespace
 
 void matvec(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
@@ -242,8 +208,7 @@ void gemm(const float* x, const uint16_t* xb, int64_t n, const WeightView& w, co
     case TensorType::kBF16:
       gemm_bf16(xb, n, w, bias, y, r0, r1, static_cast<uint32_t*>(pack));
       break;
-    default:  // block types
-      gemm_quant(xb, n, w, bias, y, r0, r1, static_cast<uint8_t*>(pack));
+    default:  // block types take Isa::qgemm
       break;
   }
 }

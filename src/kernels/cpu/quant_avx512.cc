@@ -1,10 +1,12 @@
-// AVX-512 block-type kernels: the activation quantizer (cpu/quant_act.h) and the matvec of
-// cpu/quant_dot.h over the VNNI dot products vpdpbusd (u8 x s8) and vpdpwssd (s16 x s16).
+// AVX-512 block-type kernels: the activation quantizer (cpu/quant_act.h), the one-x-row decode
+// on 512-bit vectors (cpu/quant_row512.h) and, for 2-7 x rows, the matvec of cpu/quant_dot.h over
+// the VNNI dot products vpdpbusd (u8 x s8) and vpdpwssd (s16 x s16). Prefill: quant_gemm_avx512.cc.
 #include <immintrin.h>
 
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/quant_act.h"
 #include "kernels/cpu/quant_dot.h"
+#include "kernels/cpu/quant_row512.h"
 
 namespace longctx::kernels::cpu::avx512 {
 namespace {
@@ -25,6 +27,7 @@ void quantize_act(const float* x, int64_t n, int64_t cols, int group, int8_t* q,
 
 void qmatvec(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
              int64_t r0, int64_t r1) {
+  if (n == 1) return row512::rows1(x, w, bias, y, r0, r1);
   qdot::qmatvec<Vnni>(x, n, w, bias, y, r0, r1);
 }
 

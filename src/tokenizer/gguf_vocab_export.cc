@@ -270,11 +270,19 @@ ExportedVocab export_vocab(const std::string& dir, int64_t vocab_size) {
                 dir + ": vocab_size " + std::to_string(vocab_size) + " is out of range");
   ExportedVocab v;
   json tj;
-  if (file_exists(dir + "/tokenizer.model")) {
-    load_sentencepiece(dir, vocab_size, v);
-  } else if (file_exists(dir + "/tokenizer.json")) {
-    tj = read_json_file(dir + "/tokenizer.json");
+  // The tokenizer longctx runs the folder with: a byte-level BPE tokenizer.json it can name,
+  // else tokenizer.model (Llama 2, Mistral and Phi-3 folders ship a byte-fallback tokenizer.json
+  // beside it, which is SentencePiece's vocabulary: llama.cpp's converter reads tokenizer.model).
+  const bool has_json = file_exists(dir + "/tokenizer.json");
+  if (has_json) tj = read_json_file(dir + "/tokenizer.json");
+  const bool byte_level = has_json && tj.is_object() && tj.contains("model") &&
+                          tj["model"].is_object() && tj["model"].value("type", "") == "BPE" &&
+                          !tj["model"].value("byte_fallback", false) &&
+                          !pre_tokenizer_name(tj).empty();
+  if (byte_level || (has_json && !file_exists(dir + "/tokenizer.model"))) {
     load_byte_level_bpe(dir, tj, vocab_size, v);
+  } else if (file_exists(dir + "/tokenizer.model")) {
+    load_sentencepiece(dir, vocab_size, v);
   } else {
     throw Error(ErrorKind::kIo, dir + " has neither tokenizer.model nor tokenizer.json; a GGUF "
                                       "file carries its tokenizer, so add the model's tokenizer "

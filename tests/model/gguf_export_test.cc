@@ -250,3 +250,35 @@ TEST(Export, F16KeepsNormsInF32) {
 
 }  // namespace
 }  // namespace longctx
+
+namespace longctx {
+namespace {
+
+// What llama.cpp's convert_hf_to_gguf.py needs of a random-model folder beyond the weights:
+// "architectures" in config.json (it picks the converter class from it) and a tokenizer.model
+// (Phi-3's converter requires one; a synthetic tokenizer.json's pre-tokenizer hash is unknown to
+// it). The SentencePiece model must load in libsentencepiece, hold vocab_size pieces with the
+// special ids of config.json, and round-trip text.
+TEST(RandomModelForLlamaCpp, HasArchitecturesAndASentencePieceModel) {
+  for (const char* fixture : {"tiny-phi3-longrope", "tiny-qwen2-yarn"}) {
+    RandomCheckpointOptions o;
+    o.config_json = test::fixture_case(fixture)["config"].dump();
+    o.dtype = DType::kF32;
+    const std::string dir = test::random_checkpoint_dir(std::string("lcpp-") + fixture, o);
+    const nlohmann::json cfg = test::read_json(dir + "/config.json");
+    ASSERT_TRUE(cfg.contains("architectures")) << fixture;
+    EXPECT_EQ(cfg["architectures"][0],
+              std::string(fixture).find("phi3") != std::string::npos ? "Phi3ForCausalLM"
+                                                                     : "Qwen2ForCausalLM");
+    const auto spm = load_sentencepiece(dir + "/tokenizer.model");
+    EXPECT_EQ(spm->vocab_size(), cfg["vocab_size"].get<int64_t>()) << fixture;
+    const std::string text = "the quick brown fox, 42 times";
+    const std::vector<int32_t> ids = spm->encode(text, false);
+    EXPECT_LT(ids.size(), text.size()) << "some pieces merge letters";
+    EXPECT_EQ(spm->decode(ids), text);
+    EXPECT_EQ(spm->token_bytes(0x41 + 3), "A");  // byte pieces <0x00>.. start at id 3
+  }
+}
+
+}  // namespace
+}  // namespace longctx

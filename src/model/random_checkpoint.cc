@@ -184,8 +184,14 @@ json make_config(const RandomCheckpointOptions& o) {
                        : o.dtype == DType::kF16 ? "float16" : "bfloat16";
   cfg["longctx_random_weights"] = fingerprint(o);
   // A proper Hugging Face folder: tools detect the family from "architectures".
-  if (!cfg.contains("architectures") && cfg.contains("model_type") && cfg["model_type"].is_string())
-    cfg["architectures"] = json::array({arch_spec_for(cfg["model_type"].get<std::string>()).hf_class});
+  if (cfg.contains("model_type") && cfg["model_type"].is_string()) {
+    const ArchSpec& arch = arch_spec_for(cfg["model_type"].get<std::string>());
+    if (!cfg.contains("architectures")) cfg["architectures"] = json::array({arch.hf_class});
+    // llama.cpp's Phi-3 converter reads original_max_position_embeddings (every published Phi-3
+    // config.json has it); write the class default that longctx assumes when it is absent.
+    if (arch.original_max_position_embeddings > 0 && !cfg.contains("original_max_position_embeddings"))
+      cfg["original_max_position_embeddings"] = arch.original_max_position_embeddings;
+  }
   return cfg;
 }
 

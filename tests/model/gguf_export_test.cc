@@ -260,16 +260,18 @@ namespace {
 // it). The SentencePiece model must load in libsentencepiece, hold vocab_size pieces with the
 // special ids of config.json, and round-trip text.
 TEST(RandomModelForLlamaCpp, HasArchitecturesAndASentencePieceModel) {
-  for (const char* fixture : {"tiny-phi3-longrope", "tiny-qwen2-yarn"}) {
+  for (const char* fixture : {"tiny-phi3-mini-4k", "tiny-qwen2-yarn"}) {
     RandomCheckpointOptions o;
     o.config_json = test::fixture_case(fixture)["config"].dump();
     o.dtype = DType::kF32;
     const std::string dir = test::random_checkpoint_dir(std::string("lcpp-") + fixture, o);
     const nlohmann::json cfg = test::read_json(dir + "/config.json");
     ASSERT_TRUE(cfg.contains("architectures")) << fixture;
-    EXPECT_EQ(cfg["architectures"][0],
-              std::string(fixture).find("phi3") != std::string::npos ? "Phi3ForCausalLM"
-                                                                     : "Qwen2ForCausalLM");
+    if (cfg["model_type"] == "phi3") {  // Phi3MiniModel reads it unconditionally
+      EXPECT_TRUE(cfg.contains("original_max_position_embeddings"));
+    }
+    EXPECT_EQ(cfg["architectures"][0], cfg["model_type"] == "phi3" ? "Phi3ForCausalLM"
+                                                                    : "Qwen2ForCausalLM");
     const auto spm = load_sentencepiece(dir + "/tokenizer.model");
     EXPECT_EQ(spm->vocab_size(), cfg["vocab_size"].get<int64_t>()) << fixture;
     const std::string text = "the quick brown fox, 42 times";

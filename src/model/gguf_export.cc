@@ -173,6 +173,10 @@ void load_f32(const io::WeightSource& ws, const Item& it, std::vector<float>& ou
     to_f32(*dt, src + static_cast<size_t>(from * cols) * es, out.data() + r * cols,
            static_cast<size_t>(cols));
   }
+  // Done with the source: drop its pages, so the process holds one tensor at a time, not the
+  // whole mapped checkpoint (they are clean pages of a read-only mapping).
+  for (const auto& mf : ws.files())
+    if (mf->path() == t.file) mf->advise(t.data, t.nbytes, io::MappedFile::Advice::kDontNeed);
 }
 
 void encode(ThreadPool& pool, const Item& it, const std::vector<float>& f, uint8_t* dst) {

@@ -137,3 +137,26 @@ TEST(QuantizeCli, RefusesBadRequests) {
 
 }  // namespace
 }  // namespace longctx
+
+namespace longctx {
+namespace {
+
+// Memory: one tensor at a time. A 24-layer smollm2-shaped checkpoint is ~390 MiB as f32 (and
+// ~195 MiB as bf16 on disk); quantizing it must peak near the largest tensor's f32 copy (the
+// 32000 x 576 embedding, 70 MiB) plus its encoded and mapped bytes, far below either total.
+TEST(QuantizeCli, HoldsOneTensorAtATime) {
+  const std::string dir = test::scratch_dir("q-memory");
+  const auto gen = test::run_cli("random-model --preset smollm2-135m --layers 24 --dtype bf16 -o " +
+                                 dir + "/model");
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  const auto r = test::run_cli_argv(
+      {"quantize", "-m", dir + "/model", "--type", "q8_0", "-o", dir + "/out.gguf"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const double peak_mib = static_cast<double>(r.max_rss_kib) / 1024;
+  EXPECT_LT(peak_mib, 180) << "peak RSS of quantize";
+  RecordProperty("peak_rss_mib", std::to_string(peak_mib));
+  std::printf("quantize peak RSS %.1f MiB\n", peak_mib);
+}
+
+}  // namespace
+}  // namespace longctx

@@ -38,11 +38,16 @@ std::optional<ExportType> parse_export_type(std::string_view s) {
 
 const char* export_type_name(ExportType t) {
   switch (t) {
-    case ExportType::kF32: return "f32";
-    case ExportType::kF16: return "f16";
-    case ExportType::kQ8_0: return "q8_0";
-    case ExportType::kQ4_0: return "q4_0";
-    case ExportType::kQ4_K_M: return "q4_k_m";
+    case ExportType::kF32:
+      return "f32";
+    case ExportType::kF16:
+      return "f16";
+    case ExportType::kQ8_0:
+      return "q8_0";
+    case ExportType::kQ4_0:
+      return "q4_0";
+    case ExportType::kQ4_K_M:
+      return "q4_k_m";
   }
   return "?";
 }
@@ -51,11 +56,16 @@ std::string export_type_names() { return "q8_0, q4_0, q4_k_m, f16, f32"; }
 
 uint32_t export_file_type(ExportType t) {
   switch (t) {
-    case ExportType::kF32: return 0;
-    case ExportType::kF16: return 1;
-    case ExportType::kQ4_0: return 2;
-    case ExportType::kQ8_0: return 7;
-    case ExportType::kQ4_K_M: return 15;
+    case ExportType::kF32:
+      return 0;
+    case ExportType::kF16:
+      return 1;
+    case ExportType::kQ4_0:
+      return 2;
+    case ExportType::kQ8_0:
+      return 7;
+    case ExportType::kQ4_K_M:
+      return 15;
   }
   return 0;
 }
@@ -72,10 +82,14 @@ struct Item {
 
 TensorType matrix_type(ExportType t, WeightRole role, int layer, int n_layers, int64_t cols) {
   switch (t) {
-    case ExportType::kF32: return TensorType::kF32;
-    case ExportType::kF16: return TensorType::kF16;
-    case ExportType::kQ8_0: return quant_type_for(QuantScheme::kQ8_0, role, layer, n_layers, cols);
-    case ExportType::kQ4_0: return quant_type_for(QuantScheme::kQ4_0, role, layer, n_layers, cols);
+    case ExportType::kF32:
+      return TensorType::kF32;
+    case ExportType::kF16:
+      return TensorType::kF16;
+    case ExportType::kQ8_0:
+      return quant_type_for(QuantScheme::kQ8_0, role, layer, n_layers, cols);
+    case ExportType::kQ4_0:
+      return quant_type_for(QuantScheme::kQ4_0, role, layer, n_layers, cols);
     case ExportType::kQ4_K_M:
       return quant_type_for(QuantScheme::kQ4_K_M, role, layer, n_layers, cols);
   }
@@ -95,13 +109,16 @@ std::vector<Item> plan_tensors(const ModelConfig& c, const ArchSpec& a, ExportTy
   std::vector<Item> items;
   auto matrix = [&](const std::string& g, const std::string& h, WeightRole role, int layer,
                     int64_t rows, int64_t cols, int permute = 0) {
-    items.push_back({layer_tensor_name(g, layer), layer_tensor_name(h, layer), {rows, cols},
-                     matrix_type(type, role, layer, L, cols), permute});
+    items.push_back({layer_tensor_name(g, layer),
+                     layer_tensor_name(h, layer),
+                     {rows, cols},
+                     matrix_type(type, role, layer, L, cols),
+                     permute});
   };
   auto vec = [&](const std::string& g, const std::string& h, int layer, int64_t n,
                  int permute = 0) {
-    items.push_back({layer_tensor_name(g, layer), layer_tensor_name(h, layer), {n},
-                     TensorType::kF32, permute});
+    items.push_back(
+        {layer_tensor_name(g, layer), layer_tensor_name(h, layer), {n}, TensorType::kF32, permute});
   };
   // A tied embedding is llama.cpp's output head too, and is typed as one.
   matrix(a.gguf.embed, a.hf.embed, c.tie_word_embeddings ? WeightRole::kOutput : WeightRole::kEmbed,
@@ -134,8 +151,9 @@ std::vector<Item> plan_tensors(const ModelConfig& c, const ArchSpec& a, ExportTy
     }
     matrix(a.gguf.down, a.hf.down, WeightRole::kDown, l, H, I);
     if (c.mlp_bias)
-      throw Error(ErrorKind::kUnsupported, "config.json: mlp_bias has no GGUF form that longctx "
-                                           "reads back; run the folder itself");
+      throw Error(ErrorKind::kUnsupported,
+                  "config.json: mlp_bias has no GGUF form that longctx "
+                  "reads back; run the folder itself");
   }
   vec(a.gguf.final_norm, a.hf.final_norm, 0, H);
   if (!c.tie_word_embeddings) matrix(a.gguf.lm_head, a.hf.lm_head, WeightRole::kOutput, 0, V, H);
@@ -156,8 +174,9 @@ void load_f32(const io::WeightSource& ws, const Item& it, std::vector<float>& ou
   }
   const std::optional<DType> dt = float_dtype(t.type);
   if (!dt)
-    throw Error(ErrorKind::kUnsupported, t.file + ": tensor " + it.hf_name + " is not a float "
-                                                  "tensor; quantize reads F32, F16 and BF16");
+    throw Error(ErrorKind::kUnsupported, t.file + ": tensor " + it.hf_name +
+                                             " is not a float "
+                                             "tensor; quantize reads F32, F16 and BF16");
   const int64_t rows = it.shape[0];
   const int64_t cols = it.shape.size() == 2 ? it.shape[1] : 1;
   out.resize(static_cast<size_t>(rows * cols));
@@ -229,11 +248,13 @@ GgufExportResult export_gguf(const std::string& dir, const std::string& out,
                              const GgufExportOptions& opt) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
-    throw Error(ErrorKind::kIo, dir + " is not a folder; quantize reads a Hugging Face model "
-                                      "folder (config.json, model.safetensors, tokenizer)");
+    throw Error(ErrorKind::kIo, dir +
+                                    " is not a folder; quantize reads a Hugging Face model "
+                                    "folder (config.json, model.safetensors, tokenizer)");
   if (!fs::exists(fs::path(dir) / "config.json", ec))
-    throw Error(ErrorKind::kIo, dir + " has no config.json; point -m at a Hugging Face model "
-                                      "folder");
+    throw Error(ErrorKind::kIo, dir +
+                                    " has no config.json; point -m at a Hugging Face model "
+                                    "folder");
   (void)io::free_bytes_at(out);  // the output folder must exist: fail before any work
   if (fs::is_directory(out, ec))
     throw Error(ErrorKind::kInvalidArg, out + " is a folder; give -o a file name (model.gguf)");
@@ -277,15 +298,17 @@ GgufExportResult export_gguf(const std::string& dir, const std::string& out,
   for (int64_t lw : c.layer_window)
     if (lw != w0)
       throw Error(ErrorKind::kUnsupported,
-                  cfg_file + ": layers use different sliding windows (use_sliding_window with "
-                             "max_window_layers); a GGUF file holds one window for all layers");
+                  cfg_file +
+                      ": layers use different sliding windows (use_sliding_window with "
+                      "max_window_layers); a GGUF file holds one window for all layers");
   if (w0 > 0) w.set_u32(ar + "attention.sliding_window", static_cast<uint32_t>(w0));
 
   // RoPE scaling (config/gguf_config.cc reads these back).
   const RopeScaling& rs = c.rope_scaling;
   std::vector<float> rope_freqs, long_f, short_f;
   switch (rs.type) {
-    case RopeType::kDefault: break;
+    case RopeType::kDefault:
+      break;
     case RopeType::kLinear:
       w.set_string(ar + "rope.scaling.type", "linear");
       w.set_f32(ar + "rope.scaling.factor", static_cast<float>(rs.factor));
@@ -310,8 +333,9 @@ GgufExportResult export_gguf(const std::string& dir, const std::string& out,
       break;
     case RopeType::kDynamic:
       throw Error(ErrorKind::kUnsupported,
-                  cfg_file + ": rope_scaling type dynamic has no GGUF form that llama.cpp and "
-                             "longctx read; run the folder itself");
+                  cfg_file +
+                      ": rope_scaling type dynamic has no GGUF form that llama.cpp and "
+                      "longctx read; run the folder itself");
   }
 
   const tok::ExportedVocab vocab = tok::export_vocab(dir, c.vocab_size);

@@ -82,10 +82,10 @@ std::string synthetic_spm_model(const std::vector<std::string>& words, int64_t v
   std::string trainer;
   int_field(trainer, 3, 2);  // model_type BPE
   int_field(trainer, 4, static_cast<uint64_t>(vocab));
-  int_field(trainer, 35, 1);  // byte_fallback
-  int_field(trainer, 40, 0);  // unk_id
-  int_field(trainer, 41, 1);  // bos_id
-  int_field(trainer, 42, 2);  // eos_id
+  int_field(trainer, 35, 1);                                   // byte_fallback
+  int_field(trainer, 40, 0);                                   // unk_id
+  int_field(trainer, 41, 1);                                   // bos_id
+  int_field(trainer, 42, 2);                                   // eos_id
   int_field(trainer, 43, static_cast<uint64_t>(int64_t{-1}));  // pad_id: none
   bytes_field(out, 2, trainer);
   std::string norm;

@@ -13,8 +13,7 @@ namespace longctx::tok {
 namespace {
 
 using json = nlohmann::json;
-constexpr int32_t kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5,
-                  kByte = 6;
+constexpr int32_t kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6;
 
 json read_json_file(const std::string& path) {
   const std::string text = read_file(path, "JSON file");
@@ -36,9 +35,8 @@ bool looks_special(const std::string& t) {
     return t.size() >= a.size() + b.size() && t.compare(0, a.size(), a) == 0 &&
            t.compare(t.size() - b.size(), b.size(), b) == 0;
   };
-  return t == "<pad>" || t == "<mask>" || t == "<2mass>" || t == "[@BOS@]" ||
-         wrapped("<|", "|>") || wrapped("<\xEF\xBD\x9C", "\xEF\xBD\x9C>") ||
-         wrapped("<unused", ">");
+  return t == "<pad>" || t == "<mask>" || t == "<2mass>" || t == "[@BOS@]" || wrapped("<|", "|>") ||
+         wrapped("<\xEF\xBD\x9C", "\xEF\xBD\x9C>") || wrapped("<unused", ">");
 }
 
 // A special token entry of tokenizer_config.json: a string, or an object with "content".
@@ -83,7 +81,8 @@ void load_sentencepiece(const std::string& dir, int64_t vocab, ExportedVocab& v)
         v.types[i] = kUserDefined;
       }
   const json tc = optional_json(dir + "/tokenizer_config.json");
-  if (tc.is_object() && tc.contains("added_tokens_decoder") && tc["added_tokens_decoder"].is_object())
+  if (tc.is_object() && tc.contains("added_tokens_decoder") &&
+      tc["added_tokens_decoder"].is_object())
     for (const auto& [key, data] : tc["added_tokens_decoder"].items()) {
       int64_t id = -1;
       try {
@@ -141,17 +140,19 @@ void load_byte_level_bpe(const std::string& dir, const json& tj, int64_t vocab, 
   if (!model.is_object() || model.value("type", "") != "BPE" || !model.contains("vocab") ||
       model.value("byte_fallback", false))
     throw Error(ErrorKind::kUnsupported,
-                path + ": only byte-level BPE tokenizer.json files (or a SentencePiece "
-                       "tokenizer.model beside them) can be written as a GGUF vocabulary; add the "
-                       "model's tokenizer.model to the folder");
+                path +
+                    ": only byte-level BPE tokenizer.json files (or a SentencePiece "
+                    "tokenizer.model beside them) can be written as a GGUF vocabulary; add the "
+                    "model's tokenizer.model to the folder");
   v.model = "gpt2";
   v.pre = pre_tokenizer_name(tj);
   if (v.pre.empty())
     throw Error(ErrorKind::kUnsupported,
-                path + ": its normalizer/pre_tokenizer is none that longctx can name in "
-                       "tokenizer.ggml.pre (it recognises byte-level BPE as gpt-2, smollm, "
-                       "llama-bpe and qwen2); convert this model with llama.cpp's "
-                       "convert_hf_to_gguf.py instead");
+                path +
+                    ": its normalizer/pre_tokenizer is none that longctx can name in "
+                    "tokenizer.ggml.pre (it recognises byte-level BPE as gpt-2, smollm, "
+                    "llama-bpe and qwen2); convert this model with llama.cpp's "
+                    "convert_hf_to_gguf.py instead");
   v.tokens.assign(static_cast<size_t>(vocab), std::string());
   v.types.assign(static_cast<size_t>(vocab), kUnused);
   std::vector<bool> set(static_cast<size_t>(vocab), false);
@@ -181,12 +182,14 @@ void load_byte_level_bpe(const std::string& dir, const json& tj, int64_t vocab, 
         std::string s;
         for (int k = 0; k < 2; ++k) {
           if (k) s += ' ';
-          for (char c : m[k].get<std::string>()) s += c == ' ' ? std::string("\xC4\xA0") : std::string(1, c);
+          for (char c : m[k].get<std::string>())
+            s += c == ' ' ? std::string("\xC4\xA0") : std::string(1, c);
         }
         v.merges.push_back(s);
       } else {
-        throw Error(ErrorKind::kFormat, path + ": model.merges holds an entry that is neither "
-                                               "\"a b\" nor [a, b]");
+        throw Error(ErrorKind::kFormat, path +
+                                            ": model.merges holds an entry that is neither "
+                                            "\"a b\" nor [a, b]");
       }
     }
 }
@@ -284,9 +287,10 @@ ExportedVocab export_vocab(const std::string& dir, int64_t vocab_size) {
   } else if (file_exists(dir + "/tokenizer.model")) {
     load_sentencepiece(dir, vocab_size, v);
   } else {
-    throw Error(ErrorKind::kIo, dir + " has neither tokenizer.model nor tokenizer.json; a GGUF "
-                                      "file carries its tokenizer, so add the model's tokenizer "
-                                      "files to the folder");
+    throw Error(ErrorKind::kIo, dir +
+                                    " has neither tokenizer.model nor tokenizer.json; a GGUF "
+                                    "file carries its tokenizer, so add the model's tokenizer "
+                                    "files to the folder");
   }
   special_tokens(dir, tj, v);
   return v;

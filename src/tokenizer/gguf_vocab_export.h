@@ -29,8 +29,8 @@ struct ExportedVocab {
   std::string model;  // "llama" or "gpt2"
   std::string pre;    // tokenizer.ggml.pre
   std::vector<std::string> tokens;
-  std::vector<float> scores;      // "llama" only
-  std::vector<int32_t> types;     // llama_token_type values
+  std::vector<float> scores;        // "llama" only
+  std::vector<int32_t> types;       // llama_token_type values
   std::vector<std::string> merges;  // "gpt2" only: "left right"
   std::optional<int32_t> bos, eos, unk, pad;
   std::optional<bool> add_bos, add_eos;

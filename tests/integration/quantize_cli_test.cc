@@ -82,8 +82,8 @@ std::string llama_perplexity() {
 TEST(QuantizeCli, LlamaCppRunsTheOutput) {
   const std::string bin = llama_perplexity();
   if (bin.empty()) GTEST_SKIP() << "llama-perplexity is not on PATH (nor in $LLAMA_PERPLEXITY)";
-  for (const auto& [folder, type] : {std::pair{"models/stories260K", "q8_0"},
-                                     std::pair{"gguf/llama-kq-tiny", "q4_k_m"}}) {
+  for (const auto& [folder, type] :
+       {std::pair{"models/stories260K", "q8_0"}, std::pair{"gguf/llama-kq-tiny", "q4_k_m"}}) {
     const std::string out = quantize(shared(folder), type, std::string("lcpp-") + type);
     const std::string cmd = test::quote(bin) + " -m " + test::quote(out) + " -f " +
                             shared("text/stories.txt") + " -c 128 -t 2 2>&1 </dev/null";

@@ -2,6 +2,8 @@
 // convert_hf_to_gguf.py and llama-quantize from the same folders): the same tensors (names,
 // shapes, types, bytes), model metadata and tokenizer arrays. And per family, a random-weight
 // checkpoint written as GGUF runs as the folder does (logits at every position of a prompt).
+#include "model/gguf_export.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,7 +15,6 @@
 #include "core/thread_pool.h"
 #include "io/gguf.h"
 #include "model/decoder.h"
-#include "model/gguf_export.h"
 #include "model/reference_model.h"
 #include "model/test_util.h"
 #include "runtime/session.h"
@@ -35,10 +36,19 @@ std::string export_to(const std::string& dir, ExportType t, const std::string& n
 
 size_t elem_size(io::GgufType t) {
   switch (t) {
-    case io::GgufType::kU8: case io::GgufType::kI8: case io::GgufType::kBool: return 1;
-    case io::GgufType::kU16: case io::GgufType::kI16: return 2;
-    case io::GgufType::kU64: case io::GgufType::kI64: case io::GgufType::kF64: return 8;
-    default: return 4;
+    case io::GgufType::kU8:
+    case io::GgufType::kI8:
+    case io::GgufType::kBool:
+      return 1;
+    case io::GgufType::kU16:
+    case io::GgufType::kI16:
+      return 2;
+    case io::GgufType::kU64:
+    case io::GgufType::kI64:
+    case io::GgufType::kF64:
+      return 8;
+    default:
+      return 4;
   }
 }
 
@@ -51,7 +61,8 @@ void expect_same_value(const std::string& key, const io::GgufValue& a, const io:
     ASSERT_EQ(a.elem, b.elem) << key;
     ASSERT_EQ(a.count, b.count) << key;
     if (a.elem == io::GgufType::kString) {
-      for (size_t i = 0; i < a.strs.size(); ++i) ASSERT_EQ(a.strs[i], b.strs[i]) << key << "[" << i << "]";
+      for (size_t i = 0; i < a.strs.size(); ++i)
+        ASSERT_EQ(a.strs[i], b.strs[i]) << key << "[" << i << "]";
     } else {
       EXPECT_EQ(0, std::memcmp(a.array_data, b.array_data, a.count * elem_size(a.elem))) << key;
     }
@@ -120,12 +131,12 @@ INSTANTIATE_TEST_SUITE_P(
              "kq_q8_0"},
         Case{"gguf/llama-kq-tiny", ExportType::kQ4_0, "llama-kq-tiny/llama-kq-tiny-q4_0.gguf",
              "kq_q4_0"},
-        Case{"gguf/llama-kq-tiny", ExportType::kQ4_K_M,
-             "llama-kq-tiny/llama-kq-tiny-q4_k_m.gguf", "kq_q4_k_m"},
+        Case{"gguf/llama-kq-tiny", ExportType::kQ4_K_M, "llama-kq-tiny/llama-kq-tiny-q4_k_m.gguf",
+             "kq_q4_k_m"},
         Case{"gguf/qwen2-kq-tiny", ExportType::kQ8_0, "qwen2-kq-tiny/qwen2-kq-tiny-q8_0.gguf",
              "qwen2_q8_0"},
-        Case{"gguf/qwen2-kq-tiny", ExportType::kQ4_K_M,
-             "qwen2-kq-tiny/qwen2-kq-tiny-q4_k_m.gguf", "qwen2_q4_k_m"}),
+        Case{"gguf/qwen2-kq-tiny", ExportType::kQ4_K_M, "qwen2-kq-tiny/qwen2-kq-tiny-q4_k_m.gguf",
+             "qwen2_q4_k_m"}),
     [](const ::testing::TestParamInfo<Case>& i) { return std::string(i.param.name); });
 
 // ---- Round trip per family ----
@@ -235,7 +246,7 @@ TEST(Export, ParsesTypesAndNamesThem) {
   EXPECT_EQ(parse_export_type("Q4_K_M"), ExportType::kQ4_K_M);
   EXPECT_EQ(parse_export_type("f16"), ExportType::kF16);
   EXPECT_FALSE(parse_export_type("q5_k_m"));
-  EXPECT_EQ(export_file_type(ExportType::kQ8_0), 7u);   // llama_ftype MOSTLY_Q8_0
+  EXPECT_EQ(export_file_type(ExportType::kQ8_0), 7u);  // llama_ftype MOSTLY_Q8_0
   EXPECT_EQ(export_file_type(ExportType::kQ4_K_M), 15u);
 }
 
@@ -270,8 +281,8 @@ TEST(RandomModelForLlamaCpp, HasArchitecturesAndASentencePieceModel) {
     if (cfg["model_type"] == "phi3") {  // Phi3MiniModel reads it unconditionally
       EXPECT_TRUE(cfg.contains("original_max_position_embeddings"));
     }
-    EXPECT_EQ(cfg["architectures"][0], cfg["model_type"] == "phi3" ? "Phi3ForCausalLM"
-                                                                    : "Qwen2ForCausalLM");
+    EXPECT_EQ(cfg["architectures"][0],
+              cfg["model_type"] == "phi3" ? "Phi3ForCausalLM" : "Qwen2ForCausalLM");
     const auto spm = load_sentencepiece(dir + "/tokenizer.model");
     EXPECT_EQ(spm->vocab_size(), cfg["vocab_size"].get<int64_t>()) << fixture;
     const std::string text = "the quick brown fox, 42 times";

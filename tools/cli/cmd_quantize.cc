@@ -28,8 +28,8 @@ Runner add_quantize_command(CLI::App& app) {
   return [o]() {
     const std::optional<ExportType> t = parse_export_type(o->type);
     if (!t)
-      throw Error(ErrorKind::kInvalidArg, "unknown --type '" + o->type +
-                                              "'; valid types: " + export_type_names());
+      throw Error(ErrorKind::kInvalidArg,
+                  "unknown --type '" + o->type + "'; valid types: " + export_type_names());
     GgufExportOptions opt;
     opt.type = *t;
     opt.progress = [](size_t k, size_t n, const std::string& name, TensorType type,
@@ -38,8 +38,7 @@ Runner add_quantize_command(CLI::App& app) {
                   io::format_bytes(bytes).c_str());
       std::fflush(stdout);
     };
-    std::printf("quantize %s -> %s (%s)\n", o->model.c_str(), o->out.c_str(),
-                export_type_name(*t));
+    std::printf("quantize %s -> %s (%s)\n", o->model.c_str(), o->out.c_str(), export_type_name(*t));
     const GgufExportResult r = export_gguf(o->model, o->out, opt);
     std::printf("wrote %s: %zu tensors, %s\n", o->out.c_str(), r.tensors,
                 io::format_bytes(r.file_bytes).c_str());

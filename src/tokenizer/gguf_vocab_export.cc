@@ -157,7 +157,11 @@ void load_byte_level_bpe(const std::string& dir, const json& tj, int64_t vocab, 
   v.types.assign(static_cast<size_t>(vocab), kUnused);
   std::vector<bool> set(static_cast<size_t>(vocab), false);
   auto put = [&](const std::string& text, int64_t id, int32_t type) {
-    if (id < 0 || id >= vocab) return;
+    if (id < 0 || id >= vocab)
+      throw Error(ErrorKind::kFormat, path + ": token \"" + text + "\" has id " +
+                                          std::to_string(id) +
+                                          ", outside config.json's vocab_size " +
+                                          std::to_string(vocab) + "; the two files disagree");
     v.tokens[static_cast<size_t>(id)] = text;
     v.types[static_cast<size_t>(id)] = type;
     set[static_cast<size_t>(id)] = true;
@@ -267,7 +271,9 @@ void special_tokens(const std::string& dir, const json& tj, ExportedVocab& v) {
 
 }  // namespace
 
-ExportedVocab export_vocab(const std::string& dir, int64_t vocab_size) {
+namespace {
+
+ExportedVocab export_vocab_unchecked(const std::string& dir, int64_t vocab_size) {
   if (vocab_size <= 0 || vocab_size > (int64_t{1} << 24))
     throw Error(ErrorKind::kInvalidArg,
                 dir + ": vocab_size " + std::to_string(vocab_size) + " is out of range");
@@ -294,6 +300,19 @@ ExportedVocab export_vocab(const std::string& dir, int64_t vocab_size) {
   }
   special_tokens(dir, tj, v);
   return v;
+}
+
+}  // namespace
+
+ExportedVocab export_vocab(const std::string& dir, int64_t vocab_size) {
+  try {
+    return export_vocab_unchecked(dir, vocab_size);
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::kFormat, dir +
+                                        ": a tokenizer file holds a value of an unexpected "
+                                        "JSON type (" +
+                                        std::string(e.what()) + ")");
+  }
 }
 
 void write_vocab_metadata(const ExportedVocab& v, io::GgufWriter& w) {

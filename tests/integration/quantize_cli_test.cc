@@ -133,6 +133,10 @@ TEST(QuantizeCli, RefusesBadRequests) {
   fs::create_directories(notok);
   fs::copy_file(model + "/config.json", notok + "/config.json");
   expect_refused("-m " + notok + " --type q8_0 -o " + out, out, "tokenizer");
+  // A byte-level BPE whose pre-tokenizer has no tokenizer.ggml.pre name.
+  std::ofstream(notok + "/tokenizer.json") << R"({"model": {"type": "BPE", "vocab": {"a": 0},
+      "merges": []}, "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}})";
+  expect_refused("-m " + notok + " --type q8_0 -o " + out, out, "tokenizer.ggml.pre");
 }
 
 }  // namespace

@@ -83,6 +83,7 @@ TEST(CliErrors, ShapeMismatch) {
 TEST(CliErrors, MissingTokenizer) {
   const std::string dir = tiny_model("no_tokenizer");
   fs::remove(dir + "/tokenizer.json");
+  fs::remove(dir + "/tokenizer.model");  // random-model writes both
   expect_clean_failure(test::run_cli("run -m " + dir + " -p hi"), {"tokenizer"});
 }
 

@@ -1,6 +1,7 @@
 #include "plan/memory_plan.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -270,8 +271,11 @@ std::string refusal_message(const PlanModel& m, const PlanRequest& req, const Me
     smaller.weight_bytes = bytes;
     const int64_t ctx = round_for_humans(largest_context(smaller, req, p.kv_k, p.kv_v, p.budget));
     if (ctx <= 0) continue;
-    fit.push_back(std::string("with ") + quant_scheme_name(q) + " weights (a GGUF file of about " +
-                  format_size(bytes) + ") -c " + std::to_string(std::min(ctx, p.context)));
+    std::string lower = quant_scheme_name(q);
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    fit.push_back(std::string("with ") + quant_scheme_name(q) + " weights (about " +
+                  format_size(bytes) + ": longctx quantize --type " + lower + ") -c " +
+                  std::to_string(std::min(ctx, p.context)));
   }
   if (!fit.empty()) {
     s += " These fit:";

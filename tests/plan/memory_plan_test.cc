@@ -109,7 +109,8 @@ TEST(PlanRefusal, MixedKeyValueTypesAreNamed) {
       << msg;
   // Then the quantized weights that would fit, smallest context gain last.
   EXPECT_TRUE(std::regex_search(
-      msg, std::regex("with Q4_K_M weights \\(a GGUF file of about [0-9.]+ GiB\\) -c [0-9]+")))
+      msg, std::regex("with Q4_K_M weights \\(about [0-9.]+ GiB: longctx quantize --type "
+                      "q4_k_m\\) -c [0-9]+")))
       << msg;
 }
 
@@ -130,8 +131,9 @@ TEST(PlanQuantized, RefusalNamesTheQuantizedWeightsThatFit) {
   const MemoryPlan p = make_plan(m, r, budget(8 * kGiB));
   ASSERT_FALSE(p.fits());
   const std::string msg = refusal_message(m, r, p);
-  EXPECT_NE(msg.find("with Q4_K_M weights (a GGUF file of about 4.6 GiB) -c 8192"),
-            std::string::npos)
+  EXPECT_NE(
+      msg.find("with Q4_K_M weights (about 4.6 GiB: longctx quantize --type q4_k_m) -c 8192"),
+      std::string::npos)
       << msg;
 }
 

@@ -128,8 +128,8 @@ struct Isa {
                   int64_t r0, int64_t r1);
   // The same products for many x rows (prefill, n >= 8): panels of 16 weight rows unpacked once
   // and swept by an integer micro-kernel over all x rows (Q8_0 / Q4_0 keeping qmatvec's f32
-  // order, which is llama.cpp's: docs/gguf-kernels.md); r0 a multiple of 16. pack:
-  // qgemm_pack_bytes(w.type, w.cols) bytes of scratch. Null where qmatvec takes every n.
+  // order, which is llama.cpp's: docs/gguf-kernels.md). pack: qgemm_pack_bytes(w.type, w.cols)
+  // bytes of scratch. Null where qmatvec takes every n.
   void (*qgemm)(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
                 int64_t r0, int64_t r1, void* pack);
   size_t (*qgemm_pack_bytes)(TensorType t, int64_t cols);

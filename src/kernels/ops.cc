@@ -167,7 +167,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, co
   const bool quant = is_quantized(w.type);
   if (quant) {
     const cpu::QuantAct qx = quantize_x(k, pool, scratch, x, n, w.cols, w.type);
-    if (n < kGemmMinRows || !k.qgemm || !cpu::qgemm_takes(w.type)) {
+    if (n < kGemmMinRows || !k.qgemm) {
       pool.parallel_for(w.rows, 16,
                         [&](int64_t b, int64_t e, int) { k.qmatvec(qx, n, w, bias, y, b, e); });
       return;
@@ -175,7 +175,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, co
     // The quantized x lives in this thread's scratch: the panels take a second one per thread.
     pool.parallel_for(w.rows, 16, [&](int64_t b, int64_t e, int) {
       thread_local cpu::Scratch panel;
-      k.qgemm(qx, n, w, bias, y, b, e, panel.get(k.qgemm_pack_bytes));
+      k.qgemm(qx, n, w, bias, y, b, e, panel.get(k.qgemm_pack_bytes(w.type, w.cols)));
     });
     return;
   }
@@ -209,8 +209,7 @@ void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* o
   // types sharing one activation format (Q4_K and Q6_K in a Q4_K_M file).
   const WeightView& w0 = *outs[0].w;
   const bool quant = n_outs > 0 && is_quantized(w0.type);
-  bool decode = n > 0 && (quant ? n < kGemmMinRows || !k.qgemm || !cpu::qgemm_takes(w0.type)
-                                : uses_matvec(k, n));
+  bool decode = n > 0 && (quant ? n < kGemmMinRows || !k.qgemm : uses_matvec(k, n));
   int64_t total = 0;
   for (int j = 0; j < n_outs; ++j) {
     const WeightView& w = *outs[j].w;

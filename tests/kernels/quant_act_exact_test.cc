@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,72 @@ TEST(QuantActExact, EveryPathAndShape) {
         for (int64_t n : {1, 2, 5, 7, 8, 9, 15, 16, 17, 24}) check(w, n, 1 + n % 2);
       }
   }
+}
+
+// Q8_0 / Q4_0 prefill keeps llama.cpp's f32 order bit for bit (its tinyBLAS kernel; the peaked
+// test models' perplexities depend on it): per output 8 f32 lanes, lane k accumulating
+// fma(int sum of the products of columns 4k..4k+3 of block b, d_w * d_x, lane) over the blocks,
+// then ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), then the bias. Written here from that
+// description; the SIMD paths must match it exactly for 2 or more x rows (one x row is decode,
+// which may sum in another order), through the GEMM's x-row and weight-row tails.
+TEST(QuantActExact, Q8_0AndQ4_0SumInLlamaCppOrder) {
+  for (TensorType t : {TensorType::kQ8_0, TensorType::kQ4_0})
+    for (int64_t cols : {64, 2080})
+      for (int64_t rows : {17, 45}) {
+        const auto w = testing::raw_weights(t, rows, cols, 60 + rows + cols);
+        const int64_t nb = cols / 32, bytes = t == TensorType::kQ8_0 ? 34 : 18;
+        for (int64_t n : {2, 3, 8, 9, 11, 24}) {
+          SCOPED_TRACE(std::string(tensor_type_name(t)) + " rows=" + std::to_string(rows) +
+                       " cols=" + std::to_string(cols) + " n=" + std::to_string(n));
+          const auto x = testing::normal_floats(n * cols, 70 + n);
+          const auto bias = testing::normal_floats(rows, 71);
+          // ggml's Q8_0 activations: codes and f16-rounded scales.
+          std::vector<int> xq(n * cols);
+          std::vector<float> xd(n * nb);
+          for (int64_t g = 0; g < n * nb; ++g) {
+            float amax = 0.f;
+            for (int l = 0; l < 32; ++l) amax = std::max(amax, std::fabs(x[32 * g + l]));
+            const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+            xd[g] = f16_to_f32(f32_to_f16(d));
+            for (int l = 0; l < 32; ++l) xq[32 * g + l] = int(std::nearbyint(x[32 * g + l] * id));
+          }
+          std::vector<float> want(n * rows);
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t r = 0; r < rows; ++r) {
+              float lane[8] = {};
+              for (int64_t b = 0; b < nb; ++b) {
+                const uint8_t* blk = w.bytes.data() + r * nb * bytes + b * bytes;
+                uint16_t dh;
+                std::memcpy(&dh, blk, 2);
+                int code[32];
+                for (int l = 0; l < 32; ++l)
+                  code[l] = t == TensorType::kQ8_0
+                                ? int(int8_t(blk[2 + l]))
+                                : (l < 16 ? blk[2 + l] & 15 : blk[2 + l - 16] >> 4) - 8;
+                const float s = f16_to_f32(dh) * xd[i * nb + b];
+                for (int k = 0; k < 8; ++k) {
+                  int dot = 0;
+                  for (int e = 4 * k; e < 4 * k + 4; ++e)
+                    dot += code[e] * xq[i * cols + 32 * b + e];
+                  lane[k] = std::fma(float(dot), s, lane[k]);
+                }
+              }
+              want[i * rows + r] = ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
+                                   ((lane[1] + lane[5]) + (lane[3] + lane[7])) + bias[r];
+            }
+          ThreadPool pool(2);
+          testing::PathGuard guard;
+          for (SimdPath path : runnable_paths()) {
+            if (path == SimdPath::kScalar) continue;  // the reference sums sequentially
+            set_simd_path(path);
+            SCOPED_TRACE(simd_path_name(path));
+            std::vector<float> y(n * rows, NAN);
+            matmul(pool, x.data(), n, w.view, bias.data(), y.data());
+            for (int64_t k = 0; k < n * rows; ++k)
+              ASSERT_EQ(y[k], want[k]) << "x row " << k / rows << " out " << k % rows;
+          }
+        }
+      }
 }
 
 }  // namespace

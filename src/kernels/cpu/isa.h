@@ -21,10 +21,6 @@ struct GemmGeometry {
 // Scratch of one thread's packed GEMM panel (cpu/gemm_f32.h; the matmul TUs check these).
 inline constexpr size_t kAvx512GemmPackBytes = 64 * 256 * sizeof(float);
 inline constexpr size_t kAvx2GemmPackBytes = 16 * 256 * sizeof(float);
-// Scratch of one thread's unpacked K-quant panel (Isa::qgemm, cpu/quant_gemm_avx512.cc): 16 rows
-// x 1024 columns of codes, their scales and one row before transposition.
-inline constexpr size_t kAvx512QuantGemmPackBytes =
-    16 * 1024 + 64 * 64 + 32 * 64 + 2 * 4 * 64 + 1024;
 
 // One tile of keys for a set of query rows (online-softmax update, see cpu/attention.cc).
 struct AttnTile {
@@ -82,8 +78,6 @@ struct QuantAct {
 inline int act_group(TensorType t) {
   return t == TensorType::kQ8_0 || t == TensorType::kQ4_0 ? 32 : 256;
 }
-// Whether Isa::qgemm takes weights of type t (a block type; see Isa::qgemm).
-inline bool qgemm_takes(TensorType t) { return act_group(t) == 256; }
 // Bytes of QuantAct arrays for n rows (q, d and bsum, each 64-byte aligned).
 inline size_t quant_act_bytes(int64_t n, int64_t cols, int group) {
   auto up = [](size_t b) { return (b + 63) & ~size_t{63}; };
@@ -132,13 +126,13 @@ struct Isa {
   // up to 4 x rows (decode).
   void (*qmatvec)(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
                   int64_t r0, int64_t r1);
-  // The same products cache-blocked for many x rows (prefill, n >= 8) of K-quant weights (act
-  // group 256): panels of weight rows unpacked once and swept by an integer micro-kernel over all
-  // x rows; r0 a multiple of 16. pack: qgemm_pack_bytes of scratch. Null where qmatvec takes
-  // every n. Q8_0 / Q4_0 stay on qmatvec, whose f32 order is llama.cpp's (docs/gguf-kernels.md).
+  // The same products for many x rows (prefill, n >= 8): panels of 16 weight rows unpacked once
+  // and swept by an integer micro-kernel over all x rows (Q8_0 / Q4_0 keeping qmatvec's f32
+  // order, which is llama.cpp's: docs/gguf-kernels.md). pack: qgemm_pack_bytes(w.type, w.cols)
+  // bytes of scratch. Null where qmatvec takes every n.
   void (*qgemm)(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
                 int64_t r0, int64_t r1, void* pack);
-  size_t qgemm_pack_bytes;
+  size_t (*qgemm_pack_bytes)(TensorType t, int64_t cols);
 };
 
 const Isa& scalar_isa();

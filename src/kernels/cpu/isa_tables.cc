@@ -16,11 +16,12 @@ namespace avx512 {
 LONGCTX_DECLARE_ISA_KERNELS
 void qgemm(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
            int64_t r0, int64_t r1, void* pack);
+size_t qgemm_pack_bytes(TensorType t, int64_t cols);
 }  // namespace avx512
 #endif
 
 // qns: the namespace of the block-type kernels (quantize_act, qmatvec); qgemm: the block-type
-// prefill GEMM or nullptr, with its scratch bytes.
+// prefill GEMM or nullptr, with its scratch size.
 #define LONGCTX_ISA_TABLE(ns, path, geom, pack_bytes, bf16dot, quant_tile, qns, qgemm, qpack) \
   Isa {                                                                                       \
     path, geom, ns::matvec, ns::gemm, pack_bytes, bf16dot, ns::to_bf16_rows, ns::to_f32,      \
@@ -30,7 +31,7 @@ void qgemm(const QuantAct& x, int64_t n, const WeightView& w, const float* bias,
 
 const Isa& scalar_isa() {
   static const Isa isa = LONGCTX_ISA_TABLE(scalar, SimdPath::kScalar, (GemmGeometry{1, 1, 1, 1}), 0,
-                                           false, nullptr, scalar, nullptr, 0);
+                                           false, nullptr, scalar, nullptr, nullptr);
   return isa;
 }
 
@@ -39,7 +40,7 @@ const Isa& avx2_isa() {
   // 6 x rows x 16 weight rows (2 ymm); f32 panels of 256 columns (16 KiB), bf16 converted to f32.
   static const Isa isa =
       LONGCTX_ISA_TABLE(avx2, SimdPath::kAvx2, (GemmGeometry{6, 16, 256, 0}), kAvx2GemmPackBytes,
-                        false, avx2::attn_tile_quant, avx2, nullptr, 0);
+                        false, avx2::attn_tile_quant, avx2, nullptr, nullptr);
   return isa;
 }
 
@@ -48,7 +49,7 @@ const Isa& avx512_isa() {
   // Block-type prefill: the integer GEMM on VNNI (the products of qmatvec, docs/gguf-kernels.md).
   static const Isa isa = LONGCTX_ISA_TABLE(
       avx512, SimdPath::kAvx512, (GemmGeometry{6, 64, 256, 512}), kAvx512GemmPackBytes, true,
-      avx512::attn_tile_quant, avx512, avx512::qgemm, kAvx512QuantGemmPackBytes);
+      avx512::attn_tile_quant, avx512, avx512::qgemm, avx512::qgemm_pack_bytes);
   return isa;
 }
 #endif

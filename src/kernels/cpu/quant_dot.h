@@ -48,11 +48,11 @@ inline __m256i dot_signed(__m256i w, __m256i x) {
 }
 
 // One weight row times NX x rows (QuantAct rows xi..), added to acc[NX] (f32 lanes).
-// Q8_0 / Q4_0: one x group per block. U accumulators per row hide the FMA latency when NX == 1.
-template <class QT, TensorType T, int NX>
+// Q8_0 / Q4_0: one x group per block. U accumulators per row hide the FMA latency in decode
+// (U = 1 elsewhere: one accumulator of 8 lanes per output is llama.cpp's prefill order).
+template <class QT, TensorType T, int NX, int U>
 inline void row_32(const uint8_t* wr, int64_t nb, const int8_t* const* xq, const float* const* xd,
                    __m256* acc) {
-  constexpr int U = NX == 1 ? 2 : 1;
   constexpr int64_t bytes = T == TensorType::kQ8_0 ? 34 : 18;
   auto block = [&](int64_t b, int u) {
     const uint8_t* blk = wr + b * bytes;
@@ -183,10 +183,11 @@ inline void row_q6k(const uint8_t* wr, int64_t nb, const int8_t* const* xq, cons
 }
 
 // Rows [r0, r1) of y for x rows [i0, i0 + NX): each weight row read once for the NX rows.
-template <class QT, TensorType T, int NX>
+// Decode: the call's only x row (Q8_0 / Q4_0 then take two accumulators).
+template <class QT, TensorType T, int NX, bool Decode = false>
 void rows(const QuantAct& x, int64_t i0, const WeightView& w, const float* bias, float* y,
           int64_t r0, int64_t r1) {
-  constexpr int U = NX == 1 && (T == TensorType::kQ8_0 || T == TensorType::kQ4_0) ? 2 : 1;
+  constexpr int U = Decode && (T == TensorType::kQ8_0 || T == TensorType::kQ4_0) ? 2 : 1;
   const int64_t ng = x.cols / x.group, nb16 = x.cols / 16;
   const int8_t* xq[NX];
   const float* xd[NX];
@@ -201,7 +202,7 @@ void rows(const QuantAct& x, int64_t i0, const WeightView& w, const float* bias,
     __m256 acc[NX * U];
     for (int i = 0; i < NX * U; ++i) acc[i] = _mm256_setzero_ps();
     if constexpr (T == TensorType::kQ8_0 || T == TensorType::kQ4_0)
-      row_32<QT, T, NX>(wr, ng, xq, xd, acc);
+      row_32<QT, T, NX, U>(wr, ng, xq, xd, acc);
     else if constexpr (T == TensorType::kQ6_K)
       row_q6k<QT, NX>(wr, ng, xq, xd, xs, acc);
     else
@@ -227,7 +228,10 @@ void qmatvec_t(const QuantAct& x, int64_t n, const WeightView& w, const float* b
       rows<QT, T, 2>(x, i, w, bias, y, r0, r1);
       break;
     case 1:
-      rows<QT, T, 1>(x, i, w, bias, y, r0, r1);
+      if (n == 1)
+        rows<QT, T, 1, true>(x, i, w, bias, y, r0, r1);
+      else
+        rows<QT, T, 1>(x, i, w, bias, y, r0, r1);
       break;
     default:
       break;

@@ -9,7 +9,7 @@
 // with mm the sub-block minimum (Q4_K / Q5_K) or 32 * sc per 16 columns (Q6_K, codes stored
 // + 32). Then y += d_x * (d_w * T - dmin_w * M) (Q4_K, Q5_K) or d_x * d_w * (T - M) (Q6_K) in f32
 // per super-block: the same products as qmatvec, only the f32 additions in another order.
-// (Q8_0 / Q4_0 stay on qmatvec at every n: docs/gguf-kernels.md.)
+// (Q8_0 / Q4_0: quant_gemm_q0_avx512.cc, which keeps llama.cpp's f32 order.)
 #include <immintrin.h>
 
 #include <cstdint>
@@ -37,7 +37,6 @@ struct Panel {
   float dmin[kKC / G][kNR];
   uint8_t row[kKC];  // one row's codes before transposition
 };
-static_assert(sizeof(Panel) <= kAvx512QuantGemmPackBytes, "isa.h: raise the qgemm pack bytes");
 
 constexpr int sub_of(TensorType t) { return t == TensorType::kQ6_K ? 16 : 32; }
 // Whether the offset has its own scale (dmin) or shares the block's (T - M in int32).
@@ -228,10 +227,21 @@ void qgemm_t(const QuantAct& x, int64_t n, const WeightView& w, const float* bia
 
 }  // namespace
 
+size_t qgemm_q0_pack_bytes(int64_t cols);
+void qgemm_q0(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
+              int64_t r0, int64_t r1, void* pack);
+
+size_t qgemm_pack_bytes(TensorType t, int64_t cols) {
+  return act_group(t) == 32 ? qgemm_q0_pack_bytes(cols) : sizeof(Panel);
+}
+
 void qgemm(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
            int64_t r0, int64_t r1, void* pack) {
   Panel& p = *static_cast<Panel*>(pack);
   switch (w.type) {
+    case TensorType::kQ8_0:
+    case TensorType::kQ4_0:
+      return qgemm_q0(x, n, w, bias, y, r0, r1, pack);
     case TensorType::kQ4_K:
       return qgemm_t<TensorType::kQ4_K>(x, n, w, bias, y, r0, r1, p);
     case TensorType::kQ5_K:

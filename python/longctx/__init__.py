@@ -24,6 +24,7 @@ from .activation_cache import ActivationCache
 from .config import Config
 from .hooked_transformer import HookedTransformer
 from .plan import plan
+from .quantize import quantize
 from . import utils
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "HookPoint",
     "Config",
     "plan",
+    "quantize",
     "utils",
     "Error",
     "IoError",

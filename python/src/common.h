@@ -23,6 +23,8 @@ void init_errors(py::module_& m);
 void init_plan(py::module_& m);
 // model.cc: the Model class.
 void init_model(py::module_& m);
+// quantize.cc: longctx._longctx.quantize(...)
+void init_quantize(py::module_& m);
 
 // A NumPy array of `shape` over `data`, whose memory `owner` keeps alive (no copy). `owner` is
 // any Python object (a capsule holding the C++ owner).

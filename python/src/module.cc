@@ -7,4 +7,5 @@ PYBIND11_MODULE(_longctx, m) {
   longctx::py::init_errors(m);
   longctx::py::init_plan(m);
   longctx::py::init_model(m);
+  longctx::py::init_quantize(m);
 }

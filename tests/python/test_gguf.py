@@ -25,3 +25,19 @@ def test_gguf_logits_and_hooks_match_the_folder_reference(load):
     for n in names:
         assert_close(cache[n], want[n], name=n)
     assert np.argmax(logits[0, -1]) == np.argmax(want_logits[0, -1])
+
+
+def test_quantize_f32_gives_the_folder_reference(lc, load, tmp_path):
+    # longctx.quantize writes the folder as GGUF; in f32 it runs as the float64 reference on the
+    # folder does (and llama.cpp's converter's own file, above).
+    out = lc.quantize(STORIES, "f32", tmp_path / "stories-f32.gguf")
+    model = load(out, kv_dtype="f32")
+    tokens = model.to_tokens(PROMPT)
+    want_logits, _ = reference(STORIES).forward(tokens[0])
+    assert_close(model(tokens), want_logits, name="logits")
+    try:
+        lc.quantize(STORIES, "q3_k", tmp_path / "x.gguf")
+        raise AssertionError("expected an error")
+    except lc.InvalidArgumentError as e:
+        assert "q8_0, q4_0, q4_k_m, f16, f32" in str(e)
+    assert not (tmp_path / "x.gguf").exists()

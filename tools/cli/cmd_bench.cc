@@ -272,8 +272,9 @@ int run_bench(const BenchOpts& o) {
         wtype = t.type;
       }
     }
+    // By the names of the weights' format: a GGUF file's table is token_embd.weight.
     if (!cfg.tie_word_embeddings)
-      if (const auto* e = model->weights().find(arch_spec_for(cfg.model_type).hf.embed))
+      if (const auto* e = model->weights().find(model->tensor_names().embed))
         rm.weight_bytes -= e->nbytes;
   }
   const size_t n_params = count_parameters(cfg);

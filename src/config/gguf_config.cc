@@ -38,8 +38,17 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
                 f.path() + " holds no tensors: it is a vocabulary-only GGUF file (usable with "
                            "longctx tokenize), not a model; point -m at a model file");
   const std::string arch_name = f.get_string("general.architecture");
-  const ArchSpec& arch = arch_spec_for_gguf(arch_name, f.path());
   const std::string a = arch_name + ".";
+  // llama.cpp converts Mistral as "llama" and drops its window; a "llama" file that records one
+  // (longctx quantize writes it) without llama's biases is read as Mistral, which applies it.
+  const ArchSpec& arch = [&]() -> const ArchSpec& {
+    const ArchSpec& s = arch_spec_for_gguf(arch_name, f.path());
+    const auto win = f.opt_int(a + "attention.sliding_window");
+    if (s.model_type == "llama" && win && *win > 0 &&
+        !f.find_tensor(layer_tensor_name("blk.{l}.attn_q.bias", 0)))
+      return arch_spec_for("mistral");
+    return s;
+  }();
   json j;
   j["model_type"] = arch.model_type;
   j["architectures"] = json::array({arch.hf_class});

@@ -177,6 +177,24 @@ void GgufWriter::set(std::string_view key, const GgufValue& v) {
 
 void GgufWriter::add_tensor(const std::string& name, uint32_t ggml_type,
                             const std::vector<int64_t>& shape, const void* data, uint64_t nbytes) {
+  add_checked(name, ggml_type, shape, data, nbytes, false);
+}
+
+void GgufWriter::add_tensor_deferred(const std::string& name, TensorType type,
+                                     const std::vector<int64_t>& shape) {
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i] > 0 ? shape[i] : 1;
+  const int64_t cols = shape.empty() ? 0 : shape.back();
+  const uint64_t nbytes =
+      cols > 0 && cols % block_layout(type).elems == 0
+          ? static_cast<uint64_t>(tensor_bytes(type, rows, cols))
+          : 0;  // add_checked names the problem
+  add_checked(name, ggml_type_number(type), shape, nullptr, nbytes, true);
+}
+
+void GgufWriter::add_checked(const std::string& name, uint32_t ggml_type,
+                             const std::vector<int64_t>& shape, const void* data, uint64_t nbytes,
+                             bool deferred) {
   const std::string what = "tensor '" + name + "'";
   if (name.empty() || tensor_index_.count(name))
     invalid(what + ": the name is empty or repeated; give each tensor a unique name");
@@ -198,7 +216,7 @@ void GgufWriter::add_tensor(const std::string& name, uint32_t ggml_type,
   if (nbytes != static_cast<uint64_t>(expected))
     invalid(what + ": " + std::to_string(nbytes) + " bytes given, but the shape in " + info->name +
             " takes " + std::to_string(expected));
-  if (data == nullptr) invalid(what + ": no data");
+  if (data == nullptr && !deferred) invalid(what + ": no data");
   tensor_index_.emplace(name, tensors_.size());
   tensors_.push_back({name, ggml_type, shape, data, nbytes});
 }
@@ -251,12 +269,16 @@ std::vector<uint8_t> GgufWriter::bytes() const {
   std::vector<uint8_t> out = header(off);
   const size_t start = pad_to(out.size(), alignment_);
   out.resize(start + data, 0);
-  for (size_t k = 0; k < tensors_.size(); ++k)
+  for (size_t k = 0; k < tensors_.size(); ++k) {
+    if (!tensors_[k].data) invalid("tensor '" + tensors_[k].name + "' is deferred: use write()");
     std::memcpy(out.data() + start + off[k], tensors_[k].data, tensors_[k].nbytes);
+  }
   return out;
 }
 
-void GgufWriter::write(const std::string& path) const {
+void GgufWriter::write(const std::string& path) const { write(path, Producer()); }
+
+void GgufWriter::write(const std::string& path, const Producer& produce) const {
   uint64_t data = 0;
   const std::vector<uint64_t> off = offsets(&data);
   const std::vector<uint8_t> h = header(off);
@@ -277,11 +299,19 @@ void GgufWriter::write(const std::string& path) const {
       f.write_at(at, kZeros, std::min<uint64_t>(n, sizeof kZeros));
   };
   f.write_at(0, h.data(), h.size());
+  std::vector<uint8_t> buf;  // one deferred tensor at a time
   zeros(h.size(), start - h.size());
   for (size_t k = 0; k < tensors_.size(); ++k) {
     const Tensor& t = tensors_[k];
     const uint64_t at = start + off[k];
-    f.write_at(at, t.data, t.nbytes);
+    if (t.data) {
+      f.write_at(at, t.data, t.nbytes);
+    } else {
+      if (!produce) invalid("tensor '" + t.name + "' is deferred but no producer was given");
+      buf.resize(t.nbytes);
+      produce(k, buf.data(), t.nbytes);
+      f.write_at(at, buf.data(), t.nbytes);
+    }
     const uint64_t end = k + 1 < tensors_.size() ? start + off[k + 1] : total;
     zeros(at + t.nbytes, end - at - t.nbytes);
   }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -49,6 +50,10 @@ class GgufWriter {
                   const void* data, uint64_t nbytes);
   void add_tensor(const std::string& name, TensorType type, const std::vector<int64_t>& shape,
                   const void* data, uint64_t nbytes);
+  // A tensor whose bytes are produced only while the file is written (write with a Producer), so
+  // a converter holds one tensor at a time. Same checks as add_tensor, with the type's size.
+  void add_tensor_deferred(const std::string& name, TensorType type,
+                           const std::vector<int64_t>& shape);
 
   uint64_t alignment() const { return alignment_; }
   // Size of the whole file.
@@ -58,15 +63,23 @@ class GgufWriter {
   // Writes PATH through PATH.tmp with its size reserved first, fsync and rename (io/atomic_file.h):
   // PATH is the complete file or untouched. Error(kIo) naming the path on failure.
   void write(const std::string& path) const;
+  // Fills tensor `index` (in the order added): `nbytes` bytes at `dst`, a buffer the writer owns
+  // and reuses. Called once per deferred tensor, in order; an exception leaves PATH untouched.
+  using Producer = std::function<void(size_t index, uint8_t* dst, uint64_t nbytes)>;
+  // As write(), with deferred tensors' bytes from `produce`. The free-space check comes first.
+  void write(const std::string& path, const Producer& produce) const;
+  size_t tensor_count() const { return tensors_.size(); }
 
  private:
   struct Tensor {
     std::string name;
     uint32_t ggml_type;
     std::vector<int64_t> shape;
-    const void* data;
+    const void* data;  // nullptr: deferred
     uint64_t nbytes;
   };
+  void add_checked(const std::string& name, uint32_t ggml_type, const std::vector<int64_t>& shape,
+                   const void* data, uint64_t nbytes, bool deferred);
   void set_raw(std::string_view key, GgufType type, std::vector<uint8_t> encoded);
   // Each tensor's offset in the data section (they depend on the alignment, which may be set
   // after the tensors), and the data section's size.

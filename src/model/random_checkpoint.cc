@@ -14,6 +14,7 @@
 #include "io/weights.h"
 #include "config/arch.h"
 #include "model/presets.h"
+#include "model/synthetic_spm.h"
 
 namespace longctx {
 
@@ -169,7 +170,7 @@ void write_text_atomic(const fs::path& path, const std::string& text) {
 
 std::string fingerprint(const RandomCheckpointOptions& o) {
   std::ostringstream s;
-  s << "longctx-random v2 preset=" << (o.config_json.empty() ? o.preset : "custom")
+  s << "longctx-random v3 preset=" << (o.config_json.empty() ? o.preset : "custom")
     << " layers=" << o.layers << " maxpos=" << o.max_position_embeddings
     << " dtype=" << dtype_name(o.dtype) << " seed=" << o.seed << " cfg=" << hash_name(o.config_json, 0);
   return s.str();
@@ -263,7 +264,19 @@ void write_random_checkpoint(const std::string& dir, const RandomCheckpointOptio
   io::write_safetensors((d / "model.safetensors").string(), tensors,
                         {{"format", "pt"}, {"longctx", "random weights: meaningless text"}});
   store.clear();
-  write_text_atomic(d / "tokenizer.json", synthetic_tokenizer(V, opt.seed).dump());
+  const json tokenizer = synthetic_tokenizer(V, opt.seed);
+  write_text_atomic(d / "tokenizer.json", tokenizer.dump());
+  // The same words as a SentencePiece model, for llama.cpp's converter (synthetic_spm.h).
+  std::vector<std::string> words;
+  const std::string g = "\xC4\xA0";  // byte-level BPE's word-start marker "Ġ"
+  for (const auto& m : tokenizer["model"]["merges"]) {
+    std::string w = m.get<std::string>();
+    w.erase(w.find(' '), 1);
+    if (w.rfind(g, 0) == 0) w = "\xE2\x96\x81" + w.substr(g.size());
+    words.push_back(w);
+  }
+  const std::string spm = synthetic_spm_model(words, V);
+  if (!spm.empty()) write_text_atomic(d / "tokenizer.model", spm);
   write_text_atomic(d / "config.json", cfg_json.dump(2) + "\n");  // last: marks completion
 }
 

@@ -97,7 +97,9 @@ prepare() {
     "$LONGCTX" random-model --preset "$shape" --dtype bf16 --max-pos "$MAX_POS" -o "$dir" >&2
   fi
   if [[ $QUANTIZER == llama && ! -f $WORK_DIR/$shape-f16.gguf ]]; then
-    "$LONGCTX" quantize -m "$dir" --type f16 -o "$WORK_DIR/$shape-f16.gguf" >&2
+    "$LONGCTX" quantize -m "$dir" --type f16 -o "$WORK_DIR/$shape-f16.gguf" \
+      >"$WORK_DIR/$shape-f16.log" ||
+      { echo "error: longctx quantize failed; see $WORK_DIR/$shape-f16.log" >&2; exit 1; }
   fi
   for t in $TYPES; do
     local out="$WORK_DIR/$shape-$t-$QUANTIZER.gguf"
@@ -106,10 +108,23 @@ prepare() {
         "$LLAMA_QUANTIZE" "$WORK_DIR/$shape-f16.gguf" "$out" "${t^^}" "$THREADS" >"$out.log" 2>&1 ||
           { echo "error: llama-quantize failed; see $out.log" >&2; exit 1; }
       else
-        "$LONGCTX" quantize -m "$dir" --type "$t" -o "$out" >&2
+        "$LONGCTX" quantize -m "$dir" --type "$t" -o "$out" >"$out.log" ||
+          { echo "error: longctx quantize failed; see $out.log" >&2; exit 1; }
       fi
     fi
     echo "$out"
+    # llama-quantize falls back to types longctx does not compute with (Q5_0 for Q4_K rows that
+    # are not a multiple of 256, e.g. SmolLM2's 576): then both engines also read longctx's own
+    # quantization of the same checkpoint.
+    if [[ $QUANTIZER == llama ]] &&
+      ! "$LONGCTX" bench -m "$out" -p 0 -n 2 -r 1 -t "$THREADS" >"$out.check" 2>&1; then
+      echo "note: longctx cannot run $out ($(grep -o 'stored as [A-Z0-9_]*' "$out.check" | head -1));" \
+        "adding longctx quantize's $t" >&2
+      local own="$WORK_DIR/$shape-$t-longctx.gguf"
+      [[ -f $own ]] || "$LONGCTX" quantize -m "$dir" --type "$t" -o "$own" >"$own.log" ||
+        { echo "error: longctx quantize failed; see $own.log" >&2; exit 1; }
+      echo "$own"
+    fi
   done
 }
 

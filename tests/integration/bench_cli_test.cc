@@ -241,6 +241,19 @@ TEST(CliBench, GgufBytesPerTokenLeaveOutTheUntiedEmbedding) {
   EXPECT_NE(j[0]["model_type"].get<std::string>().find("q8_0"), std::string::npos) << j[0].dump(1);
 }
 
+// The decode warm-up takes two positions past the depth: one generated token must still run.
+TEST(CliBench, OneGeneratedToken) {
+  const auto r =
+      test::run_cli("bench -m " + test::quote(tiny()) + " -p 0 -n 1 -d 0,3 -t 1 -r 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = json_of(r.output);
+  ASSERT_EQ(j.size(), 2u) << j.dump(1);
+  for (const auto& t : j) {
+    EXPECT_EQ(t["n_gen"], 1);
+    EXPECT_GT(t["avg_ts"].get<double>(), 0.0);
+  }
+}
+
 TEST(CliBench, RefusesBeforeAllocatingWhenTheDeepestTestDoesNotFit) {
   const auto r = test::run_cli("bench -m " + test::quote(tiny()) +
                                " -p 16 -n 4 -d 0,1024 --mem-budget 1MiB");

@@ -198,7 +198,8 @@ int run_bench(const BenchOpts& o) {
   if (dir.empty()) dir = resolve_default_model().dir;
 
   // Plan every configuration before anything is allocated: the deepest test must fit.
-  const int64_t ctx = max_d + std::max(max_p, max_n);
+  // The tg warm-up appends 2 tokens past the depth, so -n 1 needs 2 positions too.
+  const int64_t ctx = max_d + std::max({max_p, max_n, max_n > 0 ? int64_t{2} : int64_t{0}});
   const int64_t max_pos = plan_model_from_path(dir).cfg.max_position_embeddings;
   if (ctx > max_pos && !o.force_ctx)
     throw Error(ErrorKind::kOutOfRange,

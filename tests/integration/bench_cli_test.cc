@@ -218,6 +218,42 @@ TEST(CliBench, QuantizedKvReadsItsStoredBytes) {
   }
 }
 
+// A GGUF file names its embedding table token_embd.weight: decode reads one row of it, so the
+// bytes per token leave it out as they do for a Hugging Face folder's model.embed_tokens.weight.
+TEST(CliBench, GgufBytesPerTokenLeaveOutTheUntiedEmbedding) {
+  // llama.cpp's Q8_0 conversion of llama-kq-tiny (untied head): hidden 256, intermediate 768,
+  // 4 layers, 8 heads and 4 kv heads of 32, vocab 512. Matrices are Q8_0 (34 bytes per 32
+  // values), norms f32.
+  const std::string file =
+      std::string(LONGCTX_SHARED_DIR) + "/gguf/llama-kq-tiny/llama-kq-tiny-q8_0.gguf";
+  const double q8 = 34.0 / 32.0;
+  const double layer = q8 * (2 * 256 * 256 + 2 * 128 * 256 + 3 * 768 * 256) + 2 * 256 * 4;
+  const double head = q8 * 512 * 256 + 256 * 4;  // output.weight + output_norm.weight
+  const double weights = 4 * layer + head;       // token_embd.weight: one row, not counted
+  const auto r =
+      test::run_cli("bench -m " + test::quote(file) + " -p 0 -n 2 -t 1 -r 1 --kv-dtype f32 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = json_of(r.output);
+  ASSERT_EQ(j.size(), 1u) << j.dump(1);
+  // f32 keys and values of 4 layers x 4 kv heads x 32, for positions 0 and 1: 1.5 keys on average.
+  const double kv = 4 * 2 * 4 * 32 * 4.0 * 1.5;
+  EXPECT_NEAR(j[0]["bytes_per_token"].get<double>(), weights + kv, 1.0) << j[0].dump(1);
+  EXPECT_NE(j[0]["model_type"].get<std::string>().find("q8_0"), std::string::npos) << j[0].dump(1);
+}
+
+// The decode warm-up takes two positions past the depth: one generated token must still run.
+TEST(CliBench, OneGeneratedToken) {
+  const auto r =
+      test::run_cli("bench -m " + test::quote(tiny()) + " -p 0 -n 1 -d 0,3 -t 1 -r 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = json_of(r.output);
+  ASSERT_EQ(j.size(), 2u) << j.dump(1);
+  for (const auto& t : j) {
+    EXPECT_EQ(t["n_gen"], 1);
+    EXPECT_GT(t["avg_ts"].get<double>(), 0.0);
+  }
+}
+
 TEST(CliBench, RefusesBeforeAllocatingWhenTheDeepestTestDoesNotFit) {
   const auto r = test::run_cli("bench -m " + test::quote(tiny()) +
                                " -p 16 -n 4 -d 0,1024 --mem-budget 1MiB");

@@ -198,7 +198,8 @@ int run_bench(const BenchOpts& o) {
   if (dir.empty()) dir = resolve_default_model().dir;
 
   // Plan every configuration before anything is allocated: the deepest test must fit.
-  const int64_t ctx = max_d + std::max(max_p, max_n);
+  // The tg warm-up appends 2 tokens past the depth, so -n 1 needs 2 positions too.
+  const int64_t ctx = max_d + std::max({max_p, max_n, max_n > 0 ? int64_t{2} : int64_t{0}});
   const int64_t max_pos = plan_model_from_path(dir).cfg.max_position_embeddings;
   if (ctx > max_pos && !o.force_ctx)
     throw Error(ErrorKind::kOutOfRange,
@@ -272,8 +273,9 @@ int run_bench(const BenchOpts& o) {
         wtype = t.type;
       }
     }
+    // By the names of the weights' format: a GGUF file's table is token_embd.weight.
     if (!cfg.tie_word_embeddings)
-      if (const auto* e = model->weights().find(arch_spec_for(cfg.model_type).hf.embed))
+      if (const auto* e = model->weights().find(model->tensor_names().embed))
         rm.weight_bytes -= e->nbytes;
   }
   const size_t n_params = count_parameters(cfg);

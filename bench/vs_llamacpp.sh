@@ -39,6 +39,10 @@
 #   DEPTH_REPS     repetitions inside each deep run (the fill happens once per run) [2]
 #   PYTHON         a python3 (standard library only) [python3]
 #
+# On a machine shared with other busy processes, llama.cpp's OpenMP threads (which spin at every
+# barrier) lose far more than longctx's: use THREADS=1, or export OMP_WAIT_POLICY=passive, and
+# see docs/gguf.md ("Speed against llama.cpp").
+#
 # The raw llama-bench / longctx bench JSON of every run stays in WORK_DIR/results; rerunning with
 # the same WORK_DIR reuses the checkpoints and GGUF files but not the results.
 set -euo pipefail

@@ -258,9 +258,9 @@ const TensorInfo* WeightSource::find(const std::string& name) const {
     throw Error(ErrorKind::kUnsupported,
                 unsupported_file_.at(name) + ": tensor " + name + " is stored as " + u->second +
                     ", which longctx does not compute with (F32, F16, BF16, Q8_0, Q4_0, Q4_K, "
-                    "Q5_K and Q6_K are); requantize the model to one of those, e.g. with "
-                    "llama-quantize --allow-requantize to Q4_K_M, or with longctx quantize from "
-                    "its Hugging Face folder");
+                    "Q5_K and Q6_K are); convert the Hugging Face folder with longctx quantize "
+                    "--type q4_k_m (it falls back to Q8_0 where llama-quantize picks Q5_0/Q5_1), "
+                    "or requantize with llama-quantize to Q8_0");
   if (auto u = unsupported_.find(name); u != unsupported_.end())
     throw Error(ErrorKind::kUnsupported,
                 unsupported_file_.at(name) + ": tensor " + name + " is stored as " + u->second +

@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/quant_scales.h"
 #include "kernels/quant_blocks.h"
 
 namespace longctx::kernels::cpu {
@@ -94,12 +95,7 @@ inline void row_k45(const uint8_t* wr, int64_t nb, const int8_t* const* xq, cons
     const uint8_t* blk = wr + b * bytes;
     // The 12 scale bytes -> scales (bytes 0..7) and minima (8..15) as 6-bit values.
     uint32_t u[4];
-    __builtin_memcpy(u, blk + 4, 12);
-    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-    const uint32_t mins_lo = u[1] & 0x3f3f3f3f;
-    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-    u[2] = mins_lo;
-    u[0] &= 0x3f3f3f3f;
+    unpack_k_scales(blk + 4, u);
     const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
     _mm256_store_si256(reinterpret_cast<__m256i*>(sc), _mm256_cvtepu8_epi16(sm));
     // Minima per 16 x elements: [m0, m0, m1, m1, ..., m7, m7].

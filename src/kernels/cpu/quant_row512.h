@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/quant_scales.h"
 #include "kernels/quant_blocks.h"
 
 namespace longctx::kernels::cpu {
@@ -101,12 +102,7 @@ float row_k45(const uint8_t* wr, int64_t nb, const int8_t* xq, const float* xd, 
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = wr + b * bytes;
     uint32_t u[4];
-    __builtin_memcpy(u, blk + 4, 12);
-    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-    const uint32_t mins_lo = u[1] & 0x3f3f3f3f;
-    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-    u[2] = mins_lo;
-    u[0] &= 0x3f3f3f3f;
+    unpack_k_scales(blk + 4, u);
     const __m128i sm = load16(u);  // scales 0..7, minima 8..15
     const __m512i s16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sm));
     const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(

@@ -76,16 +76,7 @@ void check(const QuantWeights& w, int64_t n, int threads) {
       want[i * rows + r] = y;
       tol[i * rows + r] = 1e-5 * mag + 1e-6;
     }
-  ThreadPool pool(threads);
-  testing::PathGuard guard;
-  for (SimdPath path : runnable_paths()) {
-    set_simd_path(path);
-    SCOPED_TRACE(simd_path_name(path));
-    std::vector<float> y(n * rows, NAN);
-    matmul(pool, x.data(), n, w.view, bias.data(), y.data());
-    for (int64_t k = 0; k < n * rows; ++k)
-      ASSERT_NEAR(y[k], want[k], tol[k]) << "x row " << k / rows << " out " << k % rows;
-  }
+  testing::expect_matmul_on_every_path(w.view, x, n, bias.data(), want, tol, threads);
 }
 
 // Columns: one block; past one 1024-column GEMM panel with a partial last panel; an odd number of

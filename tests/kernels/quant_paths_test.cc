@@ -74,16 +74,7 @@ void check(const QuantWeights& w, int64_t n, bool with_bias, int threads, const 
   const auto bias = random_floats(rows, 3);
   const float* bp = with_bias ? bias.data() : nullptr;
   const Bound b = expected(w, x, n, bp);
-  ThreadPool pool(threads);
-  testing::PathGuard guard;
-  for (SimdPath path : runnable_paths()) {
-    set_simd_path(path);
-    SCOPED_TRACE(simd_path_name(path));
-    std::vector<float> y(n * rows, NAN);
-    matmul(pool, x.data(), n, w.view, bp, y.data());
-    for (int64_t k = 0; k < n * rows; ++k)
-      ASSERT_NEAR(y[k], b.want[k], b.tol[k]) << "x row " << k / rows << " out " << k % rows;
-  }
+  testing::expect_matmul_on_every_path(w.view, x, n, bp, b.want, b.tol, threads);
 }
 
 TEST(QuantPaths, MatmulEveryTypeAndShape) {

@@ -2,6 +2,9 @@
 // raw blocks (every code pattern, including extremes our quantizer never writes).
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -9,6 +12,8 @@
 
 #include "core/dtype.h"
 #include "core/tensor_type.h"
+#include "core/thread_pool.h"
+#include "kernels/kernel_test_util.h"
 #include "kernels/ops.h"
 
 namespace longctx::kernels::testing {
@@ -81,6 +86,24 @@ inline QuantWeights raw_weights(TensorType t, int64_t rows, int64_t cols, uint32
     }
   }
   return finish(t, rows, cols, std::move(bytes));
+}
+
+// matmul(w, x [n][cols] + bias) on every SIMD path this machine runs equals want [n][rows] within
+// tol, element by element.
+inline void expect_matmul_on_every_path(const WeightView& w, const std::vector<float>& x, int64_t n,
+                                        const float* bias, const std::vector<double>& want,
+                                        const std::vector<double>& tol, int threads) {
+  const int64_t rows = w.rows;
+  ThreadPool pool(threads);
+  PathGuard guard;
+  for (SimdPath path : runnable_paths()) {
+    set_simd_path(path);
+    SCOPED_TRACE(simd_path_name(path));
+    std::vector<float> y(n * rows, NAN);
+    matmul(pool, x.data(), n, w, bias, y.data());
+    for (int64_t k = 0; k < n * rows; ++k)
+      ASSERT_NEAR(y[k], want[k], tol[k]) << "x row " << k / rows << " out " << k % rows;
+  }
 }
 
 }  // namespace longctx::kernels::testing

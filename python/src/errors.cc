@@ -17,7 +17,7 @@ struct KindClass {
 };
 
 // Filled by init_errors; the module keeps the classes alive (they are its attributes).
-std::array<PyObject*, 9> g_classes{};
+std::array<PyObject*, 10> g_classes{};
 PyObject* g_base = nullptr;
 
 }  // namespace
@@ -38,6 +38,7 @@ void init_errors(py::module_& m) {
        "A token id, position or context outside what the model allows."},
       {ErrorKind::kMemory, "MemoryBudgetError", PyExc_MemoryError,
        "A request does not fit the memory budget (raised before anything runs)."},
+      {ErrorKind::kBusy, "BusyError", nullptr, "The engine cannot take the request now; retry later."},
       {ErrorKind::kInternal, "InternalError", nullptr, "A broken invariant (a bug in longctx)."},
   };
   g_base = PyErr_NewExceptionWithDoc("longctx.Error",

@@ -12,6 +12,7 @@ const char* error_kind_name(ErrorKind kind) {
     case ErrorKind::kInvalidArg: return "invalid argument";
     case ErrorKind::kOutOfRange: return "out of range";
     case ErrorKind::kMemory: return "memory";
+    case ErrorKind::kBusy: return "busy";
     case ErrorKind::kInternal: return "internal";
   }
   return "unknown";

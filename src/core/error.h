@@ -17,6 +17,7 @@ enum class ErrorKind {
   kInvalidArg,   // a bad flag or argument from the user
   kOutOfRange,   // a token id, position or context outside what the model allows
   kMemory,       // a request does not fit the memory budget
+  kBusy,         // the server cannot take the request now (queue full); retry later
   kInternal,     // a broken invariant (a bug)
 };
 

@@ -6,7 +6,8 @@ import pytest
 from conftest import STORIES
 
 KINDS = ["IoError", "FormatError", "ConfigError", "UnsupportedError", "ShapeError",
-         "InvalidArgumentError", "OutOfRangeError", "MemoryBudgetError", "InternalError"]
+         "InvalidArgumentError", "OutOfRangeError", "MemoryBudgetError", "BusyError",
+         "InternalError"]
 
 
 def test_error_classes(lc):

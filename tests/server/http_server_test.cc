@@ -1,0 +1,527 @@
+// The HTTP server end to end over a scripted backend: routing, JSON and SSE shapes, errors, auth,
+// limits, and clients that misbehave; after each bad input the server must still serve.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <thread>
+
+#include "server/fake_backend.h"
+#include "server/http_test_util.h"
+#include "server/server.h"
+
+namespace longctx::server {
+namespace {
+
+using nlohmann::json;
+using test::FakeBackend;
+using test::FakeScript;
+
+// Waits until `pred` holds, at most `limit`.
+template <typename P>
+bool eventually(P pred, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
+}
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  // Starts a server on a free loopback port with `backend` (null: still loading).
+  void start(std::shared_ptr<FakeBackend> backend, ServerOptions o = {}) {
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.model_id = "fake-model";
+    if (o.threads == 0) o.threads = 8;
+    server_ = std::make_unique<HttpServer>(o);
+    port_ = server_->start();
+    backend_ = backend;
+    if (backend) server_->set_backend(backend);
+  }
+  void TearDown() override {
+    if (server_) server_->stop();
+  }
+
+  httplib::Client client() {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(10, 0);
+    return c;
+  }
+  httplib::Result post(const std::string& path, const std::string& body,
+                       const httplib::Headers& h = {}) {
+    return client().Post(path.c_str(), h, body, "application/json");
+  }
+  // A normal completion succeeds: the server still serves.
+  void expect_serving() {
+    const auto r = post("/v1/completions", R"({"prompt": "hi", "max_tokens": 2})");
+    ASSERT_TRUE(r) << "no response: " << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(json::parse(r->body)["choices"][0]["text"], "ab");
+  }
+  static json body_of(const httplib::Result& r) { return json::parse(r->body); }
+
+  std::unique_ptr<HttpServer> server_;
+  std::shared_ptr<FakeBackend> backend_;
+  int port_ = 0;
+};
+
+TEST_F(HttpServerTest, HealthSaysLoadingUntilTheBackendIsSet) {
+  start(nullptr);
+  auto h = client().Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 503);
+  EXPECT_EQ(body_of(h)["status"], "loading");
+  const auto r = post("/v1/completions", R"({"prompt": "hi"})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_TRUE(r->has_header("Retry-After"));
+  EXPECT_NE(body_of(r)["error"]["message"].get<std::string>().find("loading"), std::string::npos);
+  // The model list needs no model.
+  const auto m = client().Get("/v1/models");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(body_of(m)["data"][0]["id"], "fake-model");
+
+  server_->set_backend(std::make_shared<FakeBackend>());
+  h = client().Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  EXPECT_EQ(body_of(h)["status"], "ok");
+}
+
+TEST_F(HttpServerTest, LoadErrorShowsOnHealth) {
+  start(nullptr);
+  server_->set_load_error("weights truncated");
+  const auto h = client().Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 500);
+  EXPECT_EQ(body_of(h)["message"], "weights truncated");
+}
+
+TEST_F(HttpServerTest, CompletionShapeAndParameters) {
+  start(std::make_shared<FakeBackend>());
+  const auto r = post("/v1/completions",
+                      R"({"model": "whatever", "prompt": "hey", "max_tokens": 5, "temperature": 0,
+                          "top_k": 4, "seed": 9, "stop": ["zz"]})");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
+  const json j = body_of(r);
+  EXPECT_EQ(j["object"], "text_completion");
+  EXPECT_EQ(j["id"].get<std::string>().rfind("cmpl-", 0), 0u);
+  EXPECT_EQ(j["model"], "fake-model");
+  EXPECT_EQ(j["choices"][0]["text"], "abcde");
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 4);  // BOS + 3 bytes
+  EXPECT_EQ(j["usage"]["completion_tokens"], 5);
+  EXPECT_EQ(j["usage"]["total_tokens"], 9);
+  // What reached the backend.
+  const CompletionRequest& q = backend_->last_request;
+  EXPECT_EQ(q.prompt, (std::vector<int32_t>{1, 'h' + 3, 'e' + 3, 'y' + 3}));
+  EXPECT_EQ(q.max_tokens, 5);
+  EXPECT_EQ(q.sampler.temperature, 0.f);
+  EXPECT_EQ(q.sampler.top_k, 4);
+  EXPECT_EQ(q.sampler.seed, 9u);
+  EXPECT_EQ(q.stop, std::vector<std::string>{"zz"});
+  EXPECT_EQ(q.logprobs, 0);
+
+  // Defaults: 16 tokens; token-id prompts pass through.
+  const auto d = post("/v1/completions", R"({"prompt": [1, 2, 3]})");
+  ASSERT_TRUE(d);
+  ASSERT_EQ(d->status, 200) << d->body;
+  EXPECT_EQ(backend_->last_request.max_tokens, 16);
+  EXPECT_EQ(backend_->last_request.prompt, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(body_of(d)["usage"]["completion_tokens"], 16);
+}
+
+TEST_F(HttpServerTest, CompletionLogprobs) {
+  start(std::make_shared<FakeBackend>());
+  const auto r = post("/v1/completions", R"({"prompt": "hey", "max_tokens": 2, "logprobs": 2})");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json lp = body_of(r)["choices"][0]["logprobs"];
+  EXPECT_EQ(lp["tokens"], json::array({"a", "b"}));
+  EXPECT_EQ(lp["token_logprobs"], json::array({-0.125, -0.25}));
+  EXPECT_EQ(lp["top_logprobs"][0], json({{"a", -0.125}, {"b", -1.125}}));
+  EXPECT_EQ(lp["text_offset"], json::array({3, 4}));
+  EXPECT_EQ(backend_->last_request.logprobs, 2);
+  // logprobs 0: each token's own log-probability, no alternatives.
+  const auto z = post("/v1/completions", R"({"prompt": "hey", "max_tokens": 1, "logprobs": 0})");
+  ASSERT_TRUE(z);
+  EXPECT_EQ(body_of(z)["choices"][0]["logprobs"]["token_logprobs"], json::array({-0.125}));
+  EXPECT_EQ(body_of(z)["choices"][0]["logprobs"]["top_logprobs"][0], json::object());
+}
+
+TEST_F(HttpServerTest, ChatShapeUsesTheTemplateAndDefaultsToTheRestOfTheContext) {
+  start(std::make_shared<FakeBackend>());
+  const auto r = post("/v1/chat/completions",
+                      R"({"messages": [{"role": "system", "content": "S"},
+                                       {"role": "user", "content": "Hi"}]})");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = body_of(r);
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["id"].get<std::string>().rfind("chatcmpl-", 0), 0u);
+  EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(backend_->last_chat_prompt, "system: S\nuser: Hi\n");
+  // "system: S\nuser: Hi\nassistant:" is 29 bytes + BOS; the fake's context is 64.
+  EXPECT_EQ(backend_->last_request.max_tokens, 64 - 30);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 34);
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+}
+
+TEST_F(HttpServerTest, ChatWithoutARecognisedTemplateNamesTheChoices) {
+  FakeScript s;
+  s.no_template = true;
+  start(std::make_shared<FakeBackend>(s));
+  const auto r = post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}]})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(body_of(r)["error"]["message"].get<std::string>().find("--chat-template"),
+            std::string::npos);
+  expect_serving();
+}
+
+TEST_F(HttpServerTest, StreamingCompletionIsServerSentEvents) {
+  FakeScript s;
+  s.hold_back_first = true;  // a token without text is not sent on its own
+  start(std::make_shared<FakeBackend>(s));
+  const auto r = post("/v1/completions",
+                      R"({"prompt": "hey", "max_tokens": 4, "stream": true,
+                          "stream_options": {"include_usage": true}})");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
+  std::vector<json> events;
+  bool done = false;
+  ASSERT_TRUE(test::parse_sse(r->body, events, done)) << r->body;
+  EXPECT_TRUE(done);
+  ASSERT_EQ(events.size(), 5u) << r->body;  // "ab", "c", "d", the finish, the usage
+  std::string text;
+  for (size_t i = 0; i + 2 < events.size(); ++i) {
+    EXPECT_EQ(events[i]["object"], "text_completion");
+    EXPECT_TRUE(events[i]["choices"][0]["finish_reason"].is_null());
+    text += events[i]["choices"][0]["text"].get<std::string>();
+  }
+  EXPECT_EQ(events[0]["choices"][0]["text"], "ab");
+  EXPECT_EQ(text, "abcd");
+  EXPECT_EQ(events[3]["choices"][0]["finish_reason"], "length");
+  EXPECT_TRUE(events[4]["choices"].empty());
+  EXPECT_EQ(events[4]["usage"]["completion_tokens"], 4);
+  // Every chunk of one response shares its id.
+  for (const json& e : events) EXPECT_EQ(e["id"], events[0]["id"]);
+}
+
+TEST_F(HttpServerTest, StreamingChatSendsTheRoleFirstAndNoUsageUnlessAsked) {
+  start(std::make_shared<FakeBackend>());
+  const auto r = post("/v1/chat/completions",
+                      R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 3,
+                          "stream": true, "logprobs": true, "top_logprobs": 1})");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  std::vector<json> events;
+  bool done = false;
+  ASSERT_TRUE(test::parse_sse(r->body, events, done)) << r->body;
+  EXPECT_TRUE(done);
+  ASSERT_EQ(events.size(), 5u) << r->body;  // role, 3 tokens, finish
+  EXPECT_EQ(events[0]["object"], "chat.completion.chunk");
+  EXPECT_EQ(events[0]["choices"][0]["delta"]["role"], "assistant");
+  std::string text;
+  for (int i = 1; i <= 3; ++i) {
+    text += events[i]["choices"][0]["delta"]["content"].get<std::string>();
+    ASSERT_EQ(events[i]["choices"][0]["logprobs"]["content"].size(), 1u);
+    EXPECT_EQ(events[i]["choices"][0]["logprobs"]["content"][0]["top_logprobs"].size(), 1u);
+  }
+  EXPECT_EQ(text, "abc");
+  EXPECT_EQ(events[4]["choices"][0]["finish_reason"], "length");
+  EXPECT_TRUE(events[4]["choices"][0]["delta"].empty());
+  for (const json& e : events) EXPECT_FALSE(e.contains("usage"));
+}
+
+TEST_F(HttpServerTest, MalformedJsonWrongTypesInvalidUtf8AndUnknownFields) {
+  start(std::make_shared<FakeBackend>());
+  auto r = post("/v1/completions", R"({"prompt": "hi",)");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(body_of(r)["error"]["type"], "invalid_request_error");
+  EXPECT_NE(body_of(r)["error"]["message"].get<std::string>().find("not valid JSON"),
+            std::string::npos);
+  expect_serving();
+
+  r = post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}],
+                                       "temperature": "warm"})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(body_of(r)["error"]["param"], "temperature");
+  expect_serving();
+
+  r = post("/v1/completions", std::string("{\"prompt\": \"caf\xC3\x28\"}"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(body_of(r)["error"]["message"].get<std::string>().find("invalid UTF-8"),
+            std::string::npos);
+  expect_serving();
+
+  r = post("/v1/completions", R"({"prompt": "hi", "max_tokens": 1, "frobnicate": [1, {}]})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(backend_->submitted, 4);  // the refused ones never reached the backend
+}
+
+TEST_F(HttpServerTest, BodyOverTheLimitIs413AndTheServerGoesOn) {
+  ServerOptions o;
+  o.max_body_bytes = 4096;
+  start(std::make_shared<FakeBackend>(), o);
+  const std::string big = R"({"prompt": ")" + std::string(5000, 'x') + R"("})";
+  const auto r = post("/v1/completions", big);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_NE(body_of(r)["error"]["message"].get<std::string>().find("limit"), std::string::npos);
+  expect_serving();
+
+  // A chunked body is counted as it arrives.
+  const int fd = test::connect_local(port_);
+  ASSERT_GE(fd, 0);
+  std::string chunked =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+      "Content-Type: application/json\r\n\r\n";
+  for (int i = 0; i < 5; ++i) chunked += "3e8\r\n" + std::string(1000, ' ') + "\r\n";
+  chunked += "0\r\n\r\n";
+  ASSERT_TRUE(test::send_all(fd, chunked));
+  const std::string got = test::read_until(fd, "}}", std::chrono::seconds(5));
+  close(fd);
+  EXPECT_EQ(got.rfind("HTTP/1.1 413", 0), 0u) << got;
+  expect_serving();
+
+  // A small chunked body is read whole.
+  const int fd2 = test::connect_local(port_);
+  ASSERT_GE(fd2, 0);
+  const std::string body = R"({"prompt": "hi", "max_tokens": 3})";
+  char len[16];
+  std::snprintf(len, sizeof len, "%zx", body.size());
+  ASSERT_TRUE(test::send_all(
+      fd2, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+               std::string(len) + "\r\n" + body + "\r\n0\r\n\r\n"));
+  const std::string ok = test::read_until(fd2, "}}", std::chrono::seconds(5));
+  close(fd2);
+  EXPECT_EQ(ok.rfind("HTTP/1.1 200", 0), 0u) << ok;
+  EXPECT_NE(ok.find("\"text\":\"abc\""), std::string::npos) << ok;
+}
+
+TEST_F(HttpServerTest, ContextAndQueueRefusalsMapToStatuses) {
+  start(std::make_shared<FakeBackend>());
+  // The fake's context is 64: 4 prompt tokens + 100 do not fit.
+  const auto r = post("/v1/completions", R"({"prompt": "hey", "max_tokens": 100})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  const json e = body_of(r)["error"];
+  EXPECT_EQ(e["code"], "context_length_exceeded");
+  // The scheduler's message, numbers included, reaches the client.
+  EXPECT_NE(e["message"].get<std::string>().find("the context is 64; max_tokens 60 fits"),
+            std::string::npos)
+      << e;
+  expect_serving();
+
+  FakeScript busy;
+  busy.busy = true;
+  server_->set_backend(std::make_shared<FakeBackend>(busy));
+  const auto b = post("/v1/completions", R"({"prompt": "hey"})");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->status, 503);
+  EXPECT_EQ(b->get_header_value("Retry-After"), "1");
+  EXPECT_EQ(body_of(b)["error"]["code"], "server_busy");
+}
+
+TEST_F(HttpServerTest, ApiKeyGuardsEverythingButHealth) {
+  ServerOptions o;
+  o.api_key = "sekret";
+  start(std::make_shared<FakeBackend>(), o);
+  const std::string body = R"({"prompt": "hi", "max_tokens": 1})";
+  auto r = post("/v1/completions", body);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(body_of(r)["error"]["type"], "authentication_error");
+  r = post("/v1/completions", body, {{"Authorization", "Bearer sekreT"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  r = post("/v1/completions", body, {{"Authorization", "Bearer sekret"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  auto g = client().Get("/v1/models");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->status, 401);
+  g = client().Get("/metrics");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->status, 401);
+  g = client().Get("/health");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->status, 200);
+  EXPECT_EQ(backend_->submitted, 1);
+}
+
+TEST_F(HttpServerTest, UnknownPathIs404AndWrongMethodIs405) {
+  start(std::make_shared<FakeBackend>());
+  auto r = client().Get("/v1/engines");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(body_of(r)["error"]["type"], "not_found_error");
+  r = post("/nope", "{}");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  r = client().Get("/v1/completions");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->get_header_value("Allow"), "POST");
+  r = post("/health", "{}");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->get_header_value("Allow"), "GET");
+  expect_serving();
+}
+
+TEST_F(HttpServerTest, MetricsCountResponsesAndShowTheScheduler) {
+  start(std::make_shared<FakeBackend>());
+  expect_serving();
+  ASSERT_TRUE(post("/v1/completions", "{"));
+  const auto m = client().Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 200);
+  EXPECT_EQ(m->get_header_value("Content-Type").rfind("text/plain; version=0.0.4", 0), 0u);
+  for (const char* line : {"longctx_http_responses_total{code=\"200\"} 1\n",
+                           "longctx_http_responses_total{code=\"400\"} 1\n",
+                           "longctx_requests_total{outcome=\"ok\"} 7\n",
+                           "longctx_kv_blocks{state=\"free\"} 5\n", "longctx_model_loaded 1\n"})
+    EXPECT_NE(m->body.find(line), std::string::npos) << line << m->body;
+}
+
+TEST_F(HttpServerTest, ClientThatDisconnectsMidStreamIsCancelledAtOnce) {
+  FakeScript s;
+  s.token_delay = std::chrono::milliseconds(20);
+  start(std::make_shared<FakeBackend>(s));
+  const int fd = test::connect_local(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(test::send_all(
+      fd, test::http_post("/v1/completions",
+                          R"({"prompt": "hi", "max_tokens": 50, "stream": true})")));
+  // Two tokens arrive, then the client goes.
+  const std::string got = test::read_until(fd, "\"text\":\"b\"", std::chrono::seconds(5));
+  ASSERT_NE(got.find("\"text\":\"b\""), std::string::npos) << got;
+  close(fd);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(eventually([&] { return backend_->cancels.load() == 1; }, std::chrono::seconds(3)));
+  // Far sooner than the 50 tokens x 20 ms the request would have run.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(600));
+  expect_serving();
+}
+
+TEST_F(HttpServerTest, ClientThatDisconnectsWhileWaitingIsCancelled) {
+  FakeScript s;
+  s.token_delay = std::chrono::milliseconds(50);
+  start(std::make_shared<FakeBackend>(s));
+  const int fd = test::connect_local(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(test::send_all(
+      fd, test::http_post("/v1/completions", R"({"prompt": "hi", "max_tokens": 60})")));
+  ASSERT_TRUE(eventually([&] { return backend_->submitted.load() == 1; }, std::chrono::seconds(3)));
+  close(fd);
+  EXPECT_TRUE(eventually([&] { return backend_->cancels.load() == 1; }, std::chrono::seconds(1)));
+  expect_serving();
+}
+
+TEST_F(HttpServerTest, SlowHeadersAreDroppedAtTheDeadline) {
+  ServerOptions o;
+  o.read_deadline = std::chrono::milliseconds(800);
+  o.io_timeout = std::chrono::milliseconds(5000);  // each byte comes well within this
+  start(std::make_shared<FakeBackend>(), o);
+  const int fd = test::connect_local(port_);
+  ASSERT_GE(fd, 0);
+  const std::string req = test::http_post("/v1/completions", R"({"prompt": "hi"})");
+  const auto t0 = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (size_t i = 0; i < req.size() && !closed; ++i) {
+    if (!test::send_all(fd, req.substr(i, 1))) break;
+    test::read_until(fd, "", std::chrono::milliseconds(100), &closed);
+  }
+  const auto took = std::chrono::steady_clock::now() - t0;
+  close(fd);
+  EXPECT_TRUE(closed) << "the server kept reading a request trickling in byte by byte";
+  EXPECT_LT(took, std::chrono::milliseconds(2500));
+  EXPECT_EQ(backend_->submitted, 0);
+  expect_serving();
+  const auto m = client().Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("longctx_http_dropped_connections_total 1\n"), std::string::npos)
+      << m->body;
+}
+
+TEST_F(HttpServerTest, TwoHundredConnectionsOpenedAndDroppedAtOnce) {
+  start(std::make_shared<FakeBackend>());
+  std::vector<int> fds;
+  for (int i = 0; i < 200; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(uint16_t(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);  // in progress; no wait
+    // Half of them send the start of a request first.
+    if (i % 2) send(fd, "POST /v1/completions HTTP/1.1\r\n", 31, MSG_NOSIGNAL);
+    fds.push_back(fd);
+  }
+  for (int fd : fds) close(fd);
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_serving();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  EXPECT_EQ(backend_->submitted, 1);
+}
+
+TEST_F(HttpServerTest, TooManyWaitingConnectionsGet503) {
+  ServerOptions o;
+  o.threads = 1;
+  o.max_pending_connections = 1;
+  o.read_deadline = std::chrono::milliseconds(3000);
+  start(std::make_shared<FakeBackend>(), o);
+  // The only worker is held by a connection that sends nothing; the next one waits; the third
+  // is turned away at once.
+  const int hold = test::connect_local(port_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const int wait = test::connect_local(port_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const int third = test::connect_local(port_);
+  ASSERT_GE(third, 0);
+  const std::string got = test::read_until(third, "}}", std::chrono::seconds(2));
+  EXPECT_EQ(got.rfind("HTTP/1.1 503", 0), 0u) << got;
+  EXPECT_NE(got.find("too many open connections"), std::string::npos) << got;
+  for (int fd : {hold, wait, third}) close(fd);
+  // The worker is free again once it has read the end of both idle connections.
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto h = client().Get("/health");
+        return h && h->status == 200;
+      },
+      std::chrono::seconds(3)));
+  expect_serving();
+}
+
+TEST_F(HttpServerTest, StopEndsRunningStreams) {
+  FakeScript s;
+  s.token_delay = std::chrono::milliseconds(50);
+  start(std::make_shared<FakeBackend>(s));
+  const int fd = test::connect_local(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(test::send_all(
+      fd, test::http_post("/v1/completions",
+                          R"({"prompt": "hi", "max_tokens": 60, "stream": true})")));
+  const std::string got = test::read_until(fd, "\"text\":\"a\"", std::chrono::seconds(3));
+  ASSERT_NE(got.find("\"text\":\"a\""), std::string::npos) << got;
+  const auto t0 = std::chrono::steady_clock::now();
+  server_->stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_EQ(backend_->cancels, 1);
+  close(fd);
+}
+
+}  // namespace
+}  // namespace longctx::server

@@ -1,0 +1,66 @@
+// What the HTTP front end needs from the model side: tokenizing, chat templating and a stream of
+// generated tokens per request. EngineBackend (engine_backend.cc) is the real one, an Engine with
+// a Scheduler over it; tests also route requests through a scripted fake, so that the HTTP layer
+// (parsing, JSON shapes, SSE framing, errors, disconnects) is tested without a model.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api_request.h"
+#include "longctx/scheduler.h"
+
+namespace longctx {
+struct PlannedRun;
+}
+
+namespace longctx::server {
+
+// One request's tokens as they come. Consumed by one thread.
+class GenerationStream {
+ public:
+  virtual ~GenerationStream() = default;
+  // The next event (true), the end of the request (false: see finish()), or nullopt when nothing
+  // came within `timeout`.
+  virtual std::optional<bool> next_for(SchedulerEvent& ev, std::chrono::milliseconds timeout) = 0;
+  // The client went away: stop generating and free the request's memory. Idempotent.
+  virtual void cancel() = 0;
+  // Valid once next_for returned false.
+  virtual const Finish& finish() const = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // Prompt text -> token ids, with what the model's tokenizer adds (BOS).
+  virtual std::vector<int32_t> tokenize(const std::string& text) const = 0;
+  // The chat template applied to `messages` with the assistant's turn opened, tokenized.
+  // ApiError (400) naming --chat-template's choices when the model's template is not recognised.
+  virtual std::vector<int32_t> chat_tokens(const std::vector<ApiMessage>& messages) const = 0;
+  // The bytes of one token's piece (may be part of a UTF-8 character), for logprobs.
+  virtual std::string token_text(int32_t id) const = 0;
+  // Queues a request. Throws as Scheduler::submit does: Error(kInvalidArg), Error(kOutOfRange)
+  // (prompt + max_tokens beyond the context), Error(kBusy) (queue full).
+  virtual std::unique_ptr<GenerationStream> submit(CompletionRequest req) = 0;
+
+  virtual SchedulerStats stats() const = 0;
+  virtual int64_t context() const = 0;  // tokens one sequence may hold (prompt + generated)
+};
+
+// The real backend: loads the engine `run` planned (tokenizer, weights), starts a Scheduler with
+// `opt`, and resolves the chat template: `chat_template` names one (ChatTemplate::names()), or
+// empty: the model's own when recognised. Throws Error when the model cannot be loaded or the
+// name is unknown.
+std::unique_ptr<Backend> load_engine_backend(const PlannedRun& run, const SchedulerOptions& opt,
+                                             const std::string& chat_template);
+
+// Error(kInvalidArg) naming the choices when `name` is not a chat template longctx knows; for
+// the CLI, so that a typo refuses before anything loads.
+void check_chat_template_name(const std::string& name);
+
+}  // namespace longctx::server

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (clang, fuzz/) and runs one: scripts/fuzz.sh NAME [SECONDS]
-# (NAME: hook_spec, gguf or gguf_tokenizer; SECONDS default 60) on a copy of its seed corpus
-# fuzz/corpus/NAME.
+# (NAME: hook_spec, gguf, gguf_tokenizer or http_request; SECONDS default 60) on a copy of its
+# seed corpus fuzz/corpus/NAME.
 # Installs clang and libfuzzer-14-dev when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

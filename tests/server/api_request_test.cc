@@ -151,7 +151,8 @@ TEST(ApiRequest, UnknownFieldsAreIgnored) {
 }
 
 TEST(ApiRequest, MalformedJsonAndNonObjects) {
-  for (const char* body : {"", "{", R"({"prompt": "a",})", "nul", R"({"prompt": "a"} x)"}) {
+  for (const char* body :
+       {"", "{", R"({"prompt": "a",})", "nul", R"({"prompt": "a"} x)", R"({"prompt": 1e400})"}) {
     const ApiError e = completion_error(body);
     EXPECT_EQ(e.status(), 400) << body;
     EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();

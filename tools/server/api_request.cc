@@ -40,6 +40,11 @@ json parse_object(std::string_view body) {
     std::string reason = what;
     if (const size_t p = reason.find(": "); p != std::string::npos) reason = reason.substr(p + 2);
     throw bad("", "the request body is not valid JSON" + at + ": " + reason);
+  } catch (const json::exception& e) {
+    // out_of_range: a number beyond double (1e400).
+    std::string reason = e.what();
+    if (const size_t p = reason.find("] "); p != std::string::npos) reason = reason.substr(p + 2);
+    throw bad("", "the request body is not valid JSON: " + reason);
   }
   if (!j.is_object())
     throw bad("", std::string("the request body must be a JSON object, not ") + j.type_name());

@@ -17,5 +17,6 @@ Runner add_perplexity_command(CLI::App& app);
 Runner add_trace_command(CLI::App& app);
 Runner add_tokenize_command(CLI::App& app);
 Runner add_quantize_command(CLI::App& app);
+Runner add_serve_command(CLI::App& app);
 
 }  // namespace longctx::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   add(longctx::cli::add_trace_command(app));
   add(longctx::cli::add_tokenize_command(app));
   add(longctx::cli::add_quantize_command(app));
+  add(longctx::cli::add_serve_command(app));
   add(longctx::cli::add_random_model_command(app));
   try {
     app.parse(argc, argv);

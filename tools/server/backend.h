@@ -1,6 +1,6 @@
 // What the HTTP front end needs from the model side: tokenizing, chat templating and a stream of
 // generated tokens per request. EngineBackend (engine_backend.cc) is the real one, an Engine with
-// a Scheduler over it; tests also route requests through a scripted fake, so that the HTTP layer
+// a Scheduler over it (engine_backend.h); tests also route requests through a scripted fake, so that the HTTP layer
 // (parsing, JSON shapes, SSE framing, errors, disconnects) is tested without a model.
 #pragma once
 
@@ -13,10 +13,6 @@
 
 #include "api_request.h"
 #include "longctx/scheduler.h"
-
-namespace longctx {
-struct PlannedRun;
-}
 
 namespace longctx::server {
 
@@ -51,16 +47,5 @@ class Backend {
   virtual SchedulerStats stats() const = 0;
   virtual int64_t context() const = 0;  // tokens one sequence may hold (prompt + generated)
 };
-
-// The real backend: loads the engine `run` planned (tokenizer, weights), starts a Scheduler with
-// `opt`, and resolves the chat template: `chat_template` names one (ChatTemplate::names()), or
-// empty: the model's own when recognised. Throws Error when the model cannot be loaded or the
-// name is unknown.
-std::unique_ptr<Backend> load_engine_backend(const PlannedRun& run, const SchedulerOptions& opt,
-                                             const std::string& chat_template);
-
-// Error(kInvalidArg) naming the choices when `name` is not a chat template longctx knows; for
-// the CLI, so that a typo refuses before anything loads.
-void check_chat_template_name(const std::string& name);
 
 }  // namespace longctx::server

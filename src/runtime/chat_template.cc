@@ -322,4 +322,11 @@ std::string special_token_text(const Tokenizer& tok, int32_t id) {
   return tok.decode({id}, /*skip_special=*/false);
 }
 
+std::string ChatTemplate::end_of_turn() const {
+  if (name_ == "chatml") return "<|im_end|>";
+  if (name_ == "llama3") return "<|eot_id|>";
+  if (name_ == "phi3") return "<|end|>";
+  return "";
+}
+
 }  // namespace longctx

@@ -105,6 +105,11 @@ class ChatTemplate {
   // optional first system message).
   std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                     const std::string& bos, const std::string& eos) const;
+  // The text of the token that ends an assistant turn in this family ("<|im_end|>" for ChatML,
+  // "<|eot_id|>" for Llama 3, "<|end|>" for Phi-3); "" when it is the tokenizer's EOS (Llama 2,
+  // Mistral). Generation for a chat must stop at it: instruct models often end their turn with it
+  // rather than with the EOS id of config.json.
+  std::string end_of_turn() const;
   // apply() with the tokenizer's BOS/EOS text, then tok.encode(prompt, add_special=false): the ids
   // Hugging Face's apply_chat_template(messages, add_generation_prompt, tokenize=True) gives.
   std::vector<int32_t> encode(const Tokenizer& tok, const std::vector<ChatMessage>& messages,

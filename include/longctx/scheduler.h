@@ -27,6 +27,11 @@
 #include <string>
 #include <vector>
 
+#include <functional>
+
+#include "config/model_config.h"
+#include "kv/kv_cache.h"
+#include "plan/memory_plan.h"
 #include "runtime/sampler.h"
 
 namespace longctx {
@@ -39,7 +44,26 @@ struct SchedulerOptions {
   // Tokens one step runs at most (decode tokens + prefill chunks); 0: the plan's prefill chunk.
   int64_t step_tokens = 0;
   bool prefix_cache = true;  // share full prompt blocks between sequences
+  // Tokens per KV block: prefixes are shared in whole blocks and a sequence's last block is
+  // partly empty, so serving uses smaller blocks than a single session (kKvBlockTokens).
+  int block_tokens = 64;
 };
+
+// How a server's memory is laid out (docs/serve.md, "Admission and memory"):
+//   fixed    = the plan's total without its KV cache (weights, activations for the step's rows,
+//              kernel scratch, overhead)
+//   per_seq  = what each running sequence holds besides KV blocks: its logits row, the sampler's
+//              buffers, its token history, int4 keys' pending group (KVCacheShape::fixed_bytes)
+//   pool     = blocks x block bytes: min(what the budget leaves after fixed + parallel x per_seq
+//              and one slab of carving slack, 2 x parallel full-context sequences)
+// Error(kMemory) when the pool cannot hold one sequence of the full context.
+struct ServePlan {
+  int64_t pool_blocks = 0;
+  int64_t blocks_per_sequence = 0;  // worst case of one full-context sequence
+  size_t block_bytes = 0, fixed = 0, per_sequence = 0, pool_bytes = 0, total = 0, budget = 0;
+};
+ServePlan plan_serve(const MemoryPlan& plan, const ModelConfig& cfg, const KVCacheShape& shape,
+                     int parallel, int64_t step_tokens);
 
 struct CompletionRequest {
   std::vector<int32_t> prompt;  // token ids, BOS included when the model wants one; not empty
@@ -47,11 +71,16 @@ struct CompletionRequest {
   SamplerParams sampler;        // temperature 0: greedy
   std::vector<std::string> stop;  // stop strings: generation ends before the first match
   bool ignore_eos = false;
+  // Token ids that end the generation besides the model's end-of-sequence ids (a chat template's
+  // end-of-turn token); like them, not part of the text, and ignored with ignore_eos.
+  std::vector<int32_t> stop_tokens;
   int logprobs = 0;  // > 0: each token event carries its log-probability and this many top ones
 };
 
 // One generated token, in order. `text` is the complete UTF-8 the token finished (may be empty
-// while a multi-byte character or a possible stop string is held back).
+// while a multi-byte character or a possible stop string is held back). A last event with token
+// -1 may carry text released at the end (held back for a stop string that never came, before an
+// end-of-sequence token).
 struct SchedulerEvent {
   int32_t token = -1;
   std::string text;
@@ -98,6 +127,7 @@ class RequestStream {
   bool closed_ = false;
   Finish finish_;
   std::atomic<bool> cancelled_{false};
+  std::function<void()> on_cancel_;  // wakes the scheduler
 };
 
 struct SchedulerStats {
@@ -110,7 +140,7 @@ struct SchedulerStats {
   int64_t steps = 0;
   int64_t context = 0;        // tokens one sequence may hold (prompt + max_tokens)
   int64_t budget_bytes = 0;   // the plan's budget
-  int64_t planned_bytes = 0;  // the plan's total
+  int64_t planned_bytes = 0;  // ServePlan::total
 };
 
 class Scheduler {
@@ -132,6 +162,7 @@ class Scheduler {
 
   SchedulerStats stats() const;
   const SchedulerOptions& options() const { return opt_; }
+  const ServePlan& serve_plan() const;
 
  private:
   struct Impl;

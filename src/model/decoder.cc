@@ -291,12 +291,13 @@ void Model::norm(const float* x, const std::vector<float>& weight, int64_t n, in
     for (int64_t i = 0; i < H; ++i) y[t * H + i] *= weight[i];
 }
 
-void Model::attention_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0, KVCache& kv,
-                            Activations& a, const RopeFreqs& rope, hooks::ForwardHooks* h) const {
+void Model::attention_block(ThreadPool& pool, int layer, const Segment* segs, int n_segs,
+                            int64_t n, Activations& a, hooks::ForwardHooks* h) const {
   const LayerWeights& L = layers_[layer];
   const int64_t H = cfg_.hidden_size;
   const int64_t qd = static_cast<int64_t>(cfg_.num_attention_heads) * cfg_.head_dim;
   const int64_t kvd = static_cast<int64_t>(cfg_.num_key_value_heads) * cfg_.head_dim;
+  const int64_t pos0 = segs[0].pos0;  // what hooks see (they run with one segment)
   fire(h, layer, Point::kResidPre, a.x.data(), pos0, n, H);
   norm(a.x.data(), L.attn_norm, n, pos0, a.xb.data(), a, h, layer, Point::kLn1Scale,
        Point::kLn1Normalized);
@@ -314,27 +315,34 @@ void Model::attention_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0
     fire(h, layer, Point::kK, a.k.data(), pos0, n, kvd);
     fire(h, layer, Point::kV, a.v.data(), pos0, n, kvd);
   }
-  kernels::rope(a.q.data(), n, cfg_.num_attention_heads, cfg_.head_dim, cfg_.rot_dim(),
-                a.pos.data(), rope.inv_freq.data(), rope.attn_factor);
-  kernels::rope(a.k.data(), n, cfg_.num_key_value_heads, cfg_.head_dim, cfg_.rot_dim(),
-                a.pos.data(), rope.inv_freq.data(), rope.attn_factor);
+  for (int s = 0; s < n_segs; ++s) {  // a.pos holds each row's position
+    const Segment& g = segs[s];
+    kernels::rope(a.q.data() + g.row0 * qd, g.n, cfg_.num_attention_heads, cfg_.head_dim,
+                  cfg_.rot_dim(), a.pos.data() + g.row0, g.rope->inv_freq.data(),
+                  g.rope->attn_factor);
+    kernels::rope(a.k.data() + g.row0 * kvd, g.n, cfg_.num_key_value_heads, cfg_.head_dim,
+                  cfg_.rot_dim(), a.pos.data() + g.row0, g.rope->inv_freq.data(),
+                  g.rope->attn_factor);
+  }
   if (h) {
     fire(h, layer, Point::kRotQ, a.q.data(), pos0, n, qd);
     fire(h, layer, Point::kRotK, a.k.data(), pos0, n, kvd);  // before the cache sees the keys
   }
-  kv.write(layer, pos0, n, a.k.data(), a.v.data());
 
   kernels::AttentionParams p;
   p.n_heads = cfg_.num_attention_heads;
   p.scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
   p.window = L.window;
-  const kernels::KVView view = kv.view(layer, pos0 + n);
-  kernels::attention(pool, p, a.q.data(), n, pos0, view, a.att.data());
-  if (h) {
-    if (h->any_pattern(layer))
-      h->attention(layer, hooks::AttentionInputs{&pool, &p, a.q.data(), pos0, n, &view});
-    fire(h, layer, Point::kZ, a.att.data(), pos0, n, qd);
+  for (int s = 0; s < n_segs; ++s) {
+    const Segment& g = segs[s];
+    g.kv->write(layer, g.pos0, g.n, a.k.data() + g.row0 * kvd, a.v.data() + g.row0 * kvd);
+    const kernels::KVView view = g.kv->view(layer, g.pos0 + g.n);
+    const float* q = a.q.data() + g.row0 * qd;
+    kernels::attention(pool, p, q, g.n, g.pos0, view, a.att.data() + g.row0 * qd);
+    if (h && h->any_pattern(layer))
+      h->attention(layer, hooks::AttentionInputs{&pool, &p, q, g.pos0, g.n, &view});
   }
+  fire(h, layer, Point::kZ, a.att.data(), pos0, n, qd);
 
   kernels::matmul(pool, a.att.data(), n, L.wo, L.bo.empty() ? nullptr : L.bo.data(), a.xb.data());
   fire(h, layer, Point::kAttnOut, a.xb.data(), pos0, n, H);
@@ -392,6 +400,35 @@ void Model::head(ThreadPool& pool, int64_t n, int64_t pos0, bool all_logits, Act
   }
 }
 
+namespace {
+void check_tokens(const int32_t* tokens, int64_t n, int64_t vocab) {
+  for (int64_t t = 0; t < n; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= vocab)
+      throw Error(ErrorKind::kOutOfRange,
+                  "token id " + std::to_string(tokens[t]) + " is outside the vocabulary [0, " +
+                      std::to_string(vocab) + "); check the tokenizer matches the model");
+  }
+}
+}  // namespace
+
+void Model::run_layers(ThreadPool& pool, const int32_t* const* tokens, const Segment* segs,
+                       int n_segs, int64_t rows, Activations& a, hooks::ForwardHooks* h) const {
+  const int64_t H = cfg_.hidden_size;
+  for (int s = 0; s < n_segs; ++s) {
+    const Segment& g = segs[s];
+    g.kv->prepare(g.pos0, g.n);
+    for (int64_t t = 0; t < g.n; ++t) {
+      kernels::embedding_row(embed_, tokens[s][t], a.x.data() + (g.row0 + t) * H);
+      a.pos[g.row0 + t] = g.pos0 + t;
+    }
+  }
+  fire(h, -1, Point::kEmbed, a.x.data(), segs[0].pos0, rows, H);
+  for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
+    attention_block(pool, l, segs, n_segs, rows, a, h);
+    mlp_block(pool, l, rows, segs[0].pos0, a, h);
+  }
+}
+
 void Model::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t pos0, KVCache& kv,
                     Activations& a, float* logits, bool all_logits, int64_t rope_len,
                     hooks::ForwardHooks* h) const {
@@ -402,26 +439,63 @@ void Model::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t 
     throw Error(ErrorKind::kInternal, "forward at position " + std::to_string(pos0) +
                                           " but the KV cache holds " +
                                           std::to_string(kv.n_tokens()) + " tokens");
-  const int64_t H = cfg_.hidden_size;
-  for (int64_t t = 0; t < n; ++t) {
-    if (tokens[t] < 0 || tokens[t] >= cfg_.vocab_size)
-      throw Error(ErrorKind::kOutOfRange,
-                  "token id " + std::to_string(tokens[t]) + " is outside the vocabulary [0, " +
-                      std::to_string(cfg_.vocab_size) + "); check the tokenizer matches the model");
-  }
-  kv.prepare(pos0, n);
-  for (int64_t t = 0; t < n; ++t) {
-    kernels::embedding_row(embed_, tokens[t], a.x.data() + t * H);
-    a.pos[t] = pos0 + t;
-  }
-  fire(h, -1, Point::kEmbed, a.x.data(), pos0, n, H);
+  check_tokens(tokens, n, cfg_.vocab_size);
   RopeFreqs rope_scratch;
-  const RopeFreqs& rope = select_rope(rope_len > 0 ? rope_len : pos0 + n, rope_scratch);
-  for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
-    attention_block(pool, l, n, pos0, kv, a, rope, h);
-    mlp_block(pool, l, n, pos0, a, h);
-  }
+  const Segment seg{&kv, 0, n, pos0,
+                    &select_rope(rope_len > 0 ? rope_len : pos0 + n, rope_scratch)};
+  run_layers(pool, &tokens, &seg, 1, n, a, h);
   head(pool, n, pos0, all_logits, a, logits, h);
+}
+
+void Model::forward_batch(ThreadPool& pool, const BatchEntry* entries, int n_entries,
+                          Activations& a) const {
+  if (n_entries <= 0) return;
+  std::vector<Segment> segs(static_cast<size_t>(n_entries));
+  std::vector<const int32_t*> tokens(static_cast<size_t>(n_entries));
+  std::vector<RopeFreqs> rope_scratch(static_cast<size_t>(n_entries));
+  int64_t rows = 0;
+  for (int s = 0; s < n_entries; ++s) {
+    const BatchEntry& e = entries[s];
+    if (!e.kv || e.n <= 0 || !e.tokens)
+      throw Error(ErrorKind::kInternal, "batch entry without a cache or tokens");
+    for (int o = 0; o < s; ++o)
+      if (entries[o].kv == e.kv)
+        throw Error(ErrorKind::kInternal, "two batch entries share one KV cache");
+    check_tokens(e.tokens, e.n, cfg_.vocab_size);
+    const int64_t pos0 = e.kv->n_tokens();
+    segs[s] = Segment{e.kv, rows, e.n, pos0,
+                      &select_rope(e.rope_len > 0 ? e.rope_len : pos0 + e.n, rope_scratch[s])};
+    tokens[s] = e.tokens;
+    rows += e.n;
+  }
+  if (rows > a.max_tokens())
+    throw Error(ErrorKind::kInternal, "batch of " + std::to_string(rows) +
+                                          " rows larger than its activation buffers");
+  run_layers(pool, tokens.data(), segs.data(), n_entries, rows, a, nullptr);
+
+  // The final norm and the output head over each wanted entry's last row. The rows are gathered
+  // to the front of a.x in place (entry i's last row is at or after row i, so nothing unread is
+  // overwritten) and the head runs once over all of them.
+  const int64_t H = cfg_.hidden_size, V = cfg_.vocab_size;
+  std::vector<int> wanted;
+  for (int s = 0; s < n_entries; ++s)
+    if (entries[s].logits) wanted.push_back(s);
+  if (wanted.empty()) return;
+  const int64_t m = static_cast<int64_t>(wanted.size());
+  bool consecutive = true;  // the entries' logits are rows of one [m][V] array
+  for (int64_t i = 0; i < m; ++i) {
+    const Segment& g = segs[wanted[i]];
+    const int64_t src = g.row0 + g.n - 1;
+    if (src != i) std::copy_n(a.x.data() + src * H, H, a.x.data() + i * H);
+    consecutive = consecutive && entries[wanted[i]].logits == entries[wanted[0]].logits + i * V;
+  }
+  kernels::rmsnorm(a.x.data(), final_norm_.data(), m, H, cfg_.rms_norm_eps, a.xb.data());
+  if (consecutive) {
+    kernels::matmul(pool, a.xb.data(), m, lm_head_, nullptr, entries[wanted[0]].logits);
+    return;
+  }
+  for (int64_t i = 0; i < m; ++i)
+    kernels::matmul(pool, a.xb.data() + i * H, 1, lm_head_, nullptr, entries[wanted[i]].logits);
 }
 
 }  // namespace longctx

@@ -56,6 +56,15 @@ class Activations {
   size_t charged_ = 0;
 };
 
+// One sequence's share of a batched forward pass (Model::forward_batch).
+struct BatchEntry {
+  KVCache* kv = nullptr;  // the sequence's cache: the entry's tokens go at positions kv->n_tokens()..
+  const int32_t* tokens = nullptr;
+  int64_t n = 0;          // tokens of this sequence in the pass (>= 1)
+  int64_t rope_len = 0;   // as forward()'s rope_len; 0: kv->n_tokens() + n
+  float* logits = nullptr;  // receives [vocab]: the logits after its last token; null: not needed
+};
+
 // Where the weights live while the model runs.
 enum class WeightMemory {
   // A private copy in anonymous memory on 2 MiB transparent huge pages (falls back to the file
@@ -104,13 +113,31 @@ class Model {
                Activations& act, float* logits, bool all_logits = false, int64_t rope_len = 0,
                hooks::ForwardHooks* hooks = nullptr) const;
 
+  // Runs several sequences in one pass over the weights (continuous batching): the entries' rows
+  // go through every projection and MLP together (decode reads the weights once per step for the
+  // whole batch); attention, RoPE and the KV cache stay per sequence. Each entry gives exactly the
+  // logits forward() gives it alone, up to the kernels' row-count-dependent rounding. The rows of
+  // all entries together must fit act.max_tokens(); each entry needs its own KVCache.
+  void forward_batch(ThreadPool& pool, const BatchEntry* entries, int n_entries,
+                     Activations& act) const;
+
   // The KV-cache shape this model needs (layers, kv heads, head_dim, windows) with keys stored as
   // `k` and values as `v`, for `capacity` tokens.
   KVCacheShape kv_shape(KvType k, KvType v, int64_t capacity) const;
 
  private:
-  void attention_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0, KVCache& kv,
-                       Activations& act, const RopeFreqs& rope, hooks::ForwardHooks* h) const;
+  // A run of rows of one sequence inside a pass.
+  struct Segment {
+    KVCache* kv;
+    int64_t row0, n, pos0;
+    const RopeFreqs* rope;
+  };
+  // Embeds the segments' tokens, runs every layer; rows = the segments' rows together. Hooks (one
+  // segment only) see positions from segs[0].pos0.
+  void run_layers(ThreadPool& pool, const int32_t* const* tokens, const Segment* segs, int n_segs,
+                  int64_t rows, Activations& act, hooks::ForwardHooks* h) const;
+  void attention_block(ThreadPool& pool, int layer, const Segment* segs, int n_segs, int64_t rows,
+                       Activations& act, hooks::ForwardHooks* h) const;
   const RopeFreqs& select_rope(int64_t rope_len, RopeFreqs& scratch) const;
   void mlp_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0, Activations& act,
                  hooks::ForwardHooks* h) const;

@@ -19,16 +19,18 @@ struct FakeScript {
   int64_t context = 64;
   std::chrono::milliseconds token_delay{0};
   bool busy = false;          // submit throws Error(kBusy)
-  bool no_template = false;   // chat_tokens refuses as an unrecognised template does
+  bool no_template = false;   // chat_prompt refuses as an unrecognised template does
   bool hold_back_first = false;  // the first token's text comes with the second (as a split
                                  // UTF-8 character would)
+  std::string tail_text;  // released at the end in an event without a token (token -1)
 };
 
 class FakeStream : public server::GenerationStream {
  public:
   FakeStream(CompletionRequest req, std::chrono::milliseconds delay, std::atomic<int>* cancels,
-             bool hold_back_first)
+             bool hold_back_first, std::string tail)
       : req_(std::move(req)), delay_(delay), cancels_(cancels), hold_back_first_(hold_back_first),
+        tail_(std::move(tail)),
         next_at_(std::chrono::steady_clock::now() + delay) {
     finish_.prompt_tokens = int64_t(req_.prompt.size());
   }
@@ -40,7 +42,13 @@ class FakeStream : public server::GenerationStream {
     cv_.wait_until(lk, std::min(until, next_at_), [&] { return cancelled_; });
     if (!cancelled_ && std::chrono::steady_clock::now() < next_at_) return std::nullopt;
     if (cancelled_) return close(FinishReason::kCancelled);
-    if (produced_ >= req_.max_tokens) return close(FinishReason::kLength);
+    if (produced_ >= req_.max_tokens) {
+      if (tail_.empty()) return close(FinishReason::kLength);
+      ev = {};
+      ev.text = std::move(tail_);
+      tail_.clear();
+      return true;
+    }
     const int i = produced_++;
     ev = {};
     ev.token = 3 + ('a' + i % 26);
@@ -82,6 +90,7 @@ class FakeStream : public server::GenerationStream {
   std::chrono::milliseconds delay_;
   std::atomic<int>* cancels_;
   bool hold_back_first_;
+  std::string tail_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::chrono::steady_clock::time_point next_at_;
@@ -100,14 +109,14 @@ class FakeBackend : public server::Backend {
     for (unsigned char c : text) ids.push_back(int32_t(c) + 3);
     return ids;
   }
-  std::vector<int32_t> chat_tokens(const std::vector<server::ApiMessage>& ms) const override {
+  server::ChatPrompt chat_prompt(const std::vector<server::ApiMessage>& ms) const override {
     if (s_.no_template)
       throw server::ApiError(400, "the model's chat template is not recognised; start the server "
                                   "with --chat-template NAME, one of: chatml, llama2");
     std::string text;
     for (const auto& m : ms) text += m.role + ": " + m.content + "\n";
     last_chat_prompt = text;
-    return tokenize(text + "assistant:");
+    return {tokenize(text + "assistant:"), {2}};
   }
   std::string token_text(int32_t id) const override {
     return id >= 3 ? std::string(1, char(id - 3)) : "<s>";
@@ -124,7 +133,7 @@ class FakeBackend : public server::Backend {
                       std::to_string(s_.context) + "; max_tokens " +
                       std::to_string(s_.context - int64_t(req.prompt.size())) + " fits");
     return std::make_unique<FakeStream>(std::move(req), s_.token_delay, &cancels,
-                                        s_.hold_back_first);
+                                        s_.hold_back_first, s_.tail_text);
   }
   SchedulerStats stats() const override {
     SchedulerStats st;

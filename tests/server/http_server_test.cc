@@ -153,6 +153,26 @@ TEST_F(HttpServerTest, CompletionLogprobs) {
   EXPECT_EQ(body_of(z)["choices"][0]["logprobs"]["top_logprobs"][0], json::object());
 }
 
+TEST_F(HttpServerTest, TextReleasedAtTheEndWithoutATokenIsSentButHasNoLogprobs) {
+  FakeScript s;
+  s.tail_text = "!";
+  start(std::make_shared<FakeBackend>(s));
+  auto r = post("/v1/completions", R"({"prompt": "hey", "max_tokens": 2, "logprobs": 1})");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json c = body_of(r)["choices"][0];
+  EXPECT_EQ(c["text"], "ab!");
+  EXPECT_EQ(c["logprobs"]["tokens"], json::array({"a", "b"}));
+  r = post("/v1/completions", R"({"prompt": "hey", "max_tokens": 2, "stream": true})");
+  ASSERT_TRUE(r);
+  std::vector<json> events;
+  bool done = false;
+  ASSERT_TRUE(test::parse_sse(r->body, events, done)) << r->body;
+  ASSERT_EQ(events.size(), 4u) << r->body;
+  EXPECT_EQ(events[2]["choices"][0]["text"], "!");
+  EXPECT_EQ(events[3]["choices"][0]["finish_reason"], "length");
+}
+
 TEST_F(HttpServerTest, ChatShapeUsesTheTemplateAndDefaultsToTheRestOfTheContext) {
   start(std::make_shared<FakeBackend>());
   const auto r = post("/v1/chat/completions",
@@ -165,6 +185,7 @@ TEST_F(HttpServerTest, ChatShapeUsesTheTemplateAndDefaultsToTheRestOfTheContext)
   EXPECT_EQ(j["id"].get<std::string>().rfind("chatcmpl-", 0), 0u);
   EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
   EXPECT_EQ(backend_->last_chat_prompt, "system: S\nuser: Hi\n");
+  EXPECT_EQ(backend_->last_request.stop_tokens, std::vector<int32_t>{2});  // the end of turn
   // "system: S\nuser: Hi\nassistant:" is 29 bytes + BOS; the fake's context is 64.
   EXPECT_EQ(backend_->last_request.max_tokens, 64 - 30);
   EXPECT_EQ(j["usage"]["completion_tokens"], 34);

@@ -67,6 +67,10 @@ json bytes_of(const std::string& s) {
 }  // namespace
 
 void LogprobsBuilder::add(const SchedulerEvent& ev) {
+  if (ev.token < 0) {  // text released at the end, no token of its own
+    offset_ += int64_t(ev.text.size());
+    return;
+  }
   const std::string tok = token_text_(ev.token);
   const size_t n = std::min<size_t>(ev.top.size(), size_t(std::max(top_, 0)));
   if (chat_) {

@@ -44,7 +44,8 @@ class LogprobsBuilder {
  public:
   LogprobsBuilder(bool chat, int top, std::function<std::string(int32_t)> token_text,
                   int64_t text_offset = 0);
-  // Adds one generated token; `text` is the text its event carried (for text_offset).
+  // Adds one generated token; the text its event carried moves text_offset on. An event without
+  // a token (token -1: text released at the end) only moves the offset.
   void add(const SchedulerEvent& ev);
   // What was added since the last take() (for a streaming chunk), or everything (non-streaming).
   json take();

@@ -29,15 +29,21 @@ class GenerationStream {
   virtual const Finish& finish() const = 0;
 };
 
+struct ChatPrompt {
+  std::vector<int32_t> ids;
+  std::vector<int32_t> stop_tokens;  // end the assistant's turn (CompletionRequest::stop_tokens)
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
 
   // Prompt text -> token ids, with what the model's tokenizer adds (BOS).
   virtual std::vector<int32_t> tokenize(const std::string& text) const = 0;
-  // The chat template applied to `messages` with the assistant's turn opened, tokenized.
-  // ApiError (400) naming --chat-template's choices when the model's template is not recognised.
-  virtual std::vector<int32_t> chat_tokens(const std::vector<ApiMessage>& messages) const = 0;
+  // The chat template applied to `messages` with the assistant's turn opened, tokenized, and
+  // the template's end-of-turn token. ApiError (400) naming --chat-template's choices when the
+  // model's template is not recognised.
+  virtual ChatPrompt chat_prompt(const std::vector<ApiMessage>& messages) const = 0;
   // The bytes of one token's piece (may be part of a UTF-8 character), for logprobs.
   virtual std::string token_text(int32_t id) const = 0;
   // Queues a request. Throws as Scheduler::submit does: Error(kInvalidArg), Error(kOutOfRange)

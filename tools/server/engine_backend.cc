@@ -32,25 +32,38 @@ class EngineBackend : public Backend {
       : engine_(std::move(engine)),
         sched_(std::make_unique<Scheduler>(*engine_, opt)),
         tpl_(std::move(tpl)),
-        no_template_(std::move(no_template)) {}
+        no_template_(std::move(no_template)) {
+    // Instruct models end their turn with the template's end-of-turn token (<|im_end|>, ...)
+    // rather than config.json's EOS: a chat stops there.
+    if (tpl_) {
+      const std::string eot = tpl_->end_of_turn();
+      if (!eot.empty()) {
+        const std::vector<int32_t> ids = engine_->tokenizer().encode(eot, /*add_special=*/false);
+        if (ids.size() == 1) end_of_turn_ = ids;
+      }
+    }
+  }
 
   std::vector<int32_t> tokenize(const std::string& text) const override {
     return engine_->tokenizer().encode(text, /*add_special=*/true);
   }
 
-  std::vector<int32_t> chat_tokens(const std::vector<ApiMessage>& messages) const override {
+  ChatPrompt chat_prompt(const std::vector<ApiMessage>& messages) const override {
     if (!tpl_) throw ApiError(400, no_template_, "messages", "invalid_request_error",
                               "chat_template_unavailable");
     std::vector<ChatMessage> ms;
     ms.reserve(messages.size());
     for (const ApiMessage& m : messages) ms.push_back({m.role, m.content});
+    ChatPrompt p;
     try {
-      return tpl_->encode(engine_->tokenizer(), ms, /*add_generation_prompt=*/true);
+      p.ids = tpl_->encode(engine_->tokenizer(), ms, /*add_generation_prompt=*/true);
     } catch (const Error& e) {
       // The family's template refuses this conversation (e.g. Llama 2: roles must alternate).
       if (e.kind() == ErrorKind::kInvalidArg) throw ApiError(400, e.what(), "messages");
       throw;
     }
+    p.stop_tokens = end_of_turn_;
+    return p;
   }
 
   std::string token_text(int32_t id) const override {
@@ -71,6 +84,7 @@ class EngineBackend : public Backend {
   std::unique_ptr<Scheduler> sched_;  // declared after the engine: stopped before it goes
   std::optional<ChatTemplate> tpl_;
   std::string no_template_;
+  std::vector<int32_t> end_of_turn_;  // one id, or none when the tokenizer has no such token
 };
 
 }  // namespace

@@ -309,7 +309,9 @@ void HttpServer::Impl::generate(const httplib::Request& req, httplib::Response& 
       gen = r.gen;
       want_logprobs = r.logprobs;
       logprobs_top = r.top_logprobs;
-      cr.prompt = be->chat_tokens(r.messages);
+      ChatPrompt cp = be->chat_prompt(r.messages);
+      cr.prompt = std::move(cp.ids);
+      cr.stop_tokens = std::move(cp.stop_tokens);
     } else {
       CompletionApiRequest r = parse_completion_request(body);
       gen = r.gen;

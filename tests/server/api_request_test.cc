@@ -1,7 +1,7 @@
 // The request-body parser: every field's type and range, defaults, and the errors naming them.
-#include <gtest/gtest.h>
-
 #include "server/api_request.h"
+
+#include <gtest/gtest.h>
 
 namespace longctx::server {
 namespace {
@@ -134,9 +134,9 @@ TEST(ApiRequest, OutOfRangeValuesAndUnsupportedSettingsAreRefused) {
     EXPECT_EQ(e.param(), param) << body << ": " << e.what();
   }
   // The message says what is allowed.
-  EXPECT_NE(std::string(completion_error(R"({"prompt": "a", "temperature": 3})").what())
-                .find("[0, 2]"),
-            std::string::npos);
+  EXPECT_NE(
+      std::string(completion_error(R"({"prompt": "a", "temperature": 3})").what()).find("[0, 2]"),
+      std::string::npos);
   EXPECT_NE(std::string(completion_error(R"({"prompt": "a", "n": 3})").what()).find("must be 1"),
             std::string::npos);
 }
@@ -176,8 +176,8 @@ TEST(ApiRequest, InvalidUtf8IsNamed) {
 }
 
 TEST(ApiRequest, DeepNestingIsRefusedWithoutRecursion) {
-  const std::string deep = R"({"prompt": "a", "x": )" + std::string(100000, '[') +
-                           std::string(100000, ']') + "}";
+  const std::string deep =
+      R"({"prompt": "a", "x": )" + std::string(100000, '[') + std::string(100000, ']') + "}";
   const ApiError e = completion_error(deep);
   EXPECT_NE(std::string(e.what()).find("nested more than"), std::string::npos) << e.what();
 }

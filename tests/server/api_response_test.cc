@@ -1,7 +1,7 @@
 // The response builders: OpenAI's object shapes, SSE framing, logprobs, errors, metrics.
-#include <gtest/gtest.h>
-
 #include "server/api_response.h"
+
+#include <gtest/gtest.h>
 
 namespace longctx::server {
 namespace {

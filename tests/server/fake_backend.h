@@ -18,18 +18,21 @@ namespace longctx::test {
 struct FakeScript {
   int64_t context = 64;
   std::chrono::milliseconds token_delay{0};
-  bool busy = false;          // submit throws Error(kBusy)
-  bool no_template = false;   // chat_prompt refuses as an unrecognised template does
+  bool busy = false;             // submit throws Error(kBusy)
+  bool no_template = false;      // chat_prompt refuses as an unrecognised template does
   bool hold_back_first = false;  // the first token's text comes with the second (as a split
                                  // UTF-8 character would)
-  std::string tail_text;  // released at the end in an event without a token (token -1)
+  std::string tail_text;         // released at the end in an event without a token (token -1)
 };
 
 class FakeStream : public server::GenerationStream {
  public:
   FakeStream(CompletionRequest req, std::chrono::milliseconds delay, std::atomic<int>* cancels,
              bool hold_back_first, std::string tail)
-      : req_(std::move(req)), delay_(delay), cancels_(cancels), hold_back_first_(hold_back_first),
+      : req_(std::move(req)),
+        delay_(delay),
+        cancels_(cancels),
+        hold_back_first_(hold_back_first),
         tail_(std::move(tail)),
         next_at_(std::chrono::steady_clock::now() + delay) {
     finish_.prompt_tokens = int64_t(req_.prompt.size());
@@ -111,8 +114,9 @@ class FakeBackend : public server::Backend {
   }
   server::ChatPrompt chat_prompt(const std::vector<server::ApiMessage>& ms) const override {
     if (s_.no_template)
-      throw server::ApiError(400, "the model's chat template is not recognised; start the server "
-                                  "with --chat-template NAME, one of: chatml, llama2");
+      throw server::ApiError(400,
+                             "the model's chat template is not recognised; start the server "
+                             "with --chat-template NAME, one of: chatml, llama2");
     std::string text;
     for (const auto& m : ms) text += m.role + ": " + m.content + "\n";
     last_chat_prompt = text;
@@ -128,9 +132,9 @@ class FakeBackend : public server::Backend {
     const int64_t need = int64_t(req.prompt.size()) + req.max_tokens;
     if (need > s_.context)
       throw Error(ErrorKind::kOutOfRange,
-                  "the prompt has " + std::to_string(req.prompt.size()) + " tokens and max_tokens " +
-                      std::to_string(req.max_tokens) + " but the context is " +
-                      std::to_string(s_.context) + "; max_tokens " +
+                  "the prompt has " + std::to_string(req.prompt.size()) +
+                      " tokens and max_tokens " + std::to_string(req.max_tokens) +
+                      " but the context is " + std::to_string(s_.context) + "; max_tokens " +
                       std::to_string(s_.context - int64_t(req.prompt.size())) + " fits");
     return std::make_unique<FakeStream>(std::move(req), s_.token_delay, &cancels,
                                         s_.hold_back_first, s_.tail_text);

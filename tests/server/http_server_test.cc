@@ -196,7 +196,8 @@ TEST_F(HttpServerTest, ChatWithoutARecognisedTemplateNamesTheChoices) {
   FakeScript s;
   s.no_template = true;
   start(std::make_shared<FakeBackend>(s));
-  const auto r = post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}]})");
+  const auto r =
+      post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}]})");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
   EXPECT_NE(body_of(r)["error"]["message"].get<std::string>().find("--chat-template"),
@@ -423,8 +424,8 @@ TEST_F(HttpServerTest, ClientThatDisconnectsMidStreamIsCancelledAtOnce) {
   const int fd = test::connect_local(port_);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(test::send_all(
-      fd, test::http_post("/v1/completions",
-                          R"({"prompt": "hi", "max_tokens": 50, "stream": true})")));
+      fd,
+      test::http_post("/v1/completions", R"({"prompt": "hi", "max_tokens": 50, "stream": true})")));
   // Two tokens arrive, then the client goes.
   const std::string got = test::read_until(fd, "\"text\":\"b\"", std::chrono::seconds(5));
   ASSERT_NE(got.find("\"text\":\"b\""), std::string::npos) << got;
@@ -533,8 +534,8 @@ TEST_F(HttpServerTest, StopEndsRunningStreams) {
   const int fd = test::connect_local(port_);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(test::send_all(
-      fd, test::http_post("/v1/completions",
-                          R"({"prompt": "hi", "max_tokens": 60, "stream": true})")));
+      fd,
+      test::http_post("/v1/completions", R"({"prompt": "hi", "max_tokens": 60, "stream": true})")));
   const std::string got = test::read_until(fd, "\"text\":\"a\"", std::chrono::seconds(3));
   ASSERT_NE(got.find("\"text\":\"a\""), std::string::npos) << got;
   const auto t0 = std::chrono::steady_clock::now();

@@ -54,9 +54,9 @@ TEST(ServeCli, ServesThenStopsCleanlyOnSigterm) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
   // A model without a chat template: completions work, chat names the way out.
-  const auto chat = c.Post("/v1/chat/completions",
-                           R"({"messages": [{"role": "user", "content": "hi"}]})",
-                           "application/json");
+  const auto chat =
+      c.Post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}]})",
+             "application/json");
   ASSERT_TRUE(chat);
   EXPECT_EQ(chat->status, 400);
   EXPECT_NE(chat->body.find("--chat-template"), std::string::npos) << chat->body;
@@ -73,8 +73,9 @@ TEST(ServeCli, OfficialOpenAINodeClientStreamsChatAndCompletion) {
   ASSERT_GT(p.port(), 0) << p.output();
   ASSERT_TRUE(wait_healthy(p.port(), std::chrono::seconds(60))) << p.output();
   const std::string script = std::string(LONGCTX_SOURCE_DIR) + "/tests/node/openai_client.mjs";
-  const std::string cmd = "node " + test::quote(script) + " http://127.0.0.1:" +
-                          std::to_string(p.port()) + "/v1 node-test-key stories260K 2>&1";
+  const std::string cmd = "node " + test::quote(script) +
+                          " http://127.0.0.1:" + std::to_string(p.port()) +
+                          "/v1 node-test-key stories260K 2>&1";
   std::string out;
   FILE* f = popen(cmd.c_str(), "r");
   ASSERT_NE(f, nullptr);

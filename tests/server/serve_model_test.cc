@@ -179,10 +179,9 @@ TEST_F(ServeModelTest, FullQueueIs503WithRetryAfter) {
   std::vector<std::future<std::pair<int, std::string>>> got;
   for (int i = 0; i < kClients; ++i)
     got.push_back(std::async(std::launch::async, [this] {
-      const auto r = post("/v1/completions", {{"prompt", "Once"},
-                                              {"max_tokens", 480},
-                                              {"ignore_eos", true},
-                                              {"temperature", 0}});
+      const auto r =
+          post("/v1/completions",
+               {{"prompt", "Once"}, {"max_tokens", 480}, {"ignore_eos", true}, {"temperature", 0}});
       if (!r) return std::make_pair(-1, std::string());
       return std::make_pair(r->status, r->get_header_value("Retry-After"));
     }));
@@ -209,10 +208,11 @@ TEST_F(ServeModelTest, ClientGoneMidStreamFreesItsBlocks) {
   const int fd = test::connect_local(port_);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(test::send_all(
-      fd, test::http_post("/v1/completions",
-                          json({{"prompt", "Once"}, {"max_tokens", 500}, {"ignore_eos", true},
-                                {"stream", true}})
-                              .dump())));
+      fd,
+      test::http_post(
+          "/v1/completions",
+          json({{"prompt", "Once"}, {"max_tokens", 500}, {"ignore_eos", true}, {"stream", true}})
+              .dump())));
   const std::string first = test::read_until(fd, "\"text\"", std::chrono::seconds(10));
   ASSERT_NE(first.find("\"text\""), std::string::npos) << first;
   close(fd);

@@ -22,8 +22,8 @@ json parse_object(std::string_view body) {
   constexpr int kMaxDepth = 64;
   const json::parser_callback_t depth_limit = [](int depth, json::parse_event_t, json&) {
     if (depth > kMaxDepth)
-      throw bad("", "the request body is nested more than " + std::to_string(kMaxDepth) +
-                        " levels deep");
+      throw bad(
+          "", "the request body is nested more than " + std::to_string(kMaxDepth) + " levels deep");
     return true;
   };
   json j;
@@ -115,8 +115,7 @@ std::optional<bool> get_bool(const json& obj, const char* key) {
 }
 
 void check_string(const json& v, const std::string& param) {
-  if (!v.is_string())
-    throw bad(param, "'" + param + "' must be a string, not " + type_word(v));
+  if (!v.is_string()) throw bad(param, "'" + param + "' must be a string, not " + type_word(v));
 }
 
 // Accepted only at the value that changes nothing.
@@ -129,8 +128,10 @@ GenerationParams parse_generation(const json& j, bool chat) {
   constexpr int64_t kMaxTokens = int64_t(1) << 30;
   if (chat) {
     // max_completion_tokens replaces max_tokens in the current API; either is accepted.
-    if (auto v = get_int(j, "max_completion_tokens", 1, kMaxTokens)) g.max_tokens = int(*v);
-    else if (auto w = get_int(j, "max_tokens", 1, kMaxTokens)) g.max_tokens = int(*w);
+    if (auto v = get_int(j, "max_completion_tokens", 1, kMaxTokens))
+      g.max_tokens = int(*v);
+    else if (auto w = get_int(j, "max_tokens", 1, kMaxTokens))
+      g.max_tokens = int(*w);
   } else if (auto v = get_int(j, "max_tokens", 1, kMaxTokens)) {
     g.max_tokens = int(*v);
   }
@@ -141,7 +142,8 @@ GenerationParams parse_generation(const json& j, bool chat) {
     refuse_unless(*v < 1, "min_p", "must be below 1 (it would drop every token)");
     g.min_p = float(*v);
   }
-  if (auto v = get_number(j, "repeat_penalty", 0, 100, /*lo_open=*/true)) g.repeat_penalty = float(*v);
+  if (auto v = get_number(j, "repeat_penalty", 0, 100, /*lo_open=*/true))
+    g.repeat_penalty = float(*v);
   if (auto v = get_int(j, "seed", std::numeric_limits<int64_t>::min(),
                        std::numeric_limits<int64_t>::max()))
     g.seed = static_cast<uint64_t>(*v);
@@ -169,10 +171,10 @@ GenerationParams parse_generation(const json& j, bool chat) {
       throw bad("stream_options", "'stream_options' must be an object, not " + type_word(*so));
     if (auto v = get_bool(*so, "include_usage")) g.include_usage = *v;
   }
-  if (auto n = get_int(j, "n", std::numeric_limits<int64_t>::min(),
-                       std::numeric_limits<int64_t>::max()))
-    refuse_unless(*n == 1, "n", "must be 1: one choice per request is supported, not " +
-                                    std::to_string(*n));
+  if (auto n =
+          get_int(j, "n", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()))
+    refuse_unless(*n == 1, "n",
+                  "must be 1: one choice per request is supported, not " + std::to_string(*n));
   for (const char* key : {"presence_penalty", "frequency_penalty"})
     if (auto v = get_number(j, key, -2, 2))
       refuse_unless(*v == 0, key, "is not supported (only 0); use repeat_penalty instead");
@@ -190,8 +192,8 @@ std::string message_content(const json& m, size_t i) {
   if (!c) return {};  // an assistant turn that only called tools; the template sees ""
   if (c->is_string()) return c->get<std::string>();
   if (!c->is_array())
-    throw bad(param, "'" + param + "' must be a string or an array of text parts, not " +
-                         type_word(*c));
+    throw bad(param,
+              "'" + param + "' must be a string or an array of text parts, not " + type_word(*c));
   std::string text;
   for (size_t k = 0; k < c->size(); ++k) {
     const json& part = (*c)[k];
@@ -199,8 +201,9 @@ std::string message_content(const json& m, size_t i) {
     if (!part.is_object()) throw bad(pp, "'" + pp + "' must be an object, not " + type_word(part));
     const json* type = field(part, "type");
     if (!type || !type->is_string() || type->get<std::string>() != "text")
-      throw bad(pp + ".type", "'" + pp + ".type' must be \"text\": only text content is "
-                              "supported (this server runs text-only models)");
+      throw bad(pp + ".type", "'" + pp +
+                                  ".type' must be \"text\": only text content is "
+                                  "supported (this server runs text-only models)");
     const json* t = field(part, "text");
     if (!t) throw bad(pp + ".text", "'" + pp + ".text' is missing");
     check_string(*t, pp + ".text");
@@ -235,19 +238,18 @@ CompletionApiRequest parse_completion_request(std::string_view body) {
         const json& e = (*p)[i];
         if (!e.is_number_integer() || e.get<int64_t>() < 0 ||
             e.get<int64_t>() > std::numeric_limits<int32_t>::max())
-          throw bad("prompt", "'prompt' must be a string or an array of token ids (integers "
-                              ">= 0); element " + std::to_string(i) + " is " +
-                                  (e.is_number() ? e.dump() : type_word(e)));
+          throw bad("prompt",
+                    "'prompt' must be a string or an array of token ids (integers "
+                    ">= 0); element " +
+                        std::to_string(i) + " is " + (e.is_number() ? e.dump() : type_word(e)));
         r.prompt_ids.push_back(static_cast<int32_t>(e.get<int64_t>()));
       }
     }
   } else {
-    throw bad("prompt",
-              "'prompt' must be a string or an array of token ids, not " + type_word(*p));
+    throw bad("prompt", "'prompt' must be a string or an array of token ids, not " + type_word(*p));
   }
   if (auto v = get_int(j, "logprobs", 0, kMaxCompletionLogprobs)) r.logprobs = int(*v);
-  if (auto v = get_bool(j, "echo"))
-    refuse_unless(!*v, "echo", "is not supported (only false)");
+  if (auto v = get_bool(j, "echo")) refuse_unless(!*v, "echo", "is not supported (only false)");
   if (auto v = get_int(j, "best_of", std::numeric_limits<int64_t>::min(),
                        std::numeric_limits<int64_t>::max()))
     refuse_unless(*v == 1, "best_of", "must be 1");
@@ -277,8 +279,8 @@ ChatApiRequest parse_chat_request(std::string_view body) {
     std::string rs = role->get<std::string>();
     if (rs == "developer") rs = "system";  // the newer name of the system role
     if (rs != "system" && rs != "user" && rs != "assistant")
-      throw bad(param + ".role", "'" + param + ".role' must be system, user or assistant, not '" +
-                                     rs + "'");
+      throw bad(param + ".role",
+                "'" + param + ".role' must be system, user or assistant, not '" + rs + "'");
     r.messages.push_back({rs, message_content(m, i)});
   }
   if (auto v = get_bool(j, "logprobs")) r.logprobs = *v;

@@ -21,12 +21,18 @@ json error_json(const ApiError& e) { return error_json(e.what(), e.type(), e.par
 
 const char* error_type_for_status(int status) {
   switch (status) {
-    case 401: return "authentication_error";
-    case 403: return "permission_error";
-    case 404: return "not_found_error";
-    case 429: return "rate_limit_error";
-    case 503: return "server_busy";
-    default: return status >= 500 ? "server_error" : "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+      return "server_busy";
+    default:
+      return status >= 500 ? "server_error" : "invalid_request_error";
   }
 }
 
@@ -34,11 +40,15 @@ std::string sse_data(const json& j) { return "data: " + dump(j) + "\n\n"; }
 
 const char* api_finish_reason(FinishReason r) {
   switch (r) {
-    case FinishReason::kLength: return "length";
+    case FinishReason::kLength:
+      return "length";
     case FinishReason::kStop:
-    case FinishReason::kEndOfSequence: return "stop";
-    case FinishReason::kCancelled: return "cancelled";
-    case FinishReason::kError: return "error";
+    case FinishReason::kEndOfSequence:
+      return "stop";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
   }
   return "error";
 }
@@ -181,11 +191,11 @@ json usage_chunk(const ResponseIds& ids, bool chat, const Finish& f) {
 }
 
 json models_json(const std::string& model, int64_t created) {
-  return {{"object", "list"},
-          {"data", json::array({{{"id", model},
-                                 {"object", "model"},
-                                 {"created", created},
-                                 {"owned_by", "longctx"}}})}};
+  return {
+      {"object", "list"},
+      {"data",
+       json::array(
+           {{{"id", model}, {"object", "model"}, {"created", created}, {"owned_by", "longctx"}}})}};
 }
 
 namespace {

@@ -1,7 +1,8 @@
 // What the HTTP front end needs from the model side: tokenizing, chat templating and a stream of
 // generated tokens per request. EngineBackend (engine_backend.cc) is the real one, an Engine with
-// a Scheduler over it (engine_backend.h); tests also route requests through a scripted fake, so that the HTTP layer
-// (parsing, JSON shapes, SSE framing, errors, disconnects) is tested without a model.
+// a Scheduler over it (engine_backend.h); tests also route requests through a scripted fake, so
+// that the HTTP layer (parsing, JSON shapes, SSE framing, errors, disconnects) is tested without a
+// model.
 #pragma once
 
 #include <chrono>

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -93,10 +94,22 @@ std::shared_ptr<ConnectionPool::Slot> ConnectionPool::find_new_socket() {
   return slot;
 }
 
+bool ConnectionPool::peer_gone(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 void ConnectionPool::enqueue(std::function<void()> fn) {
   std::unique_lock<std::mutex> lk(mu_);
   std::shared_ptr<Slot> slot = find_new_socket();
-  if (slot->fd >= 0 && pending_.size() >= size_t(std::max(opt_.max_pending, 0))) {
+  const size_t limit = size_t(std::max(opt_.max_pending, 0));
+  // Connections whose clients have already gone (a burst opened and closed at once) do not count
+  // against the limit: a worker reads their end and is done with them in a moment.
+  size_t waiting = pending_.size();
+  if (slot->fd >= 0 && waiting >= limit)
+    for (const Task& t : pending_)
+      if (t.slot->fd >= 0 && peer_gone(t.slot->fd)) --waiting;
+  if (slot->fd >= 0 && waiting >= limit) {
     // Answer and close now; httplib's task then reads end-of-file and returns at once.
     lk.unlock();
     [[maybe_unused]] const ssize_t n =

@@ -66,6 +66,7 @@ class ConnectionPool : public httplib::TaskQueue {
   };
 
   std::shared_ptr<Slot> find_new_socket();
+  static bool peer_gone(int fd);  // the client closed (or half-closed) its end
   void worker();
   void watchdog();
 

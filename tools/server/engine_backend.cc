@@ -1,7 +1,8 @@
 // The Backend of `longctx serve`: an Engine, a Scheduler over it, and the chat template.
+#include "engine_backend.h"
+
 #include <optional>
 
-#include "engine_backend.h"
 #include "core/error.h"
 #include "longctx/engine.h"
 #include "longctx/scheduler.h"
@@ -49,8 +50,9 @@ class EngineBackend : public Backend {
   }
 
   ChatPrompt chat_prompt(const std::vector<ApiMessage>& messages) const override {
-    if (!tpl_) throw ApiError(400, no_template_, "messages", "invalid_request_error",
-                              "chat_template_unavailable");
+    if (!tpl_)
+      throw ApiError(400, no_template_, "messages", "invalid_request_error",
+                     "chat_template_unavailable");
     std::vector<ChatMessage> ms;
     ms.reserve(messages.size());
     for (const ApiMessage& m : messages) ms.push_back({m.role, m.content});
@@ -106,14 +108,17 @@ ChatTemplateChoice resolve_chat_template(const std::string& model_path, const st
   try {
     jinja = model_chat_template(model_path);
   } catch (const Error& e) {
-    c.message = std::string("chat requests are refused: the model's chat template cannot be "
-                            "read (") + e.what() + "); start with --chat-template NAME, one of: " +
-                names;
+    c.message = std::string(
+                    "chat requests are refused: the model's chat template cannot be "
+                    "read (") +
+                e.what() + "); start with --chat-template NAME, one of: " + names;
     return c;
   }
   if (jinja.empty()) {
-    c.message = "chat requests are refused: the model has no chat template; start the server "
-                "with --chat-template NAME, one of: " + names;
+    c.message =
+        "chat requests are refused: the model has no chat template; start the server "
+        "with --chat-template NAME, one of: " +
+        names;
     return c;
   }
   try {

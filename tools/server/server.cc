@@ -59,13 +59,20 @@ bool same_secret(const std::string& a, const std::string& b) {
 // What httplib answers by itself with an empty body.
 std::string status_text(int status) {
   switch (status) {
-    case 400: return "bad request: the request line or headers are malformed";
-    case 404: return "no such endpoint";
-    case 413: return "the request body is over the size limit";
-    case 414: return "the request URI is too long";
-    case 415: return "unsupported Content-Encoding";
-    case 416: return "bad Range header";
-    default: return "HTTP error " + std::to_string(status);
+    case 400:
+      return "bad request: the request line or headers are malformed";
+    case 404:
+      return "no such endpoint";
+    case 413:
+      return "the request body is over the size limit";
+    case 414:
+      return "the request URI is too long";
+    case 415:
+      return "unsupported Content-Encoding";
+    case 416:
+      return "bad Range header";
+    default:
+      return "HTTP error " + std::to_string(status);
   }
 }
 
@@ -93,7 +100,8 @@ struct HttpServer::Impl {
     created = std::chrono::duration_cast<std::chrono::seconds>(
                   std::chrono::system_clock::now().time_since_epoch())
                   .count();
-    if (opt.threads <= 0) opt.threads = std::max(opt.parallel, 1) + std::max(opt.queue_limit, 0) + 8;
+    if (opt.threads <= 0)
+      opt.threads = std::max(opt.parallel, 1) + std::max(opt.queue_limit, 0) + 8;
     if (opt.max_pending_connections <= 0) opt.max_pending_connections = 4 * opt.threads;
     setup();
   }
@@ -145,16 +153,21 @@ void HttpServer::Impl::setup() {
 
   svr.set_pre_routing_handler(
       [this](const httplib::Request& req, httplib::Response& res) { return pre_route(req, res); });
-  svr.set_post_routing_handler(
-      [](const httplib::Request&, httplib::Response&) { ConnectionPool::request_read(); });
+  // Called with the final status just before the response is written: counted here rather than
+  // once written, so that a client reading /metrics after its answer sees that answer counted.
+  svr.set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
+    ConnectionPool::request_read();
+    std::lock_guard<std::mutex> lk(mu);
+    ++counters.responses_by_status[res.status];
+  });
   // Errors httplib answers itself (a malformed request line, a body over the limit) get the same
   // JSON shape as ours.
-  svr.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    send_error(res, res.status, status_text(res.status));
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  svr.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        send_error(res, res.status, status_text(res.status));
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   svr.set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
         std::string what = "unknown exception";
@@ -166,11 +179,7 @@ void HttpServer::Impl::setup() {
         }
         send_error(res, 500, "internal error: " + what + " (please report this)");
       });
-  svr.set_logger([this](const httplib::Request&, const httplib::Response& res) {
-    {
-      std::lock_guard<std::mutex> lk(mu);
-      ++counters.responses_by_status[res.status];
-    }
+  svr.set_logger([](const httplib::Request&, const httplib::Response&) {
     ConnectionPool::response_written();
   });
 
@@ -205,9 +214,9 @@ void HttpServer::Impl::setup() {
       std::lock_guard<std::mutex> lk(mu);
       http = counters;
     }
-    res.set_content(metrics_text(stats ? &*stats : nullptr, http, bool(be), opt.parallel,
-                                 opt.queue_limit),
-                    "text/plain; version=0.0.4; charset=utf-8");
+    res.set_content(
+        metrics_text(stats ? &*stats : nullptr, http, bool(be), opt.parallel, opt.queue_limit),
+        "text/plain; version=0.0.4; charset=utf-8");
   });
 }
 
@@ -379,8 +388,8 @@ void HttpServer::Impl::respond_once(httplib::Response& res, Backend& be,
                                     std::unique_ptr<GenerationStream> stream, bool chat,
                                     int logprobs_top, bool want_logprobs, int64_t text_offset) {
   const ResponseIds ids = new_response_ids(chat ? "chatcmpl-" : "cmpl-", opt.model_id);
-  LogprobsBuilder lp(chat, logprobs_top, [&be](int32_t id) { return be.token_text(id); },
-                     text_offset);
+  LogprobsBuilder lp(
+      chat, logprobs_top, [&be](int32_t id) { return be.token_text(id); }, text_offset);
   std::string text;
   bool client_gone = false, cancelled = false;
   auto last_check = std::chrono::steady_clock::now();
@@ -402,9 +411,11 @@ void HttpServer::Impl::respond_once(httplib::Response& res, Backend& be,
     if (want_logprobs) lp.add(ev);
   }
   const Finish& f = stream->finish();
-  if (f.reason == FinishReason::kError) return send_error(res, 500, "generation failed: " + f.error);
+  if (f.reason == FinishReason::kError)
+    return send_error(res, 500, "generation failed: " + f.error);
   if (f.reason == FinishReason::kCancelled) {
-    if (!client_gone) return send_error(res, 503, "the request was cancelled: the server is stopping");
+    if (!client_gone)
+      return send_error(res, 503, "the request was cancelled: the server is stopping");
     // Nobody reads this; 499 (nginx's "client closed request") counts it apart in /metrics.
     ConnectionPool::close_after_response();
     return send_error(res, 499, "the client closed the connection");
@@ -450,8 +461,8 @@ void HttpServer::Impl::respond_stream(httplib::Response& res, std::shared_ptr<Ba
         };
         if (st->chat && !st->sent_role) {
           st->sent_role = true;
-          return write(sse_data(chat_chunk(st->ids, {{"role", "assistant"}, {"content", ""}},
-                                           nullptr, nullptr)));
+          return write(sse_data(
+              chat_chunk(st->ids, {{"role", "assistant"}, {"content", ""}}, nullptr, nullptr)));
         }
         SchedulerEvent ev;
         const std::optional<bool> got = st->stream->next_for(ev, kPoll);

@@ -32,9 +32,9 @@ struct ServerOptions {
   std::chrono::milliseconds read_deadline{10000};
   // One read or write on a socket waits at most this (a client that stops reading a stream).
   std::chrono::milliseconds io_timeout{10000};
-  int parallel = 4;      // the scheduler's, to size the worker pool and for /metrics
-  int queue_limit = 64;  // likewise
-  int threads = 0;       // connection workers; 0: parallel + queue_limit + 8
+  int parallel = 4;                 // the scheduler's, to size the worker pool and for /metrics
+  int queue_limit = 64;             // likewise
+  int threads = 0;                  // connection workers; 0: parallel + queue_limit + 8
   int max_pending_connections = 0;  // accepted, waiting for a worker; 0: 4 x threads
   int listen_backlog = 512;
 };

@@ -241,26 +241,35 @@ int64_t KVBlockPool::publish(const int32_t* tokens, int64_t n_blocks, const int3
   return static_cast<int64_t>(chain.size());
 }
 
-void KVBlockPool::remove_entry(uint64_t id) {
-  Entry& e = entries_.at(id);
-  while (!e.children.empty()) remove_entry(e.children.back());  // unreachable without `id`
-  unlist(id, e);
-  if (e.parent) {
-    Entry& p = entries_.at(e.parent);
-    p.children.erase(std::find(p.children.begin(), p.children.end(), id));
-    relist(e.parent, p);
+void KVBlockPool::remove_entry(uint64_t root) {
+  // The entry and its descendants (unreachable without it), deepest first; a loop, not recursion:
+  // a 128k-token prompt in 16-token blocks is a chain of 8192 entries.
+  std::vector<uint64_t> order{root};
+  for (size_t i = 0; i < order.size(); ++i) {
+    const Entry& e = entries_.at(order[i]);
+    order.insert(order.end(), e.children.begin(), e.children.end());
   }
-  const auto [lo, hi] = by_hash_.equal_range(e.hash);
-  for (auto it = lo; it != hi; ++it)
-    if (it->second == id) {
-      by_hash_.erase(it);
-      break;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    const uint64_t id = *it;
+    Entry& e = entries_.at(id);
+    unlist(id, e);
+    if (e.parent) {
+      Entry& p = entries_.at(e.parent);
+      p.children.erase(std::find(p.children.begin(), p.children.end(), id));
+      relist(e.parent, p);
     }
-  for (int32_t b : e.blocks) {
-    entry_of_[b] = 0;
-    if (seq_refs_[b] == 0) free_.push_back(b);
+    const auto [lo, hi] = by_hash_.equal_range(e.hash);
+    for (auto h = lo; h != hi; ++h)
+      if (h->second == id) {
+        by_hash_.erase(h);
+        break;
+      }
+    for (int32_t b : e.blocks) {
+      entry_of_[b] = 0;
+      if (seq_refs_[b] == 0) free_.push_back(b);
+    }
+    entries_.erase(id);
   }
-  entries_.erase(id);
 }
 
 bool KVBlockPool::evict_one() {
@@ -288,6 +297,11 @@ void KVBlockPool::clear_prefix_cache() {
   for (const auto& [id, e] : entries_)
     if (!e.parent) roots.push_back(id);
   for (uint64_t id : roots) remove_entry(id);
+}
+
+int64_t KVBlockPool::carved() const {
+  std::lock_guard lock(mu_);
+  return static_cast<int64_t>(data_.size());
 }
 
 KVBlockPool::Stats KVBlockPool::stats() const {

@@ -108,7 +108,8 @@ class KVBlockPool {
   // Drops every entry (blocks no sequence holds go back to the free list).
   void clear_prefix_cache();
 
-  Stats stats() const;
+  Stats stats() const;  // a pass over every block: for reports, not for every step
+  int64_t carved() const;  // blocks taken from slabs so far
 
   // For KVCache's per-sequence f32 group of int4 keys: charges / releases the pool's account.
   void charge(size_t bytes, const char* what);
@@ -127,7 +128,7 @@ class KVBlockPool {
 
   Block carve();  // mu_ held
   bool evict_one();
-  void remove_entry(uint64_t id);
+  void remove_entry(uint64_t root);
   uint64_t find(uint64_t hash, uint64_t parent, const int32_t* tokens) const;
   void touch(const std::vector<uint64_t>& chain);
   void add_ref(int32_t id);

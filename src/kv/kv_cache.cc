@@ -58,7 +58,7 @@ void KVCache::release_all() {
 }
 
 size_t KVCache::allocated_bytes() const {
-  const size_t blocks = own_pool_ ? static_cast<size_t>(own_pool_->stats().carved)
+  const size_t blocks = own_pool_ ? static_cast<size_t>(own_pool_->carved())
                                   : live_bytes() / shape_.bytes_per_layer_block();
   return blocks * shape_.bytes_per_layer_block() + shape_.fixed_bytes();
 }

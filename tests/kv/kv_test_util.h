@@ -73,7 +73,10 @@ inline std::vector<float> stored_row(const KVCache& kv, int layer, int64_t p, bo
                   w.k_pending + (size_t(h) * T + (p - w.k_pending_from)) * hd, hd * sizeof(float));
     return out;
   }
-  const void* block = (keys ? w.k_blocks : w.v_blocks)[p / s.block_size];
+  // Not (keys ? a : b)[p / block_size]: GCC 12 with -fsanitize=undefined miscompiles that
+  // subscript (it read null here while both arrays held the block).
+  const void* const* blocks = keys ? w.k_blocks : w.v_blocks;
+  const void* block = blocks[p / s.block_size];
   if (!block) return {};
   const KvType t = keys ? s.k_type : s.v_type;
   const size_t sec = kernels::kv_row_bytes(t, hd, keys) * s.block_size;

@@ -45,9 +45,10 @@ struct F32Copy {
       for (bool keys : {true, false}) {
         const auto row = stored_row(kv, layer, p, keys);
         if (row.empty()) continue;
+        std::vector<float>& block = keys ? k[p / bs] : v[p / bs];
         for (int h = 0; h < s.n_kv_heads; ++h)
           std::copy_n(row.data() + size_t(h) * s.head_dim, s.head_dim,
-                      (keys ? k : v)[p / bs].data() + (size_t(h) * bs + p % bs) * s.head_dim);
+                      block.data() + (size_t(h) * bs + p % bs) * s.head_dim);
       }
     for (int64_t b = 0; b < nb; ++b) {
       kp.push_back(k[b].data());

@@ -310,8 +310,10 @@ KVBlockPool::Stats KVBlockPool::stats() const {
   s.carved = static_cast<int64_t>(data_.size());
   s.total = max_blocks_ > 0 ? max_blocks_ : s.carved;
   for (size_t i = 0; i < data_.size(); ++i) {
-    if (seq_refs_[i] > 0) ++s.used;
-    else if (entry_of_[i]) ++s.cached_only;
+    if (seq_refs_[i] > 0)
+      ++s.used;
+    else if (entry_of_[i])
+      ++s.cached_only;
   }
   s.free = static_cast<int64_t>(free_.size()) + (s.total - s.carved);
   s.reserved = reserved_;

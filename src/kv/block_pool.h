@@ -108,7 +108,7 @@ class KVBlockPool {
   // Drops every entry (blocks no sequence holds go back to the free list).
   void clear_prefix_cache();
 
-  Stats stats() const;  // a pass over every block: for reports, not for every step
+  Stats stats() const;     // a pass over every block: for reports, not for every step
   int64_t carved() const;  // blocks taken from slabs so far
 
   // For KVCache's per-sequence f32 group of int4 keys: charges / releases the pool's account.
@@ -119,9 +119,9 @@ class KVBlockPool {
   struct Entry {
     uint64_t parent = 0;  // 0: the first token block of a prompt
     uint64_t hash = 0;
-    uint64_t stamp = 0;  // last use; larger is more recent
-    std::vector<int32_t> tokens;    // block_size
-    std::vector<int32_t> blocks;    // n_layers
+    uint64_t stamp = 0;           // last use; larger is more recent
+    std::vector<int32_t> tokens;  // block_size
+    std::vector<int32_t> blocks;  // n_layers
     std::vector<uint64_t> children;
     int n_held = 0;  // of `blocks`, those some sequence also holds
   };

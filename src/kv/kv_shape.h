@@ -21,8 +21,8 @@ struct KVCacheShape {
   // How keys and values are stored (f32, f16, bf16, int8 or int4 groups; may differ). KVCache
   // checks that head_dim and block_size suit them.
   KvType k_type = KvType::kF16, v_type = KvType::kF16;
-  int block_size = kKvBlockTokens;  // tokens per block
-  int64_t capacity = 0;             // context cap in tokens: past it is an Error(kOutOfRange)
+  int block_size = kKvBlockTokens;    // tokens per block
+  int64_t capacity = 0;               // context cap in tokens: past it is an Error(kOutOfRange)
   std::vector<int64_t> layer_window;  // per layer, 0 = full attention; empty = all full
 
   int64_t window(int layer) const {

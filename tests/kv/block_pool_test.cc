@@ -19,12 +19,12 @@
 namespace longctx {
 namespace {
 
-using testing::PrefixKV;
 using testing::prefill;
+using testing::PrefixKV;
 using testing::stored_row;
 
-KVCacheShape shape(int layers, int bs, std::vector<int64_t> windows = {},
-                   KvType k = KvType::kF32, KvType v = KvType::kF32) {
+KVCacheShape shape(int layers, int bs, std::vector<int64_t> windows = {}, KvType k = KvType::kF32,
+                   KvType v = KvType::kF32) {
   return KVCacheShape{layers, 1, 8, k, v, bs, 1 << 20, std::move(windows)};
 }
 
@@ -212,7 +212,8 @@ TEST(KVBlockPool, EvictsLeastRecentlyUsedLeavesFirst) {
     if (m > 0) {  // and what it holds is still what was computed
       KVCache fresh(s);
       prefill(fresh, t, PrefixKV(s, t), 0, m, m);
-      for (int64_t p = 0; p < m; ++p) EXPECT_EQ(stored_row(c, 0, p, true), stored_row(fresh, 0, p, true));
+      for (int64_t p = 0; p < m; ++p)
+        EXPECT_EQ(stored_row(c, 0, p, true), stored_row(fresh, 0, p, true));
     }
     return m;
   };
@@ -226,8 +227,8 @@ TEST(KVBlockPool, EvictsLeastRecentlyUsedLeavesFirst) {
 TEST(KVBlockPool, CopyOnWriteAfterTruncate) {
   // int4 keys: a rewind inside a group of 16 re-quantizes the group from dequantized keys, so it
   // would differ from a fresh cache; cut on the group boundary inside block 1 instead.
-  for (auto [k, v, cut] : {std::tuple{KvType::kF32, KvType::kF32, 20},
-                           std::tuple{KvType::kInt4, KvType::kInt8, 16}}) {
+  for (auto [k, v, cut] :
+       {std::tuple{KvType::kF32, KvType::kF32, 20}, std::tuple{KvType::kInt4, KvType::kInt8, 16}}) {
     SCOPED_TRACE(kv_type_name(k));
     const KVCacheShape s = shape(2, 16, {}, k, v);
     KVBlockPool pool(s);
@@ -241,8 +242,8 @@ TEST(KVBlockPool, CopyOnWriteAfterTruncate) {
     EXPECT_EQ(pool.ref_count(b1), 2);
     a.truncate(cut);  // inside block 1
     prefill(a, P2, PrefixKV(s, P2), cut, 40, 40 - cut);
-    EXPECT_EQ(a.block_id(0, 0), b0);  // not written: still shared
-    EXPECT_NE(a.block_id(0, 1), b1);  // copied
+    EXPECT_EQ(a.block_id(0, 0), b0);   // not written: still shared
+    EXPECT_NE(a.block_id(0, 1), b1);   // copied
     EXPECT_EQ(pool.ref_count(b1), 1);  // the cache's
     KVCache want2(s);
     prefill(want2, P2, PrefixKV(s, P2), 0, 40, 40);
@@ -274,9 +275,9 @@ TEST(KVBlockPool, MisuseIsAnError) {
   const auto P = tokens(40, 1);
   KVCache a(pool, 100);
   prefill(a, P, PrefixKV(s, P), 0, 20, 20);
-  EXPECT_THROW(a.adopt_prefix(P.data(), 40), Error);     // not empty
-  EXPECT_THROW(a.publish_prefix(P.data(), 21), Error);   // beyond what it holds
-  EXPECT_THROW(pool.release(a.block_id(0, 5)), Error);   // no such block
+  EXPECT_THROW(a.adopt_prefix(P.data(), 40), Error);    // not empty
+  EXPECT_THROW(a.publish_prefix(P.data(), 21), Error);  // beyond what it holds
+  EXPECT_THROW(pool.release(a.block_id(0, 5)), Error);  // no such block
   EXPECT_THROW({ KVBlockPool p(shape(1, 8, {}, KvType::kInt4, KvType::kF16)); }, Error);
   EXPECT_EQ(a.n_tokens(), 20);
 }

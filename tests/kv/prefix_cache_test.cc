@@ -19,8 +19,8 @@
 namespace longctx {
 namespace {
 
-using testing::PrefixKV;
 using testing::prefill;
+using testing::PrefixKV;
 using testing::stored_row;
 
 constexpr int kHeads = 4, kKvHeads = 2, kHeadDim = 32;

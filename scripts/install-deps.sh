@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages longctx needs to build and test, when any is missing.
 set -euo pipefail
 PKGS=(g++ cmake make pkg-config nlohmann-json3-dev libcli11-dev libsentencepiece-dev
-      libpcre2-dev libutf8proc-dev libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev
+      libpcre2-dev libutf8proc-dev libxxhash-dev libcpp-httplib-dev libgtest-dev libgmock-dev
+      libbenchmark-dev
       python3-numpy  # also regenerates tests/model/fixtures/rope_freqs.json
       pybind11-dev python3-dev python3-pytest python3-matplotlib)  # the Python module (python/)
 missing=()

@@ -19,7 +19,7 @@ namespace longctx::kernels {
 namespace {
 
 // x rows from which matmul uses the packed GEMM instead of streaming matvec.
-constexpr int64_t kGemmMinRows = 8;
+constexpr int64_t kGemmMinRows = 16;
 
 const cpu::Isa& isa_of(SimdPath path) {
 #if defined(LONGCTX_X86_PATHS)

@@ -1,102 +1,89 @@
 #include "kv/kv_cache.h"
 
 #include <algorithm>
-#include <numeric>
+#include <cstring>
 #include <string>
 
 #include "core/error.h"
-#include "core/huge_pages.h"
 
 namespace longctx {
 
-size_t KVCacheShape::bytes_per_token() const {
-  return static_cast<size_t>(n_layers) * n_kv_heads *
-         (kernels::kv_row_bytes(k_type, head_dim, true) +
-          kernels::kv_row_bytes(v_type, head_dim, false));
-}
-
-size_t KVCacheShape::key_block_bytes() const {
-  return static_cast<size_t>(n_kv_heads) * block_size *
-         kernels::kv_row_bytes(k_type, head_dim, true);
-}
-
-size_t KVCacheShape::bytes_per_layer_block() const {
-  return key_block_bytes() + static_cast<size_t>(n_kv_heads) * block_size *
-                                 kernels::kv_row_bytes(v_type, head_dim, false);
-}
-
-size_t KVCacheShape::fixed_bytes() const {
-  if (!kernels::kv_per_channel(k_type, true)) return 0;
-  return static_cast<size_t>(n_layers) * n_kv_heads * kernels::kKvChannelGroup * head_dim *
-         sizeof(float);
-}
-
-int64_t KVCacheShape::max_blocks(int layer, int64_t context, int64_t chunk) const {
-  const int64_t all = (context + block_size - 1) / block_size;
-  const int64_t w = window(layer);
-  if (w <= 0) return all;
-  // Live keys before a chunk: [pos0 - w + 1, pos0 + chunk), spread over at most this many blocks.
-  const int64_t span = w - 1 + std::min(chunk, context);
-  return std::min(all, (span + block_size - 1) / block_size + 1);
-}
-
 KVCache::KVCache(const KVCacheShape& shape, MemoryAccount* account)
-    : shape_(shape), account_(account) {
-  if (shape.n_layers <= 0 || shape.n_kv_heads <= 0 || shape.head_dim <= 0 || shape.block_size <= 0)
-    throw Error(ErrorKind::kInternal, "KV cache shape has a non-positive dimension");
-  kernels::check_kv_type(shape.k_type, shape.head_dim, true, shape.block_size);
-  kernels::check_kv_type(shape.v_type, shape.head_dim, false, shape.block_size);
-  blocks_.resize(shape.n_layers);
-  k_ptrs_.resize(shape.n_layers);
-  v_ptrs_.resize(shape.n_layers);
-  first_live_.assign(shape.n_layers, 0);
-  if (const size_t fixed = shape.fixed_bytes()) {
-    if (account_) account_->charge(fixed, "the KV cache's f32 group of newest int4 keys");
+    : own_pool_(std::make_unique<KVBlockPool>(shape, 0, account)),
+      pool_(own_pool_.get()),
+      shape_(shape) {
+  init();
+}
+
+KVCache::KVCache(KVBlockPool& pool, int64_t capacity) : pool_(&pool), shape_(pool.shape()) {
+  shape_.capacity = capacity;
+  init();
+}
+
+void KVCache::init() {
+  blocks_.resize(shape_.n_layers);
+  ids_.resize(shape_.n_layers);
+  shared_.resize(shape_.n_layers);
+  k_ptrs_.resize(shape_.n_layers);
+  v_ptrs_.resize(shape_.n_layers);
+  first_live_.assign(shape_.n_layers, 0);
+  if (const size_t fixed = shape_.fixed_bytes()) {
+    pool_->charge(fixed, "the KV cache's f32 group of newest int4 keys");
     pending_.assign(fixed / sizeof(float), 0.f);
-    pending_from_.assign(shape.n_layers, 0);
+    pending_from_.assign(shape_.n_layers, 0);
   }
 }
 
 KVCache::~KVCache() {
-  if (account_) account_->release(allocated_bytes());
+  try {
+    release_all();
+  } catch (const Error&) {
+    // Only a broken pool invariant throws here; nothing sensible is left to do in a destructor.
+  }
+  pool_->uncharge(shape_.fixed_bytes());
+  // own_pool_, destroyed next, releases the charge of the blocks it carved.
 }
 
-size_t kv_slab_bytes(size_t stride) {
-  constexpr size_t kHuge = HugePageBuffer::kHugePage;
-  constexpr size_t kMin = size_t{16} << 20, kMaxUnit = size_t{64} << 20;
-  // The fewest blocks that end on a huge-page boundary (e.g. 2 of 3 MiB, 32 of 192 KiB).
-  const size_t unit = kHuge / std::gcd(stride, kHuge) * stride;
-  if (unit <= kMaxUnit) return unit * ((kMin + unit - 1) / unit);
-  // A stride with few factors of two (int8/int4 rows carry scales): as many blocks as fit in
-  // 16 MiB, so each slab wastes less than one block inside its last huge page.
-  return std::max<size_t>(1, kMin / stride) * stride;
+void KVCache::release_all() {
+  for (int l = 0; l < shape_.n_layers; ++l) {
+    for (int32_t id : ids_[l])
+      if (id >= 0) pool_->release(id);
+    blocks_[l].clear();
+    ids_[l].clear();
+    shared_[l].clear();
+    k_ptrs_[l].clear();
+    v_ptrs_[l].clear();
+    first_live_[l] = 0;
+  }
 }
 
-uint8_t* KVCache::take_block() {
-  if (!free_.empty()) {
-    uint8_t* b = free_.back();
-    free_.pop_back();
-    return b;
+size_t KVCache::allocated_bytes() const {
+  const size_t blocks = own_pool_ ? static_cast<size_t>(own_pool_->carved())
+                                  : live_bytes() / shape_.bytes_per_layer_block();
+  return blocks * shape_.bytes_per_layer_block() + shape_.fixed_bytes();
+}
+
+void KVCache::set_block(int layer, size_t b, KVBlockPool::Block blk, bool shared) {
+  blocks_[layer][b] = blk.data;
+  ids_[layer][b] = blk.id;
+  shared_[layer][b] = shared;
+  k_ptrs_[layer][b] = blk.data;
+  v_ptrs_[layer][b] = blk.data ? blk.data + shape_.key_block_bytes() : nullptr;
+}
+
+void KVCache::copy_on_write(int layer, size_t b) {
+  const int32_t old = ids_[layer][b];
+  // Held by this cache alone (the others let go): write in place. Nobody can take a new
+  // reference meanwhile: only the prefix cache hands blocks out, and it no longer holds this one.
+  if (pool_->ref_count(old) == 1) {
+    shared_[layer][b] = 0;
+    return;
   }
-  const size_t bytes = shape_.bytes_per_layer_block();
-  const size_t stride = (bytes + 63) / 64 * 64;
-  if (account_) account_->charge(bytes, "a KV-cache block");
-  if (slabs_.empty() || slab_used_ + stride > slabs_.back().size()) {
-    // Blocks are carved from slabs on huge pages (decode streams them like the weights); pages
-    // are touched only as blocks fill, so at most one huge page per cache sits unused.
-    HugePageBuffer slab(kv_slab_bytes(stride));
-    if (!slab.ok()) {
-      if (account_) account_->release(bytes);
-      throw Error(ErrorKind::kMemory, "cannot allocate a KV-cache block of " +
-                                          std::to_string(bytes) + " bytes; lower -c or --kv-dtype");
-    }
-    slabs_.push_back(std::move(slab));
-    slab_used_ = 0;
-  }
-  uint8_t* p = slabs_.back().data() + slab_used_;
-  slab_used_ += stride;
-  ++n_allocated_;
-  return p;
+  const KVBlockPool::Block copy = pool_->allocate();
+  // A shared block never changes, so it can be read without the pool's lock.
+  std::memcpy(copy.data, blocks_[layer][b], shape_.bytes_per_layer_block());
+  set_block(layer, b, copy, false);
+  pool_->release(old);
 }
 
 void KVCache::prepare(int64_t pos0, int64_t n) {
@@ -106,31 +93,33 @@ void KVCache::prepare(int64_t pos0, int64_t n) {
                 "context is full: " + std::to_string(end) + " tokens requested but the context is " +
                     std::to_string(shape_.capacity) + " tokens; raise it with -c N");
   const int64_t bs = shape_.block_size;
-  const size_t half = shape_.key_block_bytes();
+  // Every layer gives back first, so that a full shared pool finds those blocks when allocating.
+  for (int l = 0; l < shape_.n_layers; ++l) {
+    // A window layer's earliest visible key is pos0 - w + 1: earlier blocks go back to the pool.
+    const int64_t keep_from = shape_.first_live_block(l, pos0);
+    for (int64_t b = first_live_[l]; b < std::min<int64_t>(keep_from, blocks_[l].size()); ++b) {
+      if (ids_[l][b] >= 0) pool_->release(ids_[l][b]);
+      set_block(l, static_cast<size_t>(b), {}, false);
+    }
+    first_live_[l] = std::max(first_live_[l], keep_from);
+  }
   for (int l = 0; l < shape_.n_layers; ++l) {
     auto& blocks = blocks_[l];
-    const int64_t w = shape_.window(l);
-    if (w > 0) {
-      // The earliest key any query in [pos0, end) can see is pos0 - w + 1.
-      const int64_t keep_from = std::max<int64_t>(0, pos0 - w + 1) / bs;
-      for (int64_t b = first_live_[l]; b < std::min<int64_t>(keep_from, blocks.size()); ++b) {
-        if (blocks[b]) free_.push_back(blocks[b]);
-        blocks[b] = nullptr;
-        k_ptrs_[l][b] = v_ptrs_[l][b] = nullptr;
-      }
-      first_live_[l] = std::max(first_live_[l], keep_from);
-    }
     const size_t need = static_cast<size_t>((end + bs - 1) / bs);
-    while (blocks.size() < need) {
-      blocks.push_back(nullptr);
-      k_ptrs_[l].push_back(nullptr);
-      v_ptrs_[l].push_back(nullptr);
+    if (blocks.size() < need) {
+      blocks.resize(need, nullptr);
+      ids_[l].resize(need, -1);
+      shared_[l].resize(need, 0);
+      k_ptrs_[l].resize(need, nullptr);
+      v_ptrs_[l].resize(need, nullptr);
     }
     for (size_t b = static_cast<size_t>(first_live_[l]); b < need; ++b) {
-      if (blocks[b]) continue;
-      blocks[b] = take_block();
-      k_ptrs_[l][b] = blocks[b];
-      v_ptrs_[l][b] = blocks[b] + half;
+      if (!blocks[b]) {
+        set_block(l, b, pool_->allocate(), false);
+      } else if (shared_[l][b] && static_cast<int64_t>(b) >= pos0 / bs) {
+        // The pass writes into it (int4 keys re-quantize a reopened group in pos0's block too).
+        copy_on_write(l, b);
+      }
     }
   }
 }
@@ -150,7 +139,7 @@ void KVCache::write(int layer, int64_t pos0, int64_t n, const float* k, const fl
   for (int64_t t = 0, run = 0; t < n; t += run) {
     const int64_t pos = pos0 + t;
     const size_t b = static_cast<size_t>(pos / bs);
-    if (b >= blocks.size() || !blocks[b])
+    if (b >= blocks.size() || !blocks[b] || shared_[layer][b])
       throw Error(ErrorKind::kInternal, "KV write to a block that prepare() did not make ready");
     const int off = static_cast<int>(pos % bs);
     run = std::min<int64_t>(n - t, bs - off);
@@ -195,15 +184,8 @@ kernels::KVView KVCache::view(int layer, int64_t n_valid) const {
 void KVCache::truncate(int64_t n) {
   if (n < 0) n = 0;
   if (n >= n_tokens_) return;
-  if (n == 0) {  // start over: every block goes back to the free list
-    for (int l = 0; l < shape_.n_layers; ++l) {
-      for (auto& b : blocks_[l])
-        if (b) free_.push_back(b);
-      blocks_[l].clear();
-      k_ptrs_[l].clear();
-      v_ptrs_[l].clear();
-      first_live_[l] = 0;
-    }
+  if (n == 0) {  // start over: every block goes back to the pool
+    release_all();
     std::fill(pending_from_.begin(), pending_from_.end(), 0);
     n_tokens_ = 0;
     return;
@@ -231,6 +213,54 @@ void KVCache::truncate(int64_t n) {
     pending_from_[l] = from;
   }
   n_tokens_ = n;
+}
+
+int64_t KVCache::adopt_prefix(const int32_t* tokens, int64_t n) {
+  if (n_tokens_ != 0)
+    throw Error(ErrorKind::kInvalidArg, "adopt_prefix needs an empty KV cache (it holds " +
+                                            std::to_string(n_tokens_) + " tokens)");
+  release_all();  // blocks prepare() made ready but nothing wrote
+  const int64_t bs = shape_.block_size;
+  // At least one token is left to run, and the prefix fits the cap.
+  const int64_t max_blocks = std::min(n - 1, shape_.capacity) / bs;
+  if (max_blocks <= 0) return 0;
+  std::vector<KVBlockPool::Block> got;
+  const int64_t m = pool_->lookup(tokens, n, max_blocks, got);
+  if (m == 0) return 0;
+  const int L = shape_.n_layers;
+  for (int l = 0; l < L; ++l) {
+    blocks_[l].assign(m, nullptr);
+    ids_[l].assign(m, -1);
+    shared_[l].assign(m, 0);
+    k_ptrs_[l].assign(m, nullptr);
+    v_ptrs_[l].assign(m, nullptr);
+    // A window layer got only the blocks a pass from m x bs can see (the rest are Block{}).
+    first_live_[l] = shape_.first_live_block(l, m * bs);
+    for (int64_t b = 0; b < m; ++b) set_block(l, b, got[b * L + l], got[b * L + l].data != nullptr);
+  }
+  n_tokens_ = m * bs;
+  // int4 keys: the prefix ends on a whole block, so on a whole group: nothing is pending.
+  std::fill(pending_from_.begin(), pending_from_.end(), n_tokens_);
+  return n_tokens_;
+}
+
+void KVCache::publish_prefix(const int32_t* tokens, int64_t n) {
+  if (n < 0 || n > n_tokens_)
+    throw Error(ErrorKind::kInvalidArg, "publish_prefix of " + std::to_string(n) +
+                                            " tokens but the KV cache holds " +
+                                            std::to_string(n_tokens_));
+  const int L = shape_.n_layers;
+  const int64_t nb = n / shape_.block_size;
+  if (nb == 0) return;
+  std::vector<int32_t> ids(static_cast<size_t>(nb * L), -1);
+  for (int64_t b = 0; b < nb; ++b)
+    for (int l = 0; l < L; ++l)
+      if (b < static_cast<int64_t>(ids_[l].size())) ids[b * L + l] = ids_[l][b];
+  pool_->publish(tokens, nb, ids.data());
+  // Whatever the cache took, these blocks may now be shared: copy before writing into them.
+  for (int l = 0; l < L; ++l)
+    for (int64_t b = 0; b < nb && b < static_cast<int64_t>(ids_[l].size()); ++b)
+      if (ids_[l][b] >= 0) shared_[l][b] = 1;
 }
 
 size_t KVCache::live_bytes() const {

@@ -336,11 +336,26 @@ void Model::attention_block(ThreadPool& pool, int layer, const Segment* segs, in
   for (int s = 0; s < n_segs; ++s) {
     const Segment& g = segs[s];
     g.kv->write(layer, g.pos0, g.n, a.k.data() + g.row0 * kvd, a.v.data() + g.row0 * kvd);
+  }
+  auto attend = [&](ThreadPool& tp, const Segment& g) {
     const kernels::KVView view = g.kv->view(layer, g.pos0 + g.n);
     const float* q = a.q.data() + g.row0 * qd;
-    kernels::attention(pool, p, q, g.n, g.pos0, view, a.att.data() + g.row0 * qd);
+    kernels::attention(tp, p, q, g.n, g.pos0, view, a.att.data() + g.row0 * qd);
     if (h && h->any_pattern(layer))
-      h->attention(layer, hooks::AttentionInputs{&pool, &p, q, g.pos0, g.n, &view});
+      h->attention(layer, hooks::AttentionInputs{&tp, &p, q, g.pos0, g.n, &view});
+  };
+  // A decode batch (every thread has a sequence of a few rows): one fork-join over the sequences,
+  // each attended on one thread, instead of one fork-join per sequence per layer, which costs
+  // more than the attention of a short sequence. Longer segments split over the threads as usual.
+  bool per_thread = !h && n_segs >= pool.size() && pool.size() > 1;
+  for (int s = 0; s < n_segs && per_thread; ++s) per_thread = segs[s].n <= 4;
+  if (per_thread) {
+    pool.parallel_for(n_segs, 1, [&](int64_t b, int64_t e, int) {
+      thread_local ThreadPool inline_pool(1);  // runs on the calling thread
+      for (int64_t s = b; s < e; ++s) attend(inline_pool, segs[s]);
+    });
+  } else {
+    for (int s = 0; s < n_segs; ++s) attend(pool, segs[s]);
   }
   fire(h, layer, Point::kZ, a.att.data(), pos0, n, qd);
 

@@ -60,14 +60,18 @@ inline void matvec_tile_bf16(const uint16_t* xb, int64_t ldx, int64_t cols, cons
       y[i * ldy + r + k] = _mm512_reduce_add_ps(acc[i][k]) + (bias ? bias[r + k] : 0.f);
 }
 
-template <int NX>
+// NW weight rows per tile: 4 for up to 4 x rows; 3 for 8 x rows (24 accumulators), so that a
+// batch of 8 decoding sequences reads the weights once.
+template <int NX, int NW = 4>
 void matvec_rows_bf16(const uint16_t* xb, int64_t ldx, const WeightView& w, const float* bias,
                       float* y, int64_t r0, int64_t r1) {
   const auto* wp = static_cast<const uint16_t*>(w.data);
   const int64_t pf = w.cols * 2 <= 4096 ? 4 * w.cols : 0;  // as matvec_rows
   int64_t r = r0;
-  for (; r + 8 <= r1; r += 4) matvec_tile_bf16<NX, 4>(xb, ldx, w.cols, wp, r, bias, y, w.rows, pf);
-  for (; r + 4 <= r1; r += 4) matvec_tile_bf16<NX, 4>(xb, ldx, w.cols, wp, r, bias, y, w.rows, 0);
+  for (; r + 2 * NW <= r1; r += NW)
+    matvec_tile_bf16<NX, NW>(xb, ldx, w.cols, wp, r, bias, y, w.rows, pf);
+  for (; r + NW <= r1; r += NW)
+    matvec_tile_bf16<NX, NW>(xb, ldx, w.cols, wp, r, bias, y, w.rows, 0);
   for (; r < r1; ++r) matvec_tile_bf16<NX, 1>(xb, ldx, w.cols, wp, r, bias, y, w.rows, 0);
 }
 
@@ -102,6 +106,8 @@ void matvec_bf16_dot(const uint16_t* xb, int64_t n, const WeightView& w, const f
   const int64_t ldx = (w.cols + 1) & ~int64_t{1};
   if (n == 1) return matvec1_bf16_seq(xb, w, bias, y, r0, r1);
   int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    matvec_rows_bf16<8, 3>(xb + i * ldx, ldx, w, bias, y + i * w.rows, r0, r1);
   for (; i + 4 <= n; i += 4)
     matvec_rows_bf16<4>(xb + i * ldx, ldx, w, bias, y + i * w.rows, r0, r1);
   const uint16_t* xi = xb + i * ldx;

@@ -25,6 +25,7 @@ EngineOptions stories_options(int64_t ctx) {
   eo.model_path = test::model_path("stories260K");
   eo.context = ctx;
   eo.threads = 2;
+  eo.kv = KvType::kF32;  // as the golden reference ran
   return eo;
 }
 
@@ -100,7 +101,8 @@ TEST_F(ServeModelTest, GreedyCompletionIsWhatTheGeneratorAndTheGoldenGive) {
   EXPECT_EQ(j["usage"]["completion_tokens"], n);
   EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
 
-  // Log-probabilities differ as the golden logits do (softmax keeps differences).
+  // Log-probabilities differ as the golden logits do (softmax keeps differences); the golden
+  // test holds logits to 1e-4 relative, about 2e-3 here for each of the two.
   const json& lp = j["choices"][0]["logprobs"];
   const auto tok = load_tokenizer(test::model_path("stories260K"));
   for (size_t step = 0; step < 3; ++step) {
@@ -113,7 +115,7 @@ TEST_F(ServeModelTest, GreedyCompletionIsWhatTheGeneratorAndTheGoldenGive) {
       const std::string t = tok->token_bytes(g["top_ids"][k].get<int32_t>());
       ASSERT_TRUE(top.contains(t)) << t << " in " << top;
       const double want = g["top_logits"][k].get<double>() - g["top_logits"][0].get<double>();
-      EXPECT_NEAR(top[t].get<double>() - top[best].get<double>(), want, 2e-3) << step << " " << t;
+      EXPECT_NEAR(top[t].get<double>() - top[best].get<double>(), want, 5e-3) << step << " " << t;
     }
     EXPECT_NEAR(lp["token_logprobs"][step].get<double>(), top[best].get<double>(), 1e-6);
   }
@@ -175,7 +177,7 @@ TEST_F(ServeModelTest, PromptAndMaxTokensBeyondTheContextIs400WithTheNumbers) {
 TEST_F(ServeModelTest, FullQueueIs503WithRetryAfter) {
   start(/*parallel=*/1, /*queue=*/1, /*ctx=*/512);
   // Long generations at once: one runs, one waits, the rest find the queue full.
-  constexpr int kClients = 12;
+  constexpr int kClients = 16;
   std::vector<std::future<std::pair<int, std::string>>> got;
   for (int i = 0; i < kClients; ++i)
     got.push_back(std::async(std::launch::async, [this] {

@@ -106,8 +106,14 @@ int serve(const ServeOpts& o) {
       sched.parallel = o.parallel;
       sched.queue_limit = o.queue;
       std::shared_ptr<server::Backend> be = server::load_engine_backend(planned, sched, chat);
+      const SchedulerStats st = be->stats();
       http.set_backend(std::move(be));
-      std::fprintf(stderr, "model loaded; serving\n");
+      std::fprintf(stderr,
+                   "model loaded; serving: KV pool %lld blocks of %s, serving plan %s of %s\n",
+                   static_cast<long long>(st.kv_blocks_total),
+                   format_size(size_t(st.kv_block_bytes)).c_str(),
+                   format_size(size_t(st.planned_bytes)).c_str(),
+                   format_size(size_t(st.budget_bytes)).c_str());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "error: loading the model failed: %s\n", e.what());
       http.set_load_error(e.what());

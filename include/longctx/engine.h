@@ -36,6 +36,9 @@ struct EngineOptions {
   KvType kv = KvType::kF16;          // KV-cache precision of keys and values
   std::optional<KvType> kv_k, kv_v;  // keys / values apart (unset: kv)
   int64_t prefill_chunk = 0;         // prompt tokens per forward pass; 0: the planner picks
+  // Sequences that must fit at the full context at once: with context 0 the context is chosen so
+  // that `batch` of them fit (a server's --parallel); 1 otherwise.
+  int batch = 1;
   std::string mem_budget = "auto";   // "auto" (MemAvailable / cgroup minus a margin) or a size
   int threads = 0;                   // 0: all cores
   WeightMemory weights = WeightMemory::kResident;

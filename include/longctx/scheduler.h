@@ -37,6 +37,7 @@
 namespace longctx {
 
 class Engine;
+struct PlannedRun;
 
 struct SchedulerOptions {
   int parallel = 4;       // sequences running at once at most (--parallel)
@@ -54,16 +55,20 @@ struct SchedulerOptions {
 //              kernel scratch, overhead)
 //   per_seq  = what each running sequence holds besides KV blocks: its logits row, the sampler's
 //              buffers, its token history, int4 keys' pending group (KVCacheShape::fixed_bytes)
-//   pool     = blocks x block bytes: min(what the budget leaves after fixed + parallel x per_seq
-//              and one slab of carving slack, 2 x parallel full-context sequences)
+//   pool     = blocks x block bytes: min(what the budget leaves after fixed + parallel x per_seq,
+//              2 x parallel full-context sequences)
 // Error(kMemory) when the pool cannot hold one sequence of the full context.
 struct ServePlan {
+  KVCacheShape shape;       // of the pool: the plan's KV types, SchedulerOptions::block_tokens
+  int64_t context = 0;      // tokens one sequence may hold
+  int64_t step_tokens = 0;  // rows of one step (SchedulerOptions::step_tokens resolved)
   int64_t pool_blocks = 0;
   int64_t blocks_per_sequence = 0;  // worst case of one full-context sequence
   size_t block_bytes = 0, fixed = 0, per_sequence = 0, pool_bytes = 0, total = 0, budget = 0;
 };
-ServePlan plan_serve(const MemoryPlan& plan, const ModelConfig& cfg, const KVCacheShape& shape,
-                     int parallel, int64_t step_tokens);
+// From the plan alone (nothing loaded), so a server refuses before it listens. Error(kInvalidArg)
+// for options out of range.
+ServePlan plan_serve(const PlannedRun& run, const SchedulerOptions& opt);
 
 struct CompletionRequest {
   std::vector<int32_t> prompt;  // token ids, BOS included when the model wants one; not empty
@@ -74,7 +79,8 @@ struct CompletionRequest {
   // Token ids that end the generation besides the model's end-of-sequence ids (a chat template's
   // end-of-turn token); like them, not part of the text, and ignored with ignore_eos.
   std::vector<int32_t> stop_tokens;
-  int logprobs = 0;  // > 0: each token event carries its log-probability and this many top ones
+  // >= 0: each token event carries its log-probability and this many most likely tokens; -1: none.
+  int logprobs = -1;
 };
 
 // One generated token, in order. `text` is the complete UTF-8 the token finished (may be empty
@@ -84,7 +90,8 @@ struct CompletionRequest {
 struct SchedulerEvent {
   int32_t token = -1;
   std::string text;
-  float logprob = 0.f;  // log-probability of `token` under the model (before sampling settings)
+  float logprob = 0.f;  // with logprobs >= 0: log-probability of `token` under the model (before
+                        // the sampling settings)
   std::vector<std::pair<int32_t, float>> top;  // the `logprobs` most likely tokens, best first
 };
 
@@ -145,8 +152,8 @@ struct SchedulerStats {
 
 class Scheduler {
  public:
-  // Starts the scheduling thread over `engine` (which must outlive it). The KV block pool takes
-  // what the engine's plan priced for KV (plan().kv_total: context x batch).
+  // Starts the scheduling thread over `engine` (which must outlive it), with the KV block pool
+  // plan_serve(engine.planned(), opt) sizes (Error(kMemory) when it cannot hold one sequence).
   Scheduler(Engine& engine, const SchedulerOptions& opt);
   ~Scheduler();  // cancels everything, joins the thread
   Scheduler(const Scheduler&) = delete;

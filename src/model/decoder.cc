@@ -207,16 +207,20 @@ const RopeFreqs& Model::select_rope(int64_t rope_len, RopeFreqs& scratch) const 
   return rope_init_;
 }
 
-KVCacheShape Model::kv_shape(KvType k, KvType v, int64_t capacity) const {
+KVCacheShape kv_cache_shape(const ModelConfig& cfg, KvType k, KvType v, int64_t capacity) {
   KVCacheShape s;
-  s.n_layers = cfg_.num_hidden_layers;
-  s.n_kv_heads = cfg_.num_key_value_heads;
-  s.head_dim = cfg_.head_dim;
+  s.n_layers = cfg.num_hidden_layers;
+  s.n_kv_heads = cfg.num_key_value_heads;
+  s.head_dim = cfg.head_dim;
   s.k_type = k;
   s.v_type = v;
   s.capacity = capacity;
-  s.layer_window = cfg_.layer_window;
+  s.layer_window = cfg.layer_window;
   return s;
+}
+
+KVCacheShape Model::kv_shape(KvType k, KvType v, int64_t capacity) const {
+  return kv_cache_shape(cfg_, k, v, capacity);
 }
 
 Activations::Activations(const ModelConfig& cfg, int64_t max_tokens, MemoryAccount* account)

@@ -65,6 +65,10 @@ struct BatchEntry {
   float* logits = nullptr;  // receives [vocab]: the logits after its last token; null: not needed
 };
 
+// The KV-cache shape of a model of config `cfg` (layers, kv heads, head_dim, windows), keys stored
+// as `k` and values as `v`, for `capacity` tokens; needs no weights (planning before loading).
+KVCacheShape kv_cache_shape(const ModelConfig& cfg, KvType k, KvType v, int64_t capacity);
+
 // Where the weights live while the model runs.
 enum class WeightMemory {
   // A private copy in anonymous memory on 2 MiB transparent huge pages (falls back to the file

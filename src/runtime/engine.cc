@@ -26,11 +26,13 @@ PlanRequest plan_request(const EngineOptions& o, const ModelConfig& cfg) {
   if (o.prefill_chunk < 0)
     throw Error(ErrorKind::kInvalidArg, "--prefill-chunk must be a positive number of tokens");
   if (o.threads < 0) throw Error(ErrorKind::kInvalidArg, "-t must be >= 1 (0 = all cores)");
+  if (o.batch < 1) throw Error(ErrorKind::kInvalidArg, "the batch must be at least 1 sequence");
   r.context = o.context;
   r.kv = o.kv;
   r.kv_k = o.kv_k;
   r.kv_v = o.kv_v;
   r.prefill_chunk = o.prefill_chunk;
+  r.batch = o.batch;
   r.threads = o.threads > 0 ? o.threads
                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return r;

@@ -36,9 +36,27 @@ const char* finish_reason_name(FinishReason r) {
   return "error";
 }
 
-ServePlan plan_serve(const MemoryPlan& plan, const ModelConfig& cfg, const KVCacheShape& shape,
-                     int parallel, int64_t step_tokens) {
+ServePlan plan_serve(const PlannedRun& run, const SchedulerOptions& opt) {
+  if (opt.parallel < 1) throw Error(ErrorKind::kInvalidArg, "--parallel must be at least 1");
+  if (opt.queue_limit < 0) throw Error(ErrorKind::kInvalidArg, "--queue must be >= 0");
+  if (opt.block_tokens < 16 || opt.block_tokens % 16)
+    throw Error(ErrorKind::kInvalidArg, "KV block size must be a multiple of 16 tokens");
+  const MemoryPlan& plan = run.plan;
+  const ModelConfig& cfg = run.config();
+  const int parallel = opt.parallel;
+  const int64_t step_tokens = opt.step_tokens > 0
+                                  ? opt.step_tokens
+                                  : std::max<int64_t>(plan.prefill_chunk, opt.parallel);
+  if (step_tokens < opt.parallel)
+    throw Error(ErrorKind::kInvalidArg, "the step token budget (" + std::to_string(step_tokens) +
+                                            ") must hold one decode token per sequence (" +
+                                            std::to_string(opt.parallel) + ")");
   ServePlan p;
+  p.shape = kv_cache_shape(cfg, plan.kv_k, plan.kv_v, plan.context);
+  p.shape.block_size = opt.block_tokens;
+  p.context = plan.context;
+  p.step_tokens = step_tokens;
+  const KVCacheShape& shape = p.shape;
   p.budget = plan.budget.bytes;
   p.block_bytes = shape.bytes_per_layer_block();
   for (int l = 0; l < shape.n_layers; ++l)
@@ -51,18 +69,19 @@ ServePlan plan_serve(const MemoryPlan& plan, const ModelConfig& cfg, const KVCac
   p.fixed += V * sizeof(float);  // the log-softmax row for logprobs
   // Logits row, sampler index + probabilities, top-logprobs index, history, strings.
   p.per_sequence = shape.fixed_bytes() + 16 * V + static_cast<size_t>(plan.context) * 4 + 65536;
-  const size_t slack = kv_slab_bytes(p.block_bytes);
-  const size_t taken = p.fixed + static_cast<size_t>(parallel) * p.per_sequence + slack;
+  // The pool's partly used last huge page is in the plan's overhead (a 2 MiB page per KV cache).
+  const size_t taken = p.fixed + static_cast<size_t>(parallel) * p.per_sequence;
   const int64_t fit =
       p.budget > taken ? static_cast<int64_t>((p.budget - taken) / p.block_bytes) : 0;
   p.pool_blocks = std::min<int64_t>(fit, 2 * int64_t{parallel} * p.blocks_per_sequence);
   if (p.pool_blocks < p.blocks_per_sequence)
     throw Error(ErrorKind::kMemory,
-                "the budget of " + format_size(p.budget) + " holds the model and " +
-                    std::to_string(parallel) + " sequences' buffers (" + format_size(taken) +
-                    ") but not the KV cache of one sequence of " + std::to_string(plan.context) +
-                    " tokens (" + format_size(p.blocks_per_sequence * p.block_bytes) +
-                    "); lower -c or --parallel, use --kv-dtype int8, or raise --mem-budget");
+                "serving needs " + format_size(taken) + " for the model and " +
+                    std::to_string(parallel) + " sequences' buffers, plus " +
+                    format_size(p.blocks_per_sequence * p.block_bytes) +
+                    " of KV blocks for one sequence of " + std::to_string(plan.context) +
+                    " tokens, but the budget is " + format_size(p.budget) +
+                    "; lower -c or --parallel, use --kv-dtype int8, or raise --mem-budget");
   p.pool_bytes = static_cast<size_t>(p.pool_blocks) * p.block_bytes;
   p.total = taken + p.pool_bytes;
   return p;
@@ -183,26 +202,15 @@ struct Scheduler::Impl {
 Scheduler::Scheduler(Engine& engine, const SchedulerOptions& opt)
     : opt_(opt), impl_(std::make_unique<Impl>(engine, opt)) {
   Impl& m = *impl_;
-  if (opt.parallel < 1) throw Error(ErrorKind::kInvalidArg, "--parallel must be at least 1");
-  if (opt.queue_limit < 0) throw Error(ErrorKind::kInvalidArg, "--queue must be >= 0");
-  if (opt.block_tokens < 16 || opt.block_tokens % 16)
-    throw Error(ErrorKind::kInvalidArg, "KV block size must be a multiple of 16 tokens");
+  m.plan = plan_serve(engine.planned(), opt);
+  const ServePlan& sp = m.plan;
   const MemoryPlan& plan = engine.plan();
   const ModelConfig& cfg = engine.config();
-  m.context = plan.context;
-  m.step_tokens = opt.step_tokens > 0 ? opt.step_tokens
-                                      : std::max<int64_t>(plan.prefill_chunk, opt.parallel);
-  if (m.step_tokens < opt.parallel)
-    throw Error(ErrorKind::kInvalidArg, "the step token budget (" + std::to_string(m.step_tokens) +
-                                            ") must hold one decode token per sequence (" +
-                                            std::to_string(opt.parallel) + ")");
+  m.context = sp.context;
+  m.step_tokens = sp.step_tokens;
   const RopeType rt = cfg.rope_scaling.type;
   m.prefix_ok = opt.prefix_cache && rt != RopeType::kLongRope && rt != RopeType::kDynamic;
-
-  KVCacheShape shape = m.model.kv_shape(plan.kv_k, plan.kv_v, m.context);
-  shape.block_size = opt.block_tokens;
-  m.plan = plan_serve(plan, cfg, shape, opt.parallel, m.step_tokens);
-  const ServePlan& sp = m.plan;
+  const KVCacheShape& shape = sp.shape;
   m.pool = std::make_unique<KVBlockPool>(shape, sp.pool_blocks);
   m.act = std::make_unique<Activations>(cfg, m.step_tokens);
   m.logits.assign(static_cast<size_t>(opt.parallel) * cfg.vocab_size, 0.f);
@@ -229,7 +237,7 @@ std::shared_ptr<RequestStream> Scheduler::submit(CompletionRequest req) {
   const int64_t n = static_cast<int64_t>(req.prompt.size());
   if (n == 0) throw Error(ErrorKind::kInvalidArg, "the prompt is empty");
   if (req.max_tokens <= 0) throw Error(ErrorKind::kInvalidArg, "max_tokens must be at least 1");
-  if (req.logprobs < 0 || req.logprobs > 20)
+  if (req.logprobs < -1 || req.logprobs > 20)
     throw Error(ErrorKind::kInvalidArg, "logprobs must be between 0 and 20");
   validate(req.sampler);
   const int64_t V = m.model.vocab_size();
@@ -444,7 +452,7 @@ void Scheduler::Impl::step() {
 void Scheduler::Impl::sample(Seq& s, float* row) {
   const int64_t V = model.vocab_size();
   SchedulerEvent ev;
-  if (s.req.logprobs > 0) {  // log-softmax of the raw logits, before the sampler changes them
+  if (s.req.logprobs >= 0) {  // log-softmax of the raw logits, before the sampler changes them
     float mx = row[0];
     for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
     double sum = 0;
@@ -474,14 +482,16 @@ void Scheduler::Impl::sample(Seq& s, float* row) {
     return done(FinishReason::kEndOfSequence);
   }
   ev.token = t;
-  if (s.req.logprobs > 0) {
+  if (s.req.logprobs >= 0) {
     ev.logprob = scratch[t];
     const int k = std::min<int>(s.req.logprobs, static_cast<int>(V));
-    std::vector<int32_t> idx(static_cast<size_t>(V));
-    for (int64_t v = 0; v < V; ++v) idx[v] = static_cast<int32_t>(v);
-    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
-                      [&](int32_t a, int32_t b) { return scratch[a] > scratch[b]; });
-    for (int j = 0; j < k; ++j) ev.top.emplace_back(idx[j], scratch[idx[j]]);
+    if (k > 0) {
+      std::vector<int32_t> idx(static_cast<size_t>(V));
+      for (int64_t v = 0; v < V; ++v) idx[v] = static_cast<int32_t>(v);
+      std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                        [&](int32_t a, int32_t b) { return scratch[a] > scratch[b]; });
+      for (int j = 0; j < k; ++j) ev.top.emplace_back(idx[j], scratch[idx[j]]);
+    }
   }
   const StopStrings::Result r = s.stop.push(s.text.push(t));
   ev.text = r.text;

@@ -256,6 +256,18 @@ TEST_F(SchedulerTest, LogprobsAreTheModelsLogSoftmax) {
     EXPECT_LE(mass, 1.0 + 1e-5);
   }
   EXPECT_EQ(n, 5);
+  // logprobs 0: each token's own log-probability, no list; -1 (the default): neither.
+  r.logprobs = 0;
+  auto zero = sched.submit(r);
+  while (zero->next(ev))
+    if (ev.token >= 0) {
+      EXPECT_TRUE(ev.top.empty());
+      EXPECT_LT(ev.logprob, 0.f);
+    }
+  r.logprobs = -1;
+  auto none = sched.submit(r);
+  while (none->next(ev))
+    if (ev.token >= 0) EXPECT_EQ(ev.logprob, 0.f);
 }
 
 TEST(StopStrings, HoldsBackPossibleStartsAndCutsAtTheFirstMatch) {

@@ -62,7 +62,7 @@ TEST_F(HttpServerTest, CompletionShapeAndParameters) {
   EXPECT_EQ(q.sampler.top_k, 4);
   EXPECT_EQ(q.sampler.seed, 9u);
   EXPECT_EQ(q.stop, std::vector<std::string>{"zz"});
-  EXPECT_EQ(q.logprobs, 0);
+  EXPECT_EQ(q.logprobs, -1);  // not asked for
 
   // Defaults: 16 tokens; token-id prompts pass through.
   const auto d = post("/v1/completions", R"({"prompt": [1, 2, 3]})");

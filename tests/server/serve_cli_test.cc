@@ -33,6 +33,17 @@ TEST(ServeCli, ABudgetTooSmallRefusesBeforeListening) {
   EXPECT_EQ(r.output.find("listening on"), std::string::npos) << r.output;
 }
 
+// The single-sequence plan fits 12 MiB, but four sequences' buffers and one sequence's KV blocks
+// do not: the serving plan refuses, also before listening.
+TEST(ServeCli, AServingPlanOverTheBudgetRefusesBeforeListening) {
+  const auto r = test::run_cli("serve -m " + test::quote(test::model_path("stories260K")) +
+                               " --mem-budget 12MiB -c 256 --parallel 4 --port 0");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("serving needs"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("lower -c or --parallel"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("listening on"), std::string::npos) << r.output;
+}
+
 TEST(ServeCli, AnUnknownChatTemplateRefusesNamingTheChoices) {
   const auto r = test::run_cli("serve -m " + test::quote(test::model_path("stories260K")) +
                                " --chat-template chatmlx --port 0");

@@ -60,9 +60,15 @@ int serve(const ServeOpts& o) {
   eo.force_ctx = o.force_ctx;
   eo.weights = weight_memory(o.mmap);
   eo.on_notice = [](const std::string& m) { std::fprintf(stderr, "note: %s\n", m.c_str()); };
+  // A context chosen for the user lets every one of --parallel sequences reach it at once.
+  if (eo.context == 0) eo.batch = o.parallel;
   const PlannedRun planned = Engine::plan_only(eo);
   if (const std::string m = context_choice_message(planned); !m.empty())
     std::fprintf(stderr, "%s\n", m.c_str());
+  SchedulerOptions sched;
+  sched.parallel = o.parallel;
+  sched.queue_limit = o.queue;
+  const ServePlan sp = plan_serve(planned, sched);  // refuses here too, before listening
   const server::ChatTemplateChoice chat =
       server::resolve_chat_template(o.model_path, o.chat_template);
   std::fprintf(stderr, "%s\n", chat.message.c_str());
@@ -88,8 +94,8 @@ int serve(const ServeOpts& o) {
   const int port = http.start();
   std::fprintf(stderr, "listening on http://%s:%d (model %s, ctx %lld, plan %s of %s)%s\n",
                o.host.c_str(), port, so.model_id.c_str(),
-               static_cast<long long>(planned.plan.context),
-               format_size(planned.plan.total).c_str(), format_size(planned.budget.bytes).c_str(),
+               static_cast<long long>(planned.plan.context), format_size(sp.total).c_str(),
+               format_size(planned.budget.bytes).c_str(),
                o.api_key.empty() ? "" : "; API key required");
   if (o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1" && o.api_key.empty())
     std::fprintf(stderr,
@@ -102,9 +108,6 @@ int serve(const ServeOpts& o) {
   std::atomic<bool> loading{true};
   std::thread loader([&] {
     try {
-      SchedulerOptions sched;
-      sched.parallel = o.parallel;
-      sched.queue_limit = o.queue;
       std::shared_ptr<server::Backend> be = server::load_engine_backend(planned, sched, chat);
       const SchedulerStats st = be->stats();
       http.set_backend(std::move(be));

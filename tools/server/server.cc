@@ -348,9 +348,7 @@ void HttpServer::Impl::generate(const httplib::Request& req, httplib::Response& 
     cr.sampler.seed = gen.seed ? *gen.seed : std::random_device{}();
     cr.stop = gen.stop;
     cr.ignore_eos = gen.ignore_eos;
-    // The scheduler reports log-probabilities only when asked for top tokens; logprobs 0 still
-    // wants each token's own.
-    if (want_logprobs) cr.logprobs = std::max(logprobs_top, 1);
+    if (want_logprobs) cr.logprobs = logprobs_top;  // 0: each token's own, no top list
 
     std::unique_ptr<GenerationStream> stream;
     try {

@@ -63,6 +63,7 @@ class ServeProcess {
   }
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   // Everything printed so far (reads what is pending first).
   const std::string& output() {
     while (read_some(std::chrono::milliseconds(0))) {

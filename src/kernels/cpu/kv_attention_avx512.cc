@@ -47,6 +47,25 @@ inline __m512 abs_ps(__m512 x) {
       _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff)));
 }
 
+// Lane k of the result reduces v[k] for k < 8 (op: max or add over all 16 lanes), at lane
+// reduced_lane(k): a tree of shuffles shared by the eight reductions (about 3 instructions each
+// instead of 9 for one vector alone, and no serial chain per vector).
+inline int reduced_lane(int k) { return 4 * (k % 4) + 2 * (k / 4); }
+template <bool kMax>
+inline __m512 reduce8(const __m512* v) {
+  const auto op = [](__m512 a, __m512 b) { return kMax ? _mm512_max_ps(a, b) : _mm512_add_ps(a, b); };
+  __m512 a[4], b[2];
+  for (int k = 0; k < 4; ++k)  // blocks 0-1: v[2k] halves combined; blocks 2-3: v[2k+1]
+    a[k] = op(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
+              _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xee));
+  for (int k = 0; k < 2; ++k)  // block q: v[4k + q] in four lanes
+    b[k] = op(_mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0x88),
+              _mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0xdd));
+  // Block q: lanes 0-1 v[q], lanes 2-3 v[4 + q]; then each lane pair summed.
+  const __m512 c = op(_mm512_shuffle_ps(b[0], b[1], 0x44), _mm512_shuffle_ps(b[0], b[1], 0xee));
+  return op(c, _mm512_shuffle_ps(c, c, 0xb1));
+}
+
 // Query codes of R rows: code[i][32g + k] ~ x / scale[i][g]; sum128[i][g] = 128 x the group's
 // code sum (the offset of int8 keys read as unsigned).
 struct QueryCodes {
@@ -138,25 +157,54 @@ inline void transpose_rows(const uint8_t* row, size_t stride, int n, int bytes, 
 
 // int4 keys: 16 packed rows of hd / 2 bytes (channel i < hd/2 in the low nibble of byte i,
 // channel hd/2 + i in its high nibble) -> the unsigned codes of every chunk. Rows L outside
-// [first, first + n) are zero.
-inline void int4_key_chunks(const uint8_t* rows, int first, int n, int hd, KeyChunks& k) {
+// [first, first + n) are zero. Returns whether the lanes hold the keys in kPairOrder instead of
+// 0 .. 15 (head_dim 64).
+inline bool int4_key_chunks(const uint8_t* rows, int first, int n, int hd, KeyChunks& k) {
   const int half = hd / 2;
   const __m512i lo4 = _mm512_set1_epi8(0x0f);
+  auto nibbles = [&](int c, __m512i x) {  // packed dword c: chunks c (low) and half/4 + c (high)
+    k.kt[c] = _mm512_and_si512(x, lo4);
+    k.kt[half / 4 + c] = _mm512_and_si512(_mm512_srli_epi16(x, 4), lo4);
+  };
+  const uint32_t valid = ((1u << n) - 1) << first;
+  if (half == 32) {
+    // Keys 2m and 2m + 1 fill one 64-byte load; an 8 x 16 dword transpose (24 shuffles, not a
+    // 16 x 16 one's 64) leaves lane order kPairOrder.
+    __m512i r[8], t[8], u[8];
+    for (int m = 0; m < 8; ++m) {
+      const __mmask64 mask = ((valid >> (2 * m)) & 1 ? 0xffffffffull : 0) |
+                             ((valid >> (2 * m + 1)) & 1 ? 0xffffffff00000000ull : 0);
+      r[m] = mask == ~0ull ? _mm512_loadu_si512(rows + 64 * m)
+                           : _mm512_maskz_loadu_epi8(mask, rows + 64 * m);
+    }
+    for (int q = 0; q < 8; q += 2) {
+      t[q] = _mm512_unpacklo_epi32(r[q], r[q + 1]);
+      t[q + 1] = _mm512_unpackhi_epi32(r[q], r[q + 1]);
+    }
+    for (int q = 0; q < 8; q += 4) {  // u[q + x], block b: dword 4b + x of r[q .. q + 3]
+      u[q] = _mm512_unpacklo_epi64(t[q], t[q + 2]);
+      u[q + 1] = _mm512_unpackhi_epi64(t[q], t[q + 2]);
+      u[q + 2] = _mm512_unpacklo_epi64(t[q + 1], t[q + 3]);
+      u[q + 3] = _mm512_unpackhi_epi64(t[q + 1], t[q + 3]);
+    }
+    // Dword c = 4b + x: blocks b and b + 2 (keys 2m and 2m + 1) of u[x] (m < 4) and u[4 + x].
+    for (int x = 0; x < 4; ++x) {
+      nibbles(x, _mm512_shuffle_i32x4(u[x], u[4 + x], 0x88));
+      nibbles(4 + x, _mm512_shuffle_i32x4(u[x], u[4 + x], 0xdd));
+    }
+    return true;
+  }
   for (int b = 0; b < half; b += 64) {
     const int bytes = half - b < 64 ? half - b : 64;
     __m512 r[16];
     const __mmask64 m = bytes == 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
     for (int L = 0; L < 16; ++L)
-      r[L] = L >= first && L < first + n
-                 ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi8(m, rows + L * half + b))
-                 : _mm512_setzero_ps();
+      r[L] = (valid >> L) & 1 ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi8(m, rows + L * half + b))
+                              : _mm512_setzero_ps();
     transpose16(r);
-    for (int c = 0; c < bytes / 4; ++c) {
-      const __m512i x = _mm512_castps_si512(r[c]);
-      k.kt[b / 4 + c] = _mm512_and_si512(x, lo4);
-      k.kt[(half + b) / 4 + c] = _mm512_and_si512(_mm512_srli_epi16(x, 4), lo4);
-    }
+    for (int c = 0; c < bytes / 4; ++c) nibbles(b / 4 + c, _mm512_castps_si512(r[c]));
   }
+  return false;
 }
 
 // sf[i] (lanes = keys) += for the NG (1 or 2) 32-dim groups from g: (dot(kt, code[i]) - off[i][g])
@@ -223,19 +271,41 @@ void scores_int8(const AttnTile& t, const QuantTile& c, const QueryCodes& qc, in
   }
 }
 
+// Horizontal reductions queued 8 at a time into one reduce8 tree; each result goes to its float.
+template <bool kMax>
+struct Reductions {
+  __m512 v[8];
+  float* dst[8];
+  int n = 0;
+  void add(__m512 x, float* d) {
+    v[n] = x;
+    dst[n++] = d;
+    if (n == 8) flush();
+  }
+  void flush() {
+    if (n == 0) return;
+    for (int k = n; k < 8; ++k) v[k] = _mm512_setzero_ps();
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, reduce8<kMax>(v));
+    for (int k = 0; k < n; ++k) *dst[k] = lanes[reduced_lane(k)];
+    n = 0;
+  }
+};
+
 // t.s[i][j] for int4 keys (per channel): per token group, the rows' q o s quantized, plus q . m.
-// km: the tile's token groups' [scales][minima] widened to f32, 2 x hd per group.
+// km: the tile's token groups' [scales][minima] widened to f32, 2 x hd per group. The scales of
+// every token group of the tile are found first, so that their reductions and divisions overlap.
 template <int R>
 void scores_int4(const AttnTile& t, const QuantTile& c, int row0, const float* km) {
   const int hd = t.head_dim, half = hd / 2, groups = hd / 32, kf = c.k_first;
-  QueryCodes qc;
-  KeyChunks k;
-  for (int tg = 0; 16 * tg - kf < t.n_keys; ++tg) {
-    // Lanes L <-> tile keys 16 tg - kf + L; valid: [first, first + n).
-    const int j0 = 16 * tg - kf, first = j0 < 0 ? -j0 : 0;
-    const int n = (t.n_keys - j0 < 16 ? t.n_keys - j0 : 16) - first;
+  const int n_tg = (kf + t.n_keys + kKvChannelGroup - 1) / kKvChannelGroup;  // <= 5
+  const int per_tg = R * groups;  // (row, group) pairs of a token group
+  alignas(64) float scale[5 * kPassRows * kMaxGroups + 16], inv[5 * kPassRows * kMaxGroups + 16];
+  float mdot[5][R];
+  Reductions<true> maxima;
+  Reductions<false> sums;
+  for (int tg = 0; tg < n_tg; ++tg) {
     const float* s = km + static_cast<size_t>(tg) * 2 * hd;
-    float mdot[R];
     for (int i = 0; i < R; ++i) {
       const float* q = t.q + (row0 + i) * hd;
       __m512 md = _mm512_setzero_ps();
@@ -243,18 +313,51 @@ void scores_int4(const AttnTile& t, const QuantTile& c, int row0, const float* k
         const __m512 q0 = _mm512_loadu_ps(q + 32 * g), q1 = _mm512_loadu_ps(q + 32 * g + 16);
         md = _mm512_fmadd_ps(q0, _mm512_loadu_ps(s + hd + 32 * g), md);
         md = _mm512_fmadd_ps(q1, _mm512_loadu_ps(s + hd + 32 * g + 16), md);
-        qc.scale[i][g] = quantize32(_mm512_mul_ps(q0, _mm512_loadu_ps(s + 32 * g)),
-                                    _mm512_mul_ps(q1, _mm512_loadu_ps(s + 32 * g + 16)),
-                                    qc.code[i] + 32 * g, nullptr);
+        maxima.add(_mm512_max_ps(abs_ps(_mm512_mul_ps(q0, _mm512_loadu_ps(s + 32 * g))),
+                                 abs_ps(_mm512_mul_ps(q1, _mm512_loadu_ps(s + 32 * g + 16)))),
+                   scale + tg * per_tg + i * groups + g);
       }
-      mdot[i] = _mm512_reduce_add_ps(md);
+      sums.add(md, &mdot[tg][i]);
     }
-    int4_key_chunks(c.k_codes + static_cast<ptrdiff_t>(j0) * half, first, n, hd, k);
+  }
+  maxima.flush();
+  sums.flush();
+  // Scales max / 127 and factors 127 / max (0 for a zero group), as quantize32 divides.
+  for (int p = 0; p < n_tg * per_tg; p += 16) {
+    const __m512 a = _mm512_loadu_ps(scale + p);
+    _mm512_storeu_ps(inv + p, _mm512_maskz_div_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GT_OQ),
+                                                  _mm512_set1_ps(127.f), a));
+    _mm512_storeu_ps(scale + p, _mm512_div_ps(a, _mm512_set1_ps(127.f)));
+  }
+  QueryCodes qc;
+  KeyChunks k;
+  const __m512i unpair = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+  for (int tg = 0; tg < n_tg; ++tg) {
+    // Lanes L <-> tile keys 16 tg - kf + L; valid: [first, first + n).
+    const int j0 = 16 * tg - kf, first = j0 < 0 ? -j0 : 0;
+    const int n = (t.n_keys - j0 < 16 ? t.n_keys - j0 : 16) - first;
+    const float* s = km + static_cast<size_t>(tg) * 2 * hd;
+    for (int i = 0; i < R; ++i)
+      for (int g = 0; g < groups; ++g) {
+        const float* q = t.q + (row0 + i) * hd + 32 * g;
+        const __m512 f = _mm512_set1_ps(inv[tg * per_tg + i * groups + g]);
+        for (int h = 0; h < 2; ++h)
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(qc.code[i] + 32 * g + 16 * h),
+                           _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(
+                               _mm512_mul_ps(_mm512_loadu_ps(q + 16 * h),
+                                             _mm512_loadu_ps(s + 32 * g + 16 * h)),
+                               f))));
+        qc.scale[i][g] = scale[tg * per_tg + i * groups + g];
+      }
+    const bool pair_order =
+        int4_key_chunks(c.k_codes + static_cast<ptrdiff_t>(j0) * half, first, n, hd, k);
     __m512 sf[R];
-    for (int i = 0; i < R; ++i) sf[i] = _mm512_set1_ps(mdot[i]);
+    for (int i = 0; i < R; ++i) sf[i] = _mm512_set1_ps(mdot[tg][i]);
     dot_all<R, false>(k, qc, 0, groups, nullptr, sf);
     const __mmask16 valid = static_cast<__mmask16>(((1u << n) - 1) << first);
-    for (int i = 0; i < R; ++i) _mm512_mask_storeu_ps(t.s + (row0 + i) * kT + j0, valid, sf[i]);
+    for (int i = 0; i < R; ++i)  // kPairOrder: lanes hold keys 0 2 4 6 1 3 5 7 8 10 12 14 9 ...
+      _mm512_mask_storeu_ps(t.s + (row0 + i) * kT + j0, valid,
+                            pair_order ? _mm512_permutexvar_ps(unpair, sf[i]) : sf[i]);
   }
 }
 

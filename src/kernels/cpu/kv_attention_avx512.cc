@@ -375,14 +375,18 @@ struct Int8Values {
         _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16))));
   }
 };
-struct Int4Values {  // byte i of a group: element i (low nibble), element i + 16 (high)
+// Byte i of a group: element i (low nibble), element i + 16 (high). A nibble becomes a float by
+// a 16-entry table lookup (vpermps reads only the low 4 bits of each index): a shuffle, where a
+// conversion would compete with the FMAs for the floating-point pipes.
+struct Int4Values {
   const uint8_t* codes;
   int hd;
+  __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   void operator()(int j, int d, __m512* x) const {
     const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(
         reinterpret_cast<const __m128i*>(codes + static_cast<size_t>(j) * (hd / 2) + d / 2)));
-    x[0] = _mm512_cvtepi32_ps(_mm512_and_si512(b, _mm512_set1_epi32(15)));
-    x[1] = _mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4));
+    x[0] = _mm512_permutexvar_ps(b, table);
+    x[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), table);
   }
 };
 
@@ -481,8 +485,11 @@ void softmax_values(const AttnTile& t, const QuantTile& c, const float* vm) {
       }
 }
 
-template <KvType KT, KvType VT2>
-[[gnu::flatten, gnu::noinline]] void tile(const AttnTile& t, const QuantTile& c) {
+// HD > 0: t.head_dim == HD, known to the compiler in every loop the tile inlines.
+template <KvType KT, KvType VT2, int HD>
+[[gnu::flatten, gnu::noinline]] void tile(const AttnTile& tile_in, const QuantTile& c) {
+  AttnTile t = tile_in;
+  if constexpr (HD > 0) t.head_dim = HD;
   const int hd = t.head_dim, nk = t.n_keys, groups = hd / 32;
   // Widened metadata: int8 keys [groups][kT] scales; int4 keys [token group][scales, minima][hd]
   // over at most 5 token groups; values [groups][kT] (int4: [groups][scale, minimum][kT]).
@@ -524,10 +531,17 @@ bool attn_query_prep(const float* q, int rows, int head_dim, KvType k, void* out
 bool attn_tile_quant(const AttnTile& t, const QuantTile& c) {
   using K = KvType;
   if (t.head_dim % 32 == 0 && t.head_dim <= vnni::kMaxHd && t.rows <= vnni::kMaxRows) {
-    if (c.k_type == K::kInt8 && c.v_type == K::kInt8) vnni::tile<K::kInt8, K::kInt8>(t, c);
-    else if (c.k_type == K::kInt8) vnni::tile<K::kInt8, K::kInt4>(t, c);
-    else if (c.v_type == K::kInt8) vnni::tile<K::kInt4, K::kInt8>(t, c);
-    else vnni::tile<K::kInt4, K::kInt4>(t, c);
+    const auto run = [&](auto hd) {
+      constexpr int HD = decltype(hd)::value;
+      if (c.k_type == K::kInt8 && c.v_type == K::kInt8) vnni::tile<K::kInt8, K::kInt8, HD>(t, c);
+      else if (c.k_type == K::kInt8) vnni::tile<K::kInt8, K::kInt4, HD>(t, c);
+      else if (c.v_type == K::kInt8) vnni::tile<K::kInt4, K::kInt8, HD>(t, c);
+      else vnni::tile<K::kInt4, K::kInt4, HD>(t, c);
+    };
+    // The common head dims get tiles compiled for them; others take the general one.
+    if (t.head_dim == 64) run(std::integral_constant<int, 64>{});
+    else if (t.head_dim == 128) run(std::integral_constant<int, 128>{});
+    else run(std::integral_constant<int, 0>{});
     return true;
   }
   return attn::quant_tile<Vec16>(t, c);

@@ -304,6 +304,7 @@ void BM_AttentionDecodeQuant(benchmark::State& st) {
 BENCHMARK(BM_AttentionDecodeQuant)
     ->ArgsProduct({{3, 4}, {512, 2048, 8192}, {9}, {3}, {64}, {2}})
     ->ArgsProduct({{3, 4}, {2048, 8192}, {32}, {4}, {64}, {2}})
+    ->ArgsProduct({{3, 4}, {8192}, {32}, {8}, {128}, {2}})  // Llama-3-8B
     ->ArgsProduct({{3, 4}, {512, 8192}, {9}, {3}, {64}, {1}})
     ->ArgsProduct({{3, 4}, {65536}, {9}, {3}, {64}, {2}})
     ->UseRealTime()

@@ -250,6 +250,7 @@ BENCHMARK(BM_AttentionDecode)
     ->ArgsProduct({{512, 2048, 8192}, {9}, {3}, {64}, {1}, {2}})  // SmolLM2-135M
     ->ArgsProduct({{2048, 8192}, {32}, {4}, {64}, {1}, {2}})      // TinyLlama-1.1B
     ->ArgsProduct({{2048, 8192}, {32}, {8}, {128}, {1}, {1, 2}})  // Llama-3-8B
+    ->Args({512, 9, 3, 64, 1, 1})
     ->Args({8192, 9, 3, 64, 1, 1})
     ->Args({65536, 9, 3, 64, 1, 1})
     ->Args({65536, 9, 3, 64, 1, 2})
@@ -303,7 +304,8 @@ void BM_AttentionDecodeQuant(benchmark::State& st) {
 BENCHMARK(BM_AttentionDecodeQuant)
     ->ArgsProduct({{3, 4}, {512, 2048, 8192}, {9}, {3}, {64}, {2}})
     ->ArgsProduct({{3, 4}, {2048, 8192}, {32}, {4}, {64}, {2}})
-    ->ArgsProduct({{3, 4}, {8192}, {9}, {3}, {64}, {1}})
+    ->ArgsProduct({{3, 4}, {8192}, {32}, {8}, {128}, {2}})  // Llama-3-8B
+    ->ArgsProduct({{3, 4}, {512, 8192}, {9}, {3}, {64}, {1}})
     ->ArgsProduct({{3, 4}, {65536}, {9}, {3}, {64}, {2}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);

@@ -303,7 +303,8 @@ double sum(ThreadPool& pool, const float* x, int64_t n) {
 
 size_t attention_scratch_bytes(const ThreadPool& pool, const AttentionParams& p, int64_t n_q,
                                const KVView& kv) {
-  return cpu::attention_scratch(pool.size(), p, n_q, kv) + cpu::coded_attn_scratch(pool.size(), kv);
+  return cpu::attention_scratch(pool.size(), p, n_q, kv) +
+         cpu::coded_attn_scratch(isa(), pool.size(), kv);
 }
 
 void attention(ThreadPool& pool, const AttentionParams& p, const float* q, int64_t n_q,

@@ -120,6 +120,7 @@ void attention_run(const Isa& isa, ThreadPool& pool, const AttentionParams& p, c
           float* dst = qs + ((tq - t0) * pl.group + hh) * hd;
           for (int d = 0; d < hd; ++d) dst[d] = src[d] * p.scale;
         }
+      const CodedItem coded = kv.coded ? coded_attn_begin(isa, kv, qs, rows) : CodedItem{};
       std::fill(acc, acc + static_cast<size_t>(rows) * hd, 0.f);
       std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
       std::fill(l, l + rows, 0.f);
@@ -159,7 +160,7 @@ void attention_run(const Isa& isa, ThreadPool& pool, const AttentionParams& p, c
                         kf,
                         vf,
                         s};
-          if (kv.coded) coded_attn_tile(isa, tile, kv, g, j);
+          if (kv.coded) coded_attn_tile(isa, tile, kv, coded, g, j);
           else isa.attn_tile(tile);
         }
         j += n;

@@ -1,4 +1,5 @@
-// AVX-512 attention tile: cpu/attention_tile.h over Vec16 (vmath_avx512.h).
+// AVX-512 attention tile: cpu/attention_tile.h over Vec16 (vmath_avx512.h). The tile over
+// quantized KV blocks (attn_tile_quant) is in kv_attention_avx512.cc.
 #include <immintrin.h>
 
 #include "kernels/cpu/attention_tile.h"
@@ -6,10 +7,6 @@
 #include "kernels/cpu/vmath_avx512.h"
 
 namespace longctx::kernels::cpu::avx512 {
-
-bool attn_tile_quant(const AttnTile& t, const QuantTile& c) {
-  return attn::quant_tile<Vec16>(t, c);
-}
 
 void attn_tile(const AttnTile& t) { attn::any_tile<Vec16>(t); }
 

@@ -39,6 +39,8 @@ struct AttnTile {
   float* kf;   // scratch [kAttnTile][head_dim]
   float* vf;   // scratch [kAttnTile][head_dim]
   float* s;    // scratch [rows][kAttnTile]
+  // What the path's attn_query_prep made of q for this item's tiles (attn_tile_quant), or null.
+  const void* qprep = nullptr;
 };
 inline constexpr int kAttnTile = 64;
 // Tiles with at most this many query rows (decode: one position's GQA group, up to 8 in every
@@ -116,6 +118,12 @@ struct Isa {
   // scratch; false (nothing done) for shapes the path's vectors do not tile (QuantTile). Null on
   // paths without one.
   bool (*attn_tile_quant)(const AttnTile& t, const QuantTile& c);
+  // Prepares the query rows q [rows][head_dim] of one item (the same for each of its tiles) for
+  // attn_tile_quant over keys of type k, into at most attn_query_prep_bytes bytes at out (64-byte
+  // aligned); false when there is nothing to prepare (then the tiles get qprep = null). Null on
+  // paths without one.
+  bool (*attn_query_prep)(const float* q, int rows, int head_dim, KvType k, void* out);
+  size_t attn_query_prep_bytes;
   // Sum of x[0..n) (one streaming pass; f32 partial sums).
   float (*sum)(const float* x, int64_t n);
   // x [n][cols] f32 -> QuantAct arrays (cols a multiple of group).

@@ -29,6 +29,9 @@ LONGCTX_DECLARE_KV_KERNELS
 }
 namespace avx512 {
 LONGCTX_DECLARE_KV_KERNELS
+// Isa::attn_query_prep: int8 codes of the query rows for attn_tile_quant's integer scores.
+bool attn_query_prep(const float* q, int rows, int head_dim, KvType k, void* out);
+inline constexpr size_t kAttnQueryPrepBytes = 16 * 256 + 2 * 16 * 8 * 4;
 }
 #undef LONGCTX_DECLARE_KV_KERNELS
 #endif
@@ -39,14 +42,28 @@ const float* kv_decode_section(SimdPath path, const Isa& isa, KvType t, bool key
                                const void* section, int block_size, int off, int n, int head_dim,
                                float* dst);
 
+// One item's reading of a coded cache: bytes per token of a kv head's key / value codes and
+// scales (kernels/kv_quant.h), and its query rows as the path prepared them for attn_tile_quant
+// (Isa::attn_query_prep; null when not prepared). Made by coded_attn_begin.
+struct CodedItem {
+  size_t k_code = 0, k_meta = 0, v_code = 0, v_meta = 0;
+  const void* qprep = nullptr;
+};
+
+// Before the tiles of one item: its query rows q [rows][head_dim] (already scaled), prepared once
+// for every tile where the path prepares them (in a thread-local scratch, valid until this
+// thread's next call).
+CodedItem coded_attn_begin(const Isa& isa, const KVView& kv, const float* q, int rows);
+
 // t.k / t.v point at the kv blocks (not at a head's rows): the tile of head g's keys and values
 // at positions [off, off + t.n_keys) of the block. Quantized decode tiles go to
 // isa.attn_tile_quant where it takes them; otherwise they are decoded (int4 keys past
 // kv.k_pending_from: from kv.k_pending) into a thread-local f32 scratch of
 // 2 x kAttnTile x head_dim floats and the path's f32 tile runs on them.
-void coded_attn_tile(const Isa& isa, AttnTile t, const KVView& kv, int g, int64_t j);
+void coded_attn_tile(const Isa& isa, AttnTile t, const KVView& kv, const CodedItem& item, int g,
+                     int64_t j);
 
-// Bytes of that scratch for all threads.
-size_t coded_attn_scratch(int threads, const KVView& kv);
+// Bytes of that scratch and of the prepared queries for all threads.
+size_t coded_attn_scratch(const Isa& isa, int threads, const KVView& kv);
 
 }  // namespace longctx::kernels::cpu

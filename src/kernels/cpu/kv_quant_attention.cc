@@ -75,37 +75,71 @@ const float* kv_decode_section(SimdPath path, const Isa& isa, KvType t, bool key
   return dst;
 }
 
-void coded_attn_tile(const Isa& isa, AttnTile t, const KVView& kv, int g, int64_t j) {
+CodedItem coded_attn_begin(const Isa& isa, const KVView& kv, const float* q, int rows) {
+  const int hd = kv.head_dim;
+  CodedItem item;
+  item.k_code = kv_code_bytes(kv.k_type, hd);
+  item.k_meta = kv_meta_bytes(kv.k_type, hd, true);
+  item.v_code = kv_code_bytes(kv.v_type, hd);
+  item.v_meta = kv_meta_bytes(kv.v_type, hd, false);
+  if (isa.attn_query_prep && kv_type_is_quantized(kv.k_type) && kv_type_is_quantized(kv.v_type)) {
+    thread_local Scratch prep;
+    void* out = prep.get(isa.attn_query_prep_bytes);
+    if (isa.attn_query_prep(q, rows, hd, kv.k_type, out)) item.qprep = out;
+  }
+  return item;
+}
+
+void coded_attn_tile(const Isa& isa, AttnTile t, const KVView& kv, const CodedItem& item, int g,
+                     int64_t j) {
   const int hd = kv.head_dim, bs = kv.block_size, off = static_cast<int>(j % bs);
+  const size_t k_sec = (item.k_code + item.k_meta) * bs, v_sec = (item.v_code + item.v_meta) * bs;
   // Quantized keys and values, few query rows (decode: the heads of one GQA group): decoded in
   // registers where the path can, so the cache is read once at its coded size (decode at long
   // context is bound by those reads). Many rows (prefill) share one decoded, transposed tile below,
-  // as do tiles holding int4 keys still pending in f32.
-  if (isa.attn_tile_quant && t.rows <= kAttnDirectRows && kv_type_is_quantized(kv.k_type) &&
-      kv_type_is_quantized(kv.v_type) &&
-      (!kv_per_channel(kv.k_type, true) || j + t.n_keys <= kv.k_pending_from)) {
-    auto section = [&](const void* block, KvType type, bool keys) {
-      const size_t cb = kv_code_bytes(type, hd);
-      const auto* sec = static_cast<const uint8_t*>(block) + g * kv_row_bytes(type, hd, keys) * bs;
-      return std::pair{sec + off * cb, sec + bs * cb};  // codes of key `off`, the meta area
-    };
-    const auto [kc, km] = section(t.k, kv.k_type, true);
-    const auto [vc, vm] = section(t.v, kv.v_type, false);
-    QuantTile c{
-        kv.k_type, kv.v_type, kc, km, 0, vc, vm + off * kv_meta_bytes(kv.v_type, hd, false)};
+  // as do int4 keys still pending in f32: a tile holding both coded and pending keys is cut in two,
+  // so that coded keys are read the same way whatever the tiling (the online softmax takes any
+  // partition of the keys).
+  const bool quant = isa.attn_tile_quant && kv_type_is_quantized(kv.k_type) &&
+                     kv_type_is_quantized(kv.v_type);
+  if (quant && j < kv.k_pending_from && kv.k_pending_from < j + t.n_keys && t.rows <= 64) {
+    const int n1 = static_cast<int>(kv.k_pending_from - j);
+    int lo[2][64], hi[2][64];
+    for (int r = 0; r < t.rows; ++r) {
+      lo[0][r] = std::min(t.lo[r], n1);
+      hi[0][r] = std::min(t.hi[r], n1);
+      lo[1][r] = std::max(t.lo[r] - n1, 0);
+      hi[1][r] = std::max(t.hi[r] - n1, 0);
+    }
+    AttnTile a = t;
+    a.n_keys = n1;
+    a.lo = lo[0];
+    a.hi = hi[0];
+    coded_attn_tile(isa, a, kv, item, g, j);
+    a.n_keys = t.n_keys - n1;
+    a.lo = lo[1];
+    a.hi = hi[1];
+    coded_attn_tile(isa, a, kv, item, g, j + n1);
+    return;
+  }
+  if (quant && (!kv_per_channel(kv.k_type, true) || j + t.n_keys <= kv.k_pending_from)) {
+    const auto* ks = static_cast<const uint8_t*>(t.k) + g * k_sec;
+    const auto* vs = static_cast<const uint8_t*>(t.v) + g * v_sec;
+    const uint8_t* vm = vs + bs * item.v_code + off * item.v_meta;
+    QuantTile c{kv.k_type, kv.v_type, ks + off * item.k_code, ks + bs * item.k_code, 0,
+                vs + off * item.v_code, vm};
     if (kv_per_channel(kv.k_type, true)) {
       c.k_meta += static_cast<size_t>(off / kKvChannelGroup) * hd * 4;  // [hd] scales, [hd] minima
       c.k_first = off % kKvChannelGroup;
     } else {
-      c.k_meta += off * kv_meta_bytes(kv.k_type, hd, true);
+      c.k_meta += off * item.k_meta;
     }
+    t.qprep = item.qprep;
     if (isa.attn_tile_quant(t, c)) return;
   }
   thread_local Scratch scratch;
   auto* kq = static_cast<float*>(scratch.get(2 * round_up64(sizeof(float) * kAttnTile * hd)));
   float* vq = kq + round_up64(sizeof(float) * kAttnTile * hd) / sizeof(float);
-  const size_t k_sec = kv_row_bytes(kv.k_type, hd, true) * bs;
-  const size_t v_sec = kv_row_bytes(kv.v_type, hd, false) * bs;
   // Keys [j, j + n): quantized up to k_pending_from, the rest from the f32 pending group.
   const int n_coded = static_cast<int>(std::clamp<int64_t>(kv.k_pending_from - j, 0, t.n_keys));
   const float* k = kv_decode_section(isa.path, isa, kv.k_type, true,
@@ -126,10 +160,11 @@ void coded_attn_tile(const Isa& isa, AttnTile t, const KVView& kv, int g, int64_
   isa.attn_tile(t);
 }
 
-size_t coded_attn_scratch(int threads, const KVView& kv) {
+size_t coded_attn_scratch(const Isa& isa, int threads, const KVView& kv) {
   if (!kv.coded) return 0;
-  return static_cast<size_t>(threads) * 2 *
-         round_up64(sizeof(float) * kAttnTile * static_cast<size_t>(kv.head_dim));
+  return static_cast<size_t>(threads) *
+         (2 * round_up64(sizeof(float) * kAttnTile * static_cast<size_t>(kv.head_dim)) +
+          round_up64(isa.attn_query_prep ? isa.attn_query_prep_bytes : 0));
 }
 
 }  // namespace longctx::kernels::cpu

@@ -26,5 +26,12 @@ double sum(const float* x, int64_t n);
 // One query at a time with online softmax; scratch O(head_dim).
 void attention(const AttentionParams& p, const float* q, int64_t n_q, int64_t q_pos0,
                const KVView& kv, float* out);
+// Attention over a coded cache with int8 / int4 keys and values (head_dim a multiple of 32), as
+// the AVX-512 decode tile computes it: the scores of coded keys use the query (times p.scale)
+// quantized to int8 per 32 dims, codes rint(x * 127 / max|x|) and scale max|x| / 127, against the
+// key codes (int4 keys: x = q o s per token group, plus q . m); keys still pending in f32, the
+// softmax and the values are exact.
+void attention_quant_query(const AttentionParams& p, const float* q, int64_t n_q, int64_t q_pos0,
+                           const KVView& kv, float* out);
 
 }  // namespace longctx::kernels::reference

@@ -107,7 +107,12 @@ TEST(PrefixCache, AdoptedPrefixAttendsExactlyAsComputed) {
           }
         const auto got = attend(threads, b, l, q, n_q);
         EXPECT_EQ(got, attend(threads, c, l, q, n_q));
-        // The kernel over the shared blocks equals the scalar reference over their contents.
+        // The kernel over the shared blocks equals the scalar reference over their contents. With
+        // int8/int4 keys the AVX-512 decode tile scores against a quantized query: its error
+        // bound is tested in tests/kernels/kv_attention_test.cc, not here.
+        if (kv_type_is_quantized(s.k_type) && kernels::active_simd_path() ==
+                                                           kernels::SimdPath::kAvx512)
+          continue;
         const F32Copy f32(b, l);
         const kernels::AttentionParams p{kHeads, 1.f / std::sqrt(float(kHeadDim)), s.window(l)};
         std::vector<float> want(q.size());

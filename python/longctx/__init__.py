@@ -17,6 +17,7 @@ from .errors import (
     InvalidArgumentError,
     OutOfRangeError,
     MemoryBudgetError,
+    BusyError,
     InternalError,
 )
 from .hook_point import HookPoint
@@ -44,5 +45,6 @@ __all__ = [
     "InvalidArgumentError",
     "OutOfRangeError",
     "MemoryBudgetError",
+    "BusyError",
     "InternalError",
 ]

@@ -15,5 +15,6 @@ from ._longctx import (  # noqa: F401  (defined in C++: python/src/errors.cc)
     InvalidArgumentError,
     OutOfRangeError,
     MemoryBudgetError,
+    BusyError,
     InternalError,
 )

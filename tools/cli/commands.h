@@ -3,7 +3,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
 #include <functional>
+
+#include "core/error.h"
 
 namespace longctx::cli {
 
@@ -18,5 +22,21 @@ Runner add_trace_command(CLI::App& app);
 Runner add_tokenize_command(CLI::App& app);
 Runner add_quantize_command(CLI::App& app);
 Runner add_serve_command(CLI::App& app);
+
+// Runs a command the way every longctx program ends: its exit code; an Error printed as
+// "error: ..." (exit 1), anything else as an internal error (exit 3).
+inline int run_guarded(const Runner& run) {
+  try {
+    return run();
+  } catch (const longctx::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "\nerror: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "\nerror: internal: %s (please report this)\n", e.what());
+    return 3;
+  }
+}
 
 }  // namespace longctx::cli

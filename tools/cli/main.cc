@@ -56,17 +56,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  try {
-    for (const CLI::App* sub : app.get_subcommands())
-      if (runners.count(sub)) return runners.at(sub)();
-  } catch (const longctx::Error& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "\nerror: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "\nerror: internal: %s (please report this)\n", e.what());
-    return 3;
-  }
+  for (const CLI::App* sub : app.get_subcommands())
+    if (runners.count(sub)) return longctx::cli::run_guarded(runners.at(sub));
   return 0;
 }

@@ -1,11 +1,8 @@
 // longctx-serve: the `longctx serve` command in a program of its own (see exec_serve in main.cc),
 // so that only the server loads the HTTP library and what it links.
 #include <csignal>
-#include <cstdio>
-#include <exception>
 
 #include "commands.h"
-#include "core/error.h"
 
 int main(int argc, char** argv) {
   std::signal(SIGXFSZ, SIG_IGN);
@@ -18,15 +15,5 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  try {
-    return serve();
-  } catch (const longctx::Error& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "\nerror: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "\nerror: internal: %s (please report this)\n", e.what());
-    return 3;
-  }
+  return longctx::cli::run_guarded(serve);
 }

@@ -66,9 +66,9 @@ ServePlan plan_serve(const PlannedRun& run, const SchedulerOptions& opt) {
     p.fixed += Activations::bytes_for(cfg, step_tokens) -
                Activations::bytes_for(cfg, plan.prefill_chunk);
   const size_t V = static_cast<size_t>(cfg.vocab_size);
-  p.fixed += V * sizeof(float);  // the log-softmax row for logprobs
-  // Logits row, sampler index + probabilities, top-logprobs index, history, strings.
-  p.per_sequence = shape.fixed_bytes() + 16 * V + static_cast<size_t>(plan.context) * 4 + 65536;
+  p.fixed += 2 * V * 4;  // the log-softmax row and the top-logprobs index
+  // Logits row, sampler index + probabilities, history, strings.
+  p.per_sequence = shape.fixed_bytes() + 12 * V + static_cast<size_t>(plan.context) * 4 + 65536;
   // The pool's partly used last huge page is in the plan's overhead (a 2 MiB page per KV cache).
   const size_t taken = p.fixed + static_cast<size_t>(parallel) * p.per_sequence;
   const int64_t fit =
@@ -177,14 +177,16 @@ struct Scheduler::Impl {
   std::unique_ptr<KVBlockPool> pool;
   std::unique_ptr<Activations> act;
   std::vector<float> logits;  // [parallel][V]: consecutive rows, one head matmul per step
-  std::vector<float> scratch; // [V]: log-softmax for logprobs
+  std::vector<float> scratch;     // [V]: log-softmax for logprobs
+  std::vector<int32_t> top_idx;  // [V]: the top-logprobs sort, reused by every token
 
   mutable std::mutex mu;  // guards queue, stats, stopping
   std::condition_variable cv;
   std::deque<Queued> queue;
   SchedulerStats st;
   bool stopping = false;
-  std::list<std::unique_ptr<Seq>> running;  // the scheduling thread only
+  std::list<std::unique_ptr<Seq>> running;  // changed by the scheduling thread, under mu
+  int64_t admitting = 0;  // reserved by admit(), not yet in `running` (guarded by mu)
   std::thread thread;
 
   Impl(Engine& e, const SchedulerOptions& o)
@@ -194,7 +196,10 @@ struct Scheduler::Impl {
 
   void loop();
   void step();
-  void admit();
+  // Under the lock: drops cancelled queued requests and reserves blocks for those that fit now
+  // (counted in `admitting` until start() has made them running sequences).
+  std::vector<Queued> admit();
+  void start(std::vector<Queued> taken);
   void sample(Seq& s, float* row);
   void finish(std::list<std::unique_ptr<Seq>>::iterator it, FinishReason r, std::string err = {});
 };
@@ -215,6 +220,7 @@ Scheduler::Scheduler(Engine& engine, const SchedulerOptions& opt)
   m.act = std::make_unique<Activations>(cfg, m.step_tokens);
   m.logits.assign(static_cast<size_t>(opt.parallel) * cfg.vocab_size, 0.f);
   m.scratch.assign(static_cast<size_t>(cfg.vocab_size), 0.f);
+  m.top_idx.assign(static_cast<size_t>(cfg.vocab_size), 0);
   m.st.context = m.context;
   m.st.kv_blocks_total = sp.pool_blocks;
   m.st.kv_block_bytes = static_cast<int64_t>(shape.bytes_per_layer_block());
@@ -268,8 +274,8 @@ std::shared_ptr<RequestStream> Scheduler::submit(CompletionRequest req) {
   {
     std::lock_guard<std::mutex> lk(m.mu);
     // Requests the next step admits into free slots are not waiting: they do not count.
-    const int64_t free_slots =
-        std::max<int64_t>(0, opt_.parallel - static_cast<int64_t>(m.running.size()));
+    const int64_t free_slots = std::max<int64_t>(
+        0, opt_.parallel - static_cast<int64_t>(m.running.size()) - m.admitting);
     if (static_cast<int64_t>(m.queue.size()) >= opt_.queue_limit + free_slots) {
       ++m.st.rejected_busy;
       throw Error(ErrorKind::kBusy, "the server is busy: " + std::to_string(m.queue.size()) +
@@ -308,7 +314,7 @@ void Scheduler::Impl::loop() {
       if (stopping) break;
     }
     try {
-      admit();
+      start(admit());
       if (!running.empty()) step();
     } catch (const std::exception& e) {
       // A failed step fails its sequences, never the process; their blocks go back.
@@ -335,7 +341,7 @@ void Scheduler::Impl::loop() {
   queue.clear();
 }
 
-void Scheduler::Impl::admit() {
+std::vector<Scheduler::Impl::Queued> Scheduler::Impl::admit() {
   std::lock_guard<std::mutex> lk(mu);
   // Queued requests whose client left go at once.
   for (auto it = queue.begin(); it != queue.end();) {
@@ -353,10 +359,23 @@ void Scheduler::Impl::admit() {
   }
   // First come, first served: the head waits until its blocks are free (no overtaking, so a long
   // request is not starved by short ones).
-  while (!queue.empty() && static_cast<int>(running.size()) < opt.parallel &&
+  std::vector<Queued> taken;
+  while (!queue.empty() && static_cast<int>(running.size() + taken.size()) < opt.parallel &&
          pool->try_reserve(queue.front().blocks)) {
-    Queued q = std::move(queue.front());
+    taken.push_back(std::move(queue.front()));
     queue.pop_front();
+  }
+  admitting = static_cast<int64_t>(taken.size());
+  st.queued = static_cast<int64_t>(queue.size());
+  return taken;
+}
+
+void Scheduler::Impl::start(std::vector<Queued> taken) {
+  // Outside the lock: adopting a prefix and priming the text decoder with a long prompt take
+  // time that submit() and stats() should not wait for.
+  std::vector<std::unique_ptr<Seq>> started;
+  int64_t prompt_tokens = 0, cached = 0;
+  for (Queued& q : taken) {
     auto s = std::make_unique<Seq>(tok, q.req.sampler, q.req.stop);
     s->stream = q.stream;
     s->reserved = q.blocks;
@@ -369,14 +388,18 @@ void Scheduler::Impl::admit() {
     s->fin.prompt_tokens = n;
     s->fin.cached_tokens = static_cast<int64_t>(s->fed);
     s->fin.queued_s = seconds(s->submitted, s->admitted);
-    st.prompt_tokens += n;
-    st.cached_prompt_tokens += static_cast<int64_t>(s->fed);
+    prompt_tokens += n;
+    cached += static_cast<int64_t>(s->fed);
     // The decoder sees the prompt first, so the continuation keeps its leading space.
     for (int32_t id : s->req.prompt) s->text.push(id);
     s->history = s->req.prompt;
-    running.push_back(std::move(s));
+    started.push_back(std::move(s));
   }
-  st.queued = static_cast<int64_t>(queue.size());
+  std::lock_guard<std::mutex> lk(mu);
+  for (auto& s : started) running.push_back(std::move(s));
+  admitting = 0;
+  st.prompt_tokens += prompt_tokens;
+  st.cached_prompt_tokens += cached;
   st.running = static_cast<int64_t>(running.size());
 }
 
@@ -429,6 +452,7 @@ void Scheduler::Impl::step() {
   {
     std::lock_guard<std::mutex> lk(mu);
     ++st.steps;
+    st.generated_tokens += wanted;  // each entry with logits samples one token below
   }
 
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -464,10 +488,6 @@ void Scheduler::Impl::sample(Seq& s, float* row) {
   ++s.generated;
   s.history.push_back(t);
   s.pending = t;
-  {
-    std::lock_guard<std::mutex> lk(mu);
-    ++st.generated_tokens;
-  }
   auto done = [&](FinishReason r) {
     s.fin.reason = r;
     s.done = true;
@@ -486,7 +506,7 @@ void Scheduler::Impl::sample(Seq& s, float* row) {
     ev.logprob = scratch[t];
     const int k = std::min<int>(s.req.logprobs, static_cast<int>(V));
     if (k > 0) {
-      std::vector<int32_t> idx(static_cast<size_t>(V));
+      std::vector<int32_t>& idx = top_idx;
       for (int64_t v = 0; v < V; ++v) idx[v] = static_cast<int32_t>(v);
       std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
                         [&](int32_t a, int32_t b) { return scratch[a] > scratch[b]; });

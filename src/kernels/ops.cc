@@ -18,9 +18,6 @@ namespace longctx::kernels {
 
 namespace {
 
-// x rows from which matmul uses the packed GEMM instead of streaming matvec.
-constexpr int64_t kGemmMinRows = 16;
-
 const cpu::Isa& isa_of(SimdPath path) {
 #if defined(LONGCTX_X86_PATHS)
   if (path == SimdPath::kAvx512) return cpu::avx512_isa();
@@ -141,11 +138,6 @@ cpu::QuantAct quantize_x(const cpu::Isa& k, ThreadPool& pool, cpu::Scratch& scra
   return cpu::QuantAct{q, d, bsum, cols, group};
 }
 
-// Few x rows (decode), or a path without a packed GEMM: the matvec kernel takes them.
-bool uses_matvec(const cpu::Isa& k, int64_t n) {
-  return n < kGemmMinRows || k.gemm_pack_bytes == 0;
-}
-
 // Decode (few x rows): x rounded to bf16 once per call when w's bf16 weights use the bf16 dot
 // products, else nullptr. The rows live in the calling thread's scratch.
 uint16_t* decode_x_bf16(const cpu::Isa& k, cpu::Scratch& scratch, const float* x, int64_t n,
@@ -158,20 +150,30 @@ uint16_t* decode_x_bf16(const cpu::Isa& k, cpu::Scratch& scratch, const float* x
 }
 }  // namespace
 
-void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, const float* bias,
-            float* y) {
-  check_view(w);
-  if (n <= 0 || w.rows <= 0) return;
-  const cpu::Isa& k = isa();
-  thread_local cpu::Scratch scratch;
-  const bool quant = is_quantized(w.type);
-  if (quant) {
+namespace {
+
+// Rows in the decode order: Isa::matvec / Isa::qmatvec, whose result for a row never depends on
+// the other rows (see docs/kernels.md, "Batch invariance"). Weights are read once for all rows.
+void decode_part(const cpu::Isa& k, ThreadPool& pool, cpu::Scratch& scratch, const float* x,
+                 int64_t n, const WeightView& w, const float* bias, float* y) {
+  if (is_quantized(w.type)) {
     const cpu::QuantAct qx = quantize_x(k, pool, scratch, x, n, w.cols, w.type);
-    if (n < kGemmMinRows || !k.qgemm) {
-      pool.parallel_for(w.rows, 16,
-                        [&](int64_t b, int64_t e, int) { k.qmatvec(qx, n, w, bias, y, b, e); });
-      return;
-    }
+    pool.parallel_for(w.rows, 16,
+                      [&](int64_t b, int64_t e, int) { k.qmatvec(qx, n, w, bias, y, b, e); });
+    return;
+  }
+  const uint16_t* xb = decode_x_bf16(k, scratch, x, n, w);
+  // 16 output rows = one cache line of y per x row: threads never share a line of y.
+  pool.parallel_for(w.rows, 16,
+                    [&](int64_t b, int64_t e, int) { k.matvec(x, xb, n, w, bias, y, b, e); });
+}
+
+// Rows in the prefill order: the packed GEMMs (the decode kernels on a path without one).
+void gemm_part(const cpu::Isa& k, ThreadPool& pool, cpu::Scratch& scratch, const float* x,
+               int64_t n, const WeightView& w, const float* bias, float* y) {
+  if (is_quantized(w.type)) {
+    if (!k.qgemm) return decode_part(k, pool, scratch, x, n, w, bias, y);
+    const cpu::QuantAct qx = quantize_x(k, pool, scratch, x, n, w.cols, w.type);
     // The quantized x lives in this thread's scratch: the panels take a second one per thread.
     pool.parallel_for(w.rows, 16, [&](int64_t b, int64_t e, int) {
       thread_local cpu::Scratch panel;
@@ -179,13 +181,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, co
     });
     return;
   }
-  if (uses_matvec(k, n)) {
-    const uint16_t* xb = decode_x_bf16(k, scratch, x, n, w);
-    // 16 output rows = one cache line of y per x row: threads never share a line of y.
-    pool.parallel_for(w.rows, 16,
-                      [&](int64_t b, int64_t e, int) { k.matvec(x, xb, n, w, bias, y, b, e); });
-    return;
-  }
+  if (k.gemm_pack_bytes == 0) return decode_part(k, pool, scratch, x, n, w, bias, y);
   const size_t pack = cpu::round_up64(k.gemm_pack_bytes);
   const bool bf16 = w.type == TensorType::kBF16 && k.bf16_dot;
   const int64_t ldx = (w.cols + 1) & ~int64_t{1};
@@ -202,41 +198,75 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, co
   });
 }
 
-void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* outs, int n_outs) {
-  if (n_outs <= 0) return;
+}  // namespace
+
+int64_t default_decode_rows(int64_t n) { return n < kGemmMinRows ? n : 0; }
+
+void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, const float* bias,
+            float* y) {
+  matmul(pool, x, n, w, bias, y, default_decode_rows(n));
+}
+
+void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, const float* bias,
+            float* y, int64_t decode_rows) {
+  check_view(w);
+  if (n <= 0 || w.rows <= 0) return;
   const cpu::Isa& k = isa();
-  // One pass for all when every W takes the same kernel input: the same float type, or block
-  // types sharing one activation format (Q4_K and Q6_K in a Q4_K_M file).
+  thread_local cpu::Scratch scratch;
+  const int64_t d = std::clamp<int64_t>(decode_rows, 0, n);
+  if (d > 0) decode_part(k, pool, scratch, x, d, w, bias, y);
+  if (d < n) gemm_part(k, pool, scratch, x + d * w.cols, n - d, w, bias, y + d * w.rows);
+}
+
+void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* outs, int n_outs) {
+  matmul_many(pool, x, n, outs, n_outs, default_decode_rows(n));
+}
+
+void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* outs, int n_outs,
+                 int64_t decode_rows) {
+  if (n_outs <= 0 || n <= 0) return;
+  const int64_t d = std::clamp<int64_t>(decode_rows, 0, n);
+  for (int j = 0; j < n_outs; ++j) check_view(*outs[j].w);
+  // The prefill rows: one GEMM per matrix.
+  if (d < n)
+    for (int j = 0; j < n_outs; ++j) {
+      const WeightView& w = *outs[j].w;
+      matmul(pool, x + d * w.cols, n - d, w, outs[j].bias, outs[j].y + d * w.rows, 0);
+    }
+  if (d == 0) return;
+  // The decode rows: one pass for all when every W takes the same kernel input (the same float
+  // type, or block types sharing one activation format: Q4_K and Q6_K in a Q4_K_M file).
+  const cpu::Isa& k = isa();
   const WeightView& w0 = *outs[0].w;
-  const bool quant = n_outs > 0 && is_quantized(w0.type);
-  bool decode = n > 0 && (quant ? n < kGemmMinRows || !k.qgemm : uses_matvec(k, n));
+  const bool quant = is_quantized(w0.type);
+  bool shared = n_outs > 1;
   int64_t total = 0;
   for (int j = 0; j < n_outs; ++j) {
     const WeightView& w = *outs[j].w;
-    check_view(w);
-    decode = decode && w.cols == w0.cols && is_quantized(w.type) == quant &&
+    shared = shared && w.cols == w0.cols && is_quantized(w.type) == quant &&
              (quant ? cpu::act_group(w.type) == cpu::act_group(w0.type) : w.type == w0.type);
     total += w.rows;
   }
-  if (!decode || n_outs == 1) {
-    for (int j = 0; j < n_outs; ++j) matmul(pool, x, n, *outs[j].w, outs[j].bias, outs[j].y);
+  if (!shared) {
+    for (int j = 0; j < n_outs; ++j) matmul(pool, x, d, *outs[j].w, outs[j].bias, outs[j].y, d);
     return;
   }
   thread_local cpu::Scratch scratch;
   cpu::QuantAct qx{};
   const uint16_t* xb = nullptr;
   if (quant)
-    qx = quantize_x(k, pool, scratch, x, n, w0.cols, w0.type);
+    qx = quantize_x(k, pool, scratch, x, d, w0.cols, w0.type);
   else
-    xb = decode_x_bf16(k, scratch, x, n, w0);
-  // Rows of the concatenation [W_0; W_1; ...]: a thread's range may span two matrices.
+    xb = decode_x_bf16(k, scratch, x, d, w0);
+  // Rows of the concatenation [W_0; W_1; ...]: a thread's range may span two matrices. The y rows
+  // of the decode rows are y_j's first d rows (stride w_j.rows), as matmul() writes them.
   pool.parallel_for(total, 16, [&](int64_t b, int64_t e, int) {
     int64_t base = 0;
     for (int j = 0; j < n_outs && base < e; ++j) {
       const int64_t rows = outs[j].w->rows;
       const int64_t lo = std::max(b, base) - base, hi = std::min(e, base + rows) - base;
-      if (lo < hi && quant) k.qmatvec(qx, n, *outs[j].w, outs[j].bias, outs[j].y, lo, hi);
-      if (lo < hi && !quant) k.matvec(x, xb, n, *outs[j].w, outs[j].bias, outs[j].y, lo, hi);
+      if (lo < hi && quant) k.qmatvec(qx, d, *outs[j].w, outs[j].bias, outs[j].y, lo, hi);
+      if (lo < hi && !quant) k.matvec(x, xb, d, *outs[j].w, outs[j].bias, outs[j].y, lo, hi);
       base += rows;
     }
   });

@@ -43,18 +43,32 @@ void quantize_row(TensorType t, const float* src, void* dst, int64_t n);
 
 // y[i][r] = sum_c x[i][c] * W[r][c] (+ bias[r] when bias != nullptr), for i < n.
 // x: [n][w.cols], y: [n][w.rows]; bias: [w.rows] f32 or nullptr. Threads split the work.
+//
+// Two kernel families sum in two fixed orders: the decode kernels (weights streamed once for a
+// few rows) and the prefill GEMMs (packed panels). Rows [0, decode_rows) take the decode order,
+// the rest the prefill order, and each row's result depends only on that row and its order,
+// never on n, on the other rows or on the threads (batch invariance, docs/kernels.md): a
+// sequence decoded in a batch gets the bits it gets alone. Without decode_rows the call picks
+// default_decode_rows(n): every row decodes below kGemmMinRows rows, none from there on.
+inline constexpr int64_t kGemmMinRows = 16;
+int64_t default_decode_rows(int64_t n);
 void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, const float* bias,
             float* y);
+void matmul(ThreadPool& pool, const float* x, int64_t n, const WeightView& w, const float* bias,
+            float* y, int64_t decode_rows);
 
-// Several products of the same x (q/k/v, gate/up): y_j = x W_j^T + bias_j. For decode (few x
-// rows) the threads split the rows of all of them in one pass, so one synchronization and one
-// weight stream serve every matrix; otherwise it is matmul() per matrix. Every W_j has x's cols.
+// Several products of the same x (q/k/v, gate/up): y_j = x W_j^T + bias_j, rows split between
+// the two orders as matmul() splits them. The decode rows of all of them go in one pass (one
+// synchronization, one weight stream for every matrix); the prefill rows are matmul() per matrix.
+// Every W_j has x's cols.
 struct MatmulOut {
   const WeightView* w;
   const float* bias;  // or nullptr
   float* y;           // [n][w->rows]
 };
 void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* outs, int n_outs);
+void matmul_many(ThreadPool& pool, const float* x, int64_t n, const MatmulOut* outs, int n_outs,
+                 int64_t decode_rows);
 
 // Row `row` of an embedding table (stored type, any TensorType) into f32 dst[w.cols].
 void embedding_row(const WeightView& w, int64_t row, float* dst);
@@ -103,6 +117,10 @@ struct AttentionParams {
   int n_heads = 0;     // query heads; query head h reads kv head h / (n_heads / n_kv_heads)
   float scale = 0.f;   // usually 1/sqrt(head_dim)
   int64_t window = 0;  // 0: full causal; else key j visible to query i iff i - j < window
+  // Threads the keys of a head are split for (flash-decoding), 0: the pool's. The split fixes the
+  // summation order, so a caller that attends on a one-thread pool inside a wider fork-join (a
+  // decode batch) passes the wider pool's size and gets the bits one sequence gets alone.
+  int split_threads = 0;
 };
 
 // Causal attention of n_q queries at positions q_pos0 .. q_pos0 + n_q - 1 against kv.

@@ -296,7 +296,8 @@ void Model::norm(const float* x, const std::vector<float>& weight, int64_t n, in
 }
 
 void Model::attention_block(ThreadPool& pool, int layer, const Segment* segs, int n_segs,
-                            int64_t n, Activations& a, hooks::ForwardHooks* h) const {
+                            int64_t n, int64_t decode_rows, Activations& a,
+                            hooks::ForwardHooks* h) const {
   const LayerWeights& L = layers_[layer];
   const int64_t H = cfg_.hidden_size;
   const int64_t qd = static_cast<int64_t>(cfg_.num_attention_heads) * cfg_.head_dim;
@@ -309,7 +310,7 @@ void Model::attention_block(ThreadPool& pool, int layer, const Segment* segs, in
   const kernels::MatmulOut qkv[] = {{&L.wq, bias(L.bq), a.q.data()},
                                     {&L.wk, bias(L.bk), a.k.data()},
                                     {&L.wv, bias(L.bv), a.v.data()}};
-  kernels::matmul_many(pool, a.xb.data(), n, qkv, 3);
+  kernels::matmul_many(pool, a.xb.data(), n, qkv, 3, decode_rows);
   if (qk_interleaved_) {
     unpermute_heads(a.q.data(), n, cfg_.num_attention_heads, cfg_.head_dim);
     unpermute_heads(a.k.data(), n, cfg_.num_key_value_heads, cfg_.head_dim);
@@ -354,6 +355,7 @@ void Model::attention_block(ThreadPool& pool, int layer, const Segment* segs, in
   bool per_thread = !h && n_segs >= pool.size() && pool.size() > 1;
   for (int s = 0; s < n_segs && per_thread; ++s) per_thread = segs[s].n <= 4;
   if (per_thread) {
+    p.split_threads = pool.size();  // the keys split as alone: the same sums
     pool.parallel_for(n_segs, 1, [&](int64_t b, int64_t e, int) {
       thread_local ThreadPool inline_pool(1);  // runs on the calling thread
       for (int64_t s = b; s < e; ++s) attend(inline_pool, segs[s]);
@@ -363,28 +365,29 @@ void Model::attention_block(ThreadPool& pool, int layer, const Segment* segs, in
   }
   fire(h, layer, Point::kZ, a.att.data(), pos0, n, qd);
 
-  kernels::matmul(pool, a.att.data(), n, L.wo, L.bo.empty() ? nullptr : L.bo.data(), a.xb.data());
+  kernels::matmul(pool, a.att.data(), n, L.wo, L.bo.empty() ? nullptr : L.bo.data(), a.xb.data(),
+                  decode_rows);
   fire(h, layer, Point::kAttnOut, a.xb.data(), pos0, n, H);
   for (int64_t i = 0; i < n * H; ++i) a.x[i] += a.xb[i];
   fire(h, layer, Point::kResidMid, a.x.data(), pos0, n, H);
 }
 
-void Model::mlp_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0, Activations& a,
-                      hooks::ForwardHooks* h) const {
+void Model::mlp_block(ThreadPool& pool, int layer, int64_t n, int64_t decode_rows, int64_t pos0,
+                      Activations& a, hooks::ForwardHooks* h) const {
   const LayerWeights& L = layers_[layer];
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
   norm(a.x.data(), L.mlp_norm, n, pos0, a.xb.data(), a, h, layer, Point::kLn2Scale,
        Point::kLn2Normalized);
   const kernels::MatmulOut gate_up[] = {{&L.w_gate, nullptr, a.gate.data()},
                                         {&L.w_up, nullptr, a.up.data()}};
-  kernels::matmul_many(pool, a.xb.data(), n, gate_up, 2);
+  kernels::matmul_many(pool, a.xb.data(), n, gate_up, 2, decode_rows);
   if (h) {
     fire(h, layer, Point::kMlpPre, a.gate.data(), pos0, n, I);
     fire(h, layer, Point::kMlpPreLinear, a.up.data(), pos0, n, I);
   }
   kernels::silu_mul(a.gate.data(), a.up.data(), n * I, a.gate.data());
   fire(h, layer, Point::kMlpPost, a.gate.data(), pos0, n, I);
-  kernels::matmul(pool, a.gate.data(), n, L.w_down, nullptr, a.xb.data());
+  kernels::matmul(pool, a.gate.data(), n, L.w_down, nullptr, a.xb.data(), decode_rows);
   fire(h, layer, Point::kMlpOut, a.xb.data(), pos0, n, H);
   for (int64_t i = 0; i < n * H; ++i) a.x[i] += a.xb[i];
   fire(h, layer, Point::kResidPost, a.x.data(), pos0, n, H);
@@ -431,7 +434,8 @@ void check_tokens(const int32_t* tokens, int64_t n, int64_t vocab) {
 }  // namespace
 
 void Model::run_layers(ThreadPool& pool, const int32_t* const* tokens, const Segment* segs,
-                       int n_segs, int64_t rows, Activations& a, hooks::ForwardHooks* h) const {
+                       int n_segs, int64_t rows, int64_t decode_rows, Activations& a,
+                       hooks::ForwardHooks* h) const {
   const int64_t H = cfg_.hidden_size;
   for (int s = 0; s < n_segs; ++s) {
     const Segment& g = segs[s];
@@ -443,8 +447,8 @@ void Model::run_layers(ThreadPool& pool, const int32_t* const* tokens, const Seg
   }
   fire(h, -1, Point::kEmbed, a.x.data(), segs[0].pos0, rows, H);
   for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
-    attention_block(pool, l, segs, n_segs, rows, a, h);
-    mlp_block(pool, l, rows, segs[0].pos0, a, h);
+    attention_block(pool, l, segs, n_segs, rows, decode_rows, a, h);
+    mlp_block(pool, l, rows, decode_rows, segs[0].pos0, a, h);
   }
 }
 
@@ -462,7 +466,7 @@ void Model::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t 
   RopeFreqs rope_scratch;
   const Segment seg{&kv, 0, n, pos0,
                     &select_rope(rope_len > 0 ? rope_len : pos0 + n, rope_scratch)};
-  run_layers(pool, &tokens, &seg, 1, n, a, h);
+  run_layers(pool, &tokens, &seg, 1, n, kernels::default_decode_rows(n), a, h);
   head(pool, n, pos0, all_logits, a, logits, h);
 }
 
@@ -472,29 +476,37 @@ void Model::forward_batch(ThreadPool& pool, const BatchEntry* entries, int n_ent
   std::vector<Segment> segs(static_cast<size_t>(n_entries));
   std::vector<const int32_t*> tokens(static_cast<size_t>(n_entries));
   std::vector<RopeFreqs> rope_scratch(static_cast<size_t>(n_entries));
-  int64_t rows = 0;
-  for (int s = 0; s < n_entries; ++s) {
-    const BatchEntry& e = entries[s];
-    if (!e.kv || e.n <= 0 || !e.tokens)
-      throw Error(ErrorKind::kInternal, "batch entry without a cache or tokens");
-    for (int o = 0; o < s; ++o)
-      if (entries[o].kv == e.kv)
-        throw Error(ErrorKind::kInternal, "two batch entries share one KV cache");
-    check_tokens(e.tokens, e.n, cfg_.vocab_size);
-    const int64_t pos0 = e.kv->n_tokens();
-    segs[s] = Segment{e.kv, rows, e.n, pos0,
-                      &select_rope(e.rope_len > 0 ? e.rope_len : pos0 + e.n, rope_scratch[s])};
-    tokens[s] = e.tokens;
-    rows += e.n;
-  }
+  // Rows: the entries of fewer than kGemmMinRows tokens first (decode tokens, short prefill
+  // chunks: the decode order of the projections, as Model::forward gives such a chunk alone),
+  // then the long chunks (the prefill order, as alone). Each row thus gets the bits it gets alone.
+  int64_t rows = 0, decode_rows = 0;
+  for (const bool short_pass : {true, false})
+    for (int s = 0; s < n_entries; ++s) {
+      const BatchEntry& e = entries[s];
+      if (short_pass) {
+        if (!e.kv || e.n <= 0 || !e.tokens)
+          throw Error(ErrorKind::kInternal, "batch entry without a cache or tokens");
+        for (int o = 0; o < s; ++o)
+          if (entries[o].kv == e.kv)
+            throw Error(ErrorKind::kInternal, "two batch entries share one KV cache");
+        check_tokens(e.tokens, e.n, cfg_.vocab_size);
+      }
+      if ((kernels::default_decode_rows(e.n) > 0) != short_pass) continue;
+      const int64_t pos0 = e.kv->n_tokens();
+      segs[s] = Segment{e.kv, rows, e.n, pos0,
+                        &select_rope(e.rope_len > 0 ? e.rope_len : pos0 + e.n, rope_scratch[s])};
+      tokens[s] = e.tokens;
+      rows += e.n;
+      if (short_pass) decode_rows = rows;
+    }
   if (rows > a.max_tokens())
     throw Error(ErrorKind::kInternal, "batch of " + std::to_string(rows) +
                                           " rows larger than its activation buffers");
-  run_layers(pool, tokens.data(), segs.data(), n_entries, rows, a, nullptr);
+  run_layers(pool, tokens.data(), segs.data(), n_entries, rows, decode_rows, a, nullptr);
 
-  // The final norm and the output head over each wanted entry's last row. The rows are gathered
-  // to the front of a.x in place (entry i's last row is at or after row i, so nothing unread is
-  // overwritten) and the head runs once over all of them.
+  // The final norm and the output head over each wanted entry's last row: normed into row i of
+  // a.xb for the i-th wanted entry, then one head pass over all of them in the decode order (the
+  // order one last row gets alone).
   const int64_t H = cfg_.hidden_size, V = cfg_.vocab_size;
   std::vector<int> wanted;
   for (int s = 0; s < n_entries; ++s)
@@ -504,17 +516,16 @@ void Model::forward_batch(ThreadPool& pool, const BatchEntry* entries, int n_ent
   bool consecutive = true;  // the entries' logits are rows of one [m][V] array
   for (int64_t i = 0; i < m; ++i) {
     const Segment& g = segs[wanted[i]];
-    const int64_t src = g.row0 + g.n - 1;
-    if (src != i) std::copy_n(a.x.data() + src * H, H, a.x.data() + i * H);
+    kernels::rmsnorm(a.x.data() + (g.row0 + g.n - 1) * H, final_norm_.data(), 1, H,
+                     cfg_.rms_norm_eps, a.xb.data() + i * H);
     consecutive = consecutive && entries[wanted[i]].logits == entries[wanted[0]].logits + i * V;
   }
-  kernels::rmsnorm(a.x.data(), final_norm_.data(), m, H, cfg_.rms_norm_eps, a.xb.data());
   if (consecutive) {
-    kernels::matmul(pool, a.xb.data(), m, lm_head_, nullptr, entries[wanted[0]].logits);
+    kernels::matmul(pool, a.xb.data(), m, lm_head_, nullptr, entries[wanted[0]].logits, m);
     return;
   }
   for (int64_t i = 0; i < m; ++i)
-    kernels::matmul(pool, a.xb.data() + i * H, 1, lm_head_, nullptr, entries[wanted[i]].logits);
+    kernels::matmul(pool, a.xb.data() + i * H, 1, lm_head_, nullptr, entries[wanted[i]].logits, 1);
 }
 
 }  // namespace longctx

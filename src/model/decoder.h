@@ -138,13 +138,16 @@ class Model {
   };
   // Embeds the segments' tokens, runs every layer; rows = the segments' rows together. Hooks (one
   // segment only) see positions from segs[0].pos0.
+  // rows: the rows of all segments; decode_rows: how many of them (the first) take the decode
+  // order of the projections (kernels::matmul), the rest the prefill order.
   void run_layers(ThreadPool& pool, const int32_t* const* tokens, const Segment* segs, int n_segs,
-                  int64_t rows, Activations& act, hooks::ForwardHooks* h) const;
+                  int64_t rows, int64_t decode_rows, Activations& act,
+                  hooks::ForwardHooks* h) const;
   void attention_block(ThreadPool& pool, int layer, const Segment* segs, int n_segs, int64_t rows,
-                       Activations& act, hooks::ForwardHooks* h) const;
+                       int64_t decode_rows, Activations& act, hooks::ForwardHooks* h) const;
   const RopeFreqs& select_rope(int64_t rope_len, RopeFreqs& scratch) const;
-  void mlp_block(ThreadPool& pool, int layer, int64_t n, int64_t pos0, Activations& act,
-                 hooks::ForwardHooks* h) const;
+  void mlp_block(ThreadPool& pool, int layer, int64_t n, int64_t decode_rows, int64_t pos0,
+                 Activations& act, hooks::ForwardHooks* h) const;
   // y = rmsnorm(x) * weight for rows of x; with h, fires the scale and normalized points of the
   // norm (layer, scale_p, norm_p) when on and goes on with what they hold.
   void norm(const float* x, const std::vector<float>& weight, int64_t n, int64_t pos0, float* y,

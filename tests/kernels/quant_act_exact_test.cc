@@ -100,15 +100,16 @@ TEST(QuantActExact, EveryPathAndShape) {
 // test models' perplexities depend on it): per output 8 f32 lanes, lane k accumulating
 // fma(int sum of the products of columns 4k..4k+3 of block b, d_w * d_x, lane) over the blocks,
 // then ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), then the bias. Written here from that
-// description; the SIMD paths must match it exactly for 2 or more x rows (one x row is decode,
-// which may sum in another order), through the GEMM's x-row and weight-row tails.
+// description; the SIMD paths' prefill order (matmul's rows after decode_rows) must match it
+// exactly for any number of x rows, through the GEMM's x-row and weight-row tails. (The decode
+// order may differ: it is one x row's order, tests/kernels/batch_invariance_test.cc.)
 TEST(QuantActExact, Q8_0AndQ4_0SumInLlamaCppOrder) {
   for (TensorType t : {TensorType::kQ8_0, TensorType::kQ4_0})
     for (int64_t cols : {64, 2080})
       for (int64_t rows : {17, 45}) {
         const auto w = testing::raw_weights(t, rows, cols, 60 + rows + cols);
         const int64_t nb = cols / 32, bytes = t == TensorType::kQ8_0 ? 34 : 18;
-        for (int64_t n : {2, 3, 8, 9, 11, 24}) {
+        for (int64_t n : {1, 2, 3, 8, 9, 11, 24}) {
           SCOPED_TRACE(std::string(tensor_type_name(t)) + " rows=" + std::to_string(rows) +
                        " cols=" + std::to_string(cols) + " n=" + std::to_string(n));
           const auto x = testing::normal_floats(n * cols, 70 + n);
@@ -154,7 +155,7 @@ TEST(QuantActExact, Q8_0AndQ4_0SumInLlamaCppOrder) {
             set_simd_path(path);
             SCOPED_TRACE(simd_path_name(path));
             std::vector<float> y(n * rows, NAN);
-            matmul(pool, x.data(), n, w.view, bias.data(), y.data());
+            matmul(pool, x.data(), n, w.view, bias.data(), y.data(), /*decode_rows=*/0);
             for (int64_t k = 0; k < n * rows; ++k)
               ASSERT_EQ(y[k], want[k]) << "x row " << k / rows << " out " << k % rows;
           }

@@ -1,7 +1,10 @@
 // Model::forward_batch: several sequences of different lengths, prefilling and decoding in the
-// same passes, each get the greedy tokens and (within 1e-4) the logits they get alone through
-// Model::forward. Real trained weights (stories260K) and random checkpoints with sliding-window
-// layers (Mistral; Qwen2 with mixed window layers), f32 and f16 KV.
+// same passes, each get exactly the greedy tokens and the logits (every bit) they get alone
+// through Model::forward: the kernels are batch invariant (docs/kernels.md). On every SIMD path
+// the build has; real trained weights (stories260K: f32, and llama.cpp's Q8_0 / Q4_0 GGUF files),
+// a random BF16 checkpoint, and random checkpoints with sliding-window layers (Mistral; Qwen2 with
+// mixed window layers); f32, f16 and int8 KV; one sequence long enough that decode splits its
+// keys across threads.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/ops.h"
 #include "model/decoder.h"
 #include "model/reference_model.h"
 #include "model/test_util.h"
@@ -104,38 +108,52 @@ std::vector<Trace> run_batched(const Model& m, ThreadPool& pool,
   return out;
 }
 
-// Tolerance, relative to max(1, |logit|): with f32 keys and values, batched and alone differ only
-// by the summation order of the projections (a batch runs them as a GEMM, one sequence as a
-// matrix-vector product): 1e-4 (seen: under 1e-5). With f16 keys and values that 1e-7 difference
-// occasionally lands on the other side of an f16 rounding step, a one-ulp (5e-4) change of a key,
-// which a tiny model's sharp logits turn into up to 1e-3 (seen: 3e-5 typical, 1.1e-3 once on
-// stories260K). Exact equality would need kernels whose per-row summation order is the same for
-// every batch size; ours are not.
-constexpr double kTolF32 = 1e-4, kTolF16 = 2e-3;
-
-void expect_batch_matches_alone(const std::string& dir, KvType kv_type) {
-  const double tol = kv_type == KvType::kF32 ? kTolF32 : kTolF16;
-  auto m = Model::load(dir);
+// Batched and alone must agree bit for bit: no tolerance. (Before the kernels were made batch
+// invariant, f16 keys differed by one rounding step now and then and logits by up to 1.1e-3.)
+void expect_batch_matches_alone(const std::string& path, KvType kv_type) {
+  auto m = Model::load(path);
   ThreadPool pool(2);
   const int V = static_cast<int>(m->vocab_size());
   const uint32_t range = static_cast<uint32_t>(std::min(V - 3, 290));
-  // Different lengths, one past the sliding window of the tiny window models.
+  // Different lengths, one past the sliding window of the tiny window models, one (300) long
+  // enough that a decode step splits its keys across the threads (flash-decoding).
   const std::vector<std::vector<int32_t>> prompts = {
       test::tokens(37, 1, range), test::tokens(5, 2, range), test::tokens(80, 3, range),
-      test::tokens(1, 4, range)};
-  const std::vector<int> start = {0, 0, 2, 5};
+      test::tokens(1, 4, range), test::tokens(300, 5, range)};
+  const std::vector<int> start = {0, 0, 2, 18, 1};  // 3 decodes beside 4's decode
   constexpr int kSteps = 12;
-  const std::vector<Trace> together = run_batched(*m, pool, prompts, kSteps, kv_type, start);
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    const Trace alone = run_alone(*m, pool, prompts[i], kSteps, kv_type, i);
-    EXPECT_EQ(together[i].tokens, alone.tokens) << "sequence " << i;
-    double worst = 0;
-    for (int s = 0; s < kSteps; ++s)
-      for (int v = 0; v < V; ++v)
-        worst = std::max(worst, std::abs(together[i].logits[s][v] - alone.logits[s][v]) /
-                                    std::max(1.0, std::abs(double(alone.logits[s][v]))));
-    EXPECT_LE(worst, tol) << "sequence " << i;
+  const kernels::SimdPath best = kernels::best_simd_path();
+  for (int p = 0; p <= static_cast<int>(best); ++p) {
+    const auto path = static_cast<kernels::SimdPath>(p);
+    kernels::set_simd_path(path);
+    const std::vector<Trace> together = run_batched(*m, pool, prompts, kSteps, kv_type, start);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const Trace alone = run_alone(*m, pool, prompts[i], kSteps, kv_type, i);
+      EXPECT_EQ(together[i].tokens, alone.tokens)
+          << kernels::simd_path_name(path) << ", sequence " << i;
+      int64_t differ = 0;
+      double worst = 0;
+      for (int s = 0; s < kSteps; ++s)
+        for (int v = 0; v < V; ++v) {
+          const float a = together[i].logits[s][v], b = alone.logits[s][v];
+          differ += a != b;
+          worst = std::max(worst, std::abs(double(a) - b));
+        }
+      EXPECT_EQ(differ, 0) << kernels::simd_path_name(path) << ", sequence " << i
+                           << ": logits differ by up to " << worst;
+    }
   }
+  kernels::set_simd_path(best);
+}
+
+std::string gguf(const std::string& name) { return test::shared_dir() + "/gguf/" + name; }
+
+std::string bf16_checkpoint() {
+  RandomCheckpointOptions o;
+  o.config_json = test::fixture_case("tiny-mistral")["config"].dump();
+  o.dtype = DType::kBF16;
+  o.seed = 11;
+  return test::random_checkpoint_dir("batch-bf16-mistral", o);
 }
 
 TEST(BatchForward, StoriesF32Kv) {
@@ -149,6 +167,18 @@ TEST(BatchForward, SlidingWindowMistral) {
 }
 TEST(BatchForward, MixedWindowQwen2F16Kv) {
   expect_batch_matches_alone(test::make_checkpoint("tiny-qwen2-yarn"), KvType::kF16);
+}
+TEST(BatchForward, Bf16WeightsInt8Kv) {
+  expect_batch_matches_alone(bf16_checkpoint(), KvType::kInt8);
+}
+TEST(BatchForward, Q8_0WeightsF16Kv) {
+  expect_batch_matches_alone(gguf("stories260K-q8_0.gguf"), KvType::kF16);
+}
+TEST(BatchForward, Q4_0WeightsF32Kv) {
+  expect_batch_matches_alone(gguf("stories260K-q4_0.gguf"), KvType::kF32);
+}
+TEST(BatchForward, Q4_K_MWeightsF16Kv) {
+  expect_batch_matches_alone(gguf("llama-kq-tiny/llama-kq-tiny-q4_k_m.gguf"), KvType::kF16);
 }
 
 TEST(BatchForward, RefusesTwoEntriesOnOneCache) {

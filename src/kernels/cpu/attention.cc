@@ -39,8 +39,9 @@ Plan make_plan(int threads, const AttentionParams& p, int64_t n_q, const KVView&
   pl.rows = static_cast<int>(pl.qb) * pl.group;
   pl.n_qblocks = (n_q + pl.qb - 1) / pl.qb;
   const int64_t base = kv.n_kv_heads * pl.n_qblocks;
-  const int64_t target = 8 * static_cast<int64_t>(threads);
-  if (threads > 1 && base < target) pl.splits_max = static_cast<int>((target + base - 1) / base);
+  const int split_threads = p.split_threads > 0 ? p.split_threads : threads;
+  const int64_t target = 8 * static_cast<int64_t>(split_threads);
+  if (split_threads > 1 && base < target) pl.splits_max = static_cast<int>((target + base - 1) / base);
   const size_t f = sizeof(float), rh = static_cast<size_t>(pl.rows) * hd;
   // Must match the carving in attention_run: q, acc, m, l, lo, hi, scores, k tile, v tile.
   pl.thread_bytes = 2 * round_up64(rh * f) + 2 * round_up64(pl.rows * f) +

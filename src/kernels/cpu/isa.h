@@ -76,6 +76,11 @@ struct QuantAct {
   int64_t cols;         // a multiple of group
   int group;
 };
+// Row i of x as a one-row QuantAct.
+inline QuantAct act_row(const QuantAct& x, int64_t i) {
+  return QuantAct{x.q + i * x.cols, x.d + i * (x.cols / x.group), x.bsum + i * (x.cols / 16),
+                  x.cols, x.group};
+}
 // The activation group of weights of type t (a block type).
 inline int act_group(TensorType t) {
   return t == TensorType::kQ8_0 || t == TensorType::kQ4_0 ? 32 : 256;
@@ -90,8 +95,9 @@ inline size_t quant_act_bytes(int64_t n, int64_t cols, int group) {
 struct Isa {
   SimdPath path;
   GemmGeometry gemm_geometry;
-  // Rows [r0, r1) of y = x W^T + bias for x [n][w.cols], streaming each weight row once per
-  // group of up to 4 x rows (the decode path). xb: x as bf16 [n][round_up(cols,2)] when w.type
+  // Rows [r0, r1) of y = x W^T + bias for x [n][w.cols] (the decode path), each weight row
+  // streamed once for all x rows, every row summed in the order one x row alone gets (batch
+  // invariance: ops.h, matmul). xb: x as bf16 [n][round_up(cols,2)] when w.type
   // is bf16 and bf16_dot (then the dot products use it), else nullptr.
   void (*matvec)(const float* x, const uint16_t* xb, int64_t n, const WeightView& w,
                  const float* bias, float* y, int64_t r0, int64_t r1);
@@ -130,14 +136,15 @@ struct Isa {
   void (*quantize_act)(const float* x, int64_t n, int64_t cols, int group, int8_t* q, float* d,
                        int16_t* bsum);
   // Rows [r0, r1) of y = x W^T + bias for block-type weights W and x quantized for W's type
-  // (QuantAct), integer dot products inside each block; each weight row is read once per group of
-  // up to 4 x rows (decode).
+  // (QuantAct), integer dot products inside each block (decode): every row summed in the order
+  // one x row alone gets (batch invariance), weight rows from L1 after the first x row.
   void (*qmatvec)(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
                   int64_t r0, int64_t r1);
   // The same products for many x rows (prefill, n >= 8): panels of 16 weight rows unpacked once
-  // and swept by an integer micro-kernel over all x rows (Q8_0 / Q4_0 keeping qmatvec's f32
-  // order, which is llama.cpp's: docs/gguf-kernels.md). pack: qgemm_pack_bytes(w.type, w.cols)
-  // bytes of scratch. Null where qmatvec takes every n.
+  // and swept by an integer micro-kernel over all x rows (Q8_0 / Q4_0 keeping llama.cpp's f32
+  // order: docs/gguf-kernels.md; AVX2: the matvec's dot products 4 x rows at a time, in that
+  // order). pack: qgemm_pack_bytes(w.type, w.cols) bytes of scratch. Null where qmatvec takes
+  // every n.
   void (*qgemm)(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
                 int64_t r0, int64_t r1, void* pack);
   size_t (*qgemm_pack_bytes)(TensorType t, int64_t cols);

@@ -11,7 +11,10 @@ LONGCTX_DECLARE_ISA_KERNELS
 #if defined(LONGCTX_X86_PATHS)
 namespace avx2 {
 LONGCTX_DECLARE_ISA_KERNELS
-}
+void qgemm(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
+           int64_t r0, int64_t r1, void* pack);
+size_t qgemm_pack_bytes(TensorType t, int64_t cols);
+}  // namespace avx2
 namespace avx512 {
 LONGCTX_DECLARE_ISA_KERNELS
 void qgemm(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
@@ -41,7 +44,8 @@ const Isa& avx2_isa() {
   // 6 x rows x 16 weight rows (2 ymm); f32 panels of 256 columns (16 KiB), bf16 converted to f32.
   static const Isa isa =
       LONGCTX_ISA_TABLE(avx2, SimdPath::kAvx2, (GemmGeometry{6, 16, 256, 0}), kAvx2GemmPackBytes,
-                        false, avx2::attn_tile_quant, nullptr, 0, avx2, nullptr, nullptr);
+                        false, avx2::attn_tile_quant, nullptr, 0, avx2, avx2::qgemm,
+                        avx2::qgemm_pack_bytes);
   return isa;
 }
 

@@ -26,56 +26,15 @@ inline __mmask16 tail_mask(int64_t n) { return mask16(n); }
 // BF16 weights with bf16-rounded x: vdpbf16ps does 32 products per instruction straight from the
 // stored weights (no conversion): half the instructions of the shift + f32 FMA path. x rows have
 // stride ldx (cols rounded up to even).
-template <int NX, int NW>
-inline void matvec_tile_bf16(const uint16_t* xb, int64_t ldx, int64_t cols, const uint16_t* w,
-                             int64_t r, const float* bias, float* y, int64_t ldy, int64_t pf) {
-  __m512 acc[NX][NW];
-  for (int i = 0; i < NX; ++i)
-    for (int k = 0; k < NW; ++k) acc[i][k] = _mm512_setzero_ps();
-  int64_t c = 0;
-  for (; c + 32 <= cols; c += 32) {
-    __m512bh wv[NW];
-    if (pf > 0)
-      for (int k = 0; k < NW; ++k)
-        _mm_prefetch(reinterpret_cast<const char*>(w + (r + k) * cols + c + pf), _MM_HINT_T0);
-    for (int k = 0; k < NW; ++k) wv[k] = (__m512bh)_mm512_loadu_si512(w + (r + k) * cols + c);
-    for (int i = 0; i < NX; ++i) {
-      const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + i * ldx + c);
-      for (int k = 0; k < NW; ++k) acc[i][k] = _mm512_dpbf16_ps(acc[i][k], xv, wv[k]);
-    }
-  }
-  if (c < cols) {
-    const int64_t e = cols - c;
-    const __mmask32 m = e >= 32 ? ~__mmask32{0} : ((__mmask32{1} << e) - 1);
-    __m512bh wv[NW];
-    for (int k = 0; k < NW; ++k)
-      wv[k] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + (r + k) * cols + c);
-    for (int i = 0; i < NX; ++i) {
-      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, xb + i * ldx + c);
-      for (int k = 0; k < NW; ++k) acc[i][k] = _mm512_dpbf16_ps(acc[i][k], xv, wv[k]);
-    }
-  }
-  for (int i = 0; i < NX; ++i)
-    for (int k = 0; k < NW; ++k)
-      y[i * ldy + r + k] = _mm512_reduce_add_ps(acc[i][k]) + (bias ? bias[r + k] : 0.f);
-}
+//
+// The decode order of these kernels (as cpu/matvec.h's for the f32 FMAs): accumulator u takes the
+// 32-element chunks u, u + 4, ... of each 128-element block, every chunk after the last block
+// (the final one masked) goes to accumulator 0, and the result is reduce((a0 + a1) + (a2 + a3)).
+// The one-row stream and the multi-row tiles sum each output in exactly this order, so a row's
+// result does not depend on the other rows of the call (batch invariance).
+inline __mmask32 mask32(int64_t e) { return e >= 32 ? ~__mmask32{0} : ((__mmask32{1} << e) - 1); }
 
-// NW weight rows per tile: 4 for up to 4 x rows; 3 for 8 x rows (24 accumulators), so that a
-// batch of 8 decoding sequences reads the weights once.
-template <int NX, int NW = 4>
-void matvec_rows_bf16(const uint16_t* xb, int64_t ldx, const WeightView& w, const float* bias,
-                      float* y, int64_t r0, int64_t r1) {
-  const auto* wp = static_cast<const uint16_t*>(w.data);
-  const int64_t pf = w.cols * 2 <= 4096 ? 4 * w.cols : 0;  // as matvec_rows
-  int64_t r = r0;
-  for (; r + 2 * NW <= r1; r += NW)
-    matvec_tile_bf16<NX, NW>(xb, ldx, w.cols, wp, r, bias, y, w.rows, pf);
-  for (; r + NW <= r1; r += NW)
-    matvec_tile_bf16<NX, NW>(xb, ldx, w.cols, wp, r, bias, y, w.rows, 0);
-  for (; r < r1; ++r) matvec_tile_bf16<NX, 1>(xb, ldx, w.cols, wp, r, bias, y, w.rows, 0);
-}
-
-// One x row (decode), as matvec1_seq: 128 weights (4 lines) per step, one stream.
+// One x row (decode), as matvec.h's seq(): 128 weights (4 lines) per step, one stream.
 void matvec1_bf16_seq(const uint16_t* xb, const WeightView& w, const float* bias, float* y,
                       int64_t r0, int64_t r1) {
   const auto* wp = static_cast<const uint16_t*>(w.data);
@@ -91,8 +50,7 @@ void matvec1_bf16_seq(const uint16_t* xb, const WeightView& w, const float* bias
                                   (__m512bh)_mm512_loadu_si512(row + c + 32 * u));
     }
     for (; c < cols; c += 32) {
-      const int64_t e = cols - c;
-      const __mmask32 m = e >= 32 ? ~__mmask32{0} : ((__mmask32{1} << e) - 1);
+      const __mmask32 m = mask32(cols - c);
       acc[0] = _mm512_dpbf16_ps(acc[0], (__m512bh)_mm512_maskz_loadu_epi16(m, xb + c),
                                 (__m512bh)_mm512_maskz_loadu_epi16(m, row + c));
     }
@@ -101,30 +59,58 @@ void matvec1_bf16_seq(const uint16_t* xb, const WeightView& w, const float* bias
   }
 }
 
+// y[i][r..r+NW) for NX x rows and NW weight rows, each output in matvec1_bf16_seq's order.
+template <int NX, int NW>
+inline void tile_bf16(const uint16_t* xb, int64_t ldx, int64_t cols, const uint16_t* w, int64_t r,
+                      const float* bias, float* y, int64_t ldy) {
+  __m512 acc[NX][NW][4];
+  for (int i = 0; i < NX; ++i)
+    for (int k = 0; k < NW; ++k)
+      for (int u = 0; u < 4; ++u) acc[i][k][u] = _mm512_setzero_ps();
+  auto chunk = [&](int64_t c, int u, __mmask32 m) {
+    __m512bh wv[NW];
+    for (int k = 0; k < NW; ++k)
+      wv[k] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + (r + k) * cols + c);
+    for (int i = 0; i < NX; ++i) {
+      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, xb + i * ldx + c);
+      for (int k = 0; k < NW; ++k) acc[i][k][u] = _mm512_dpbf16_ps(acc[i][k][u], xv, wv[k]);
+    }
+  };
+  int64_t c = 0;
+  for (; c + 128 <= cols; c += 128)
+    for (int u = 0; u < 4; ++u) chunk(c + 32 * u, u, ~__mmask32{0});
+  for (; c < cols; c += 32) chunk(c, 0, mask32(cols - c));
+  for (int i = 0; i < NX; ++i)
+    for (int k = 0; k < NW; ++k) {
+      const __m512 a = _mm512_add_ps(_mm512_add_ps(acc[i][k][0], acc[i][k][1]),
+                                     _mm512_add_ps(acc[i][k][2], acc[i][k][3]));
+      y[i * ldy + r + k] = _mm512_reduce_add_ps(a) + (bias ? bias[r + k] : 0.f);
+    }
+}
+
+// Weight rows [r, r + NW) against all n x rows, 3 at a time (24 accumulators with NW = 2): the
+// weight rows stay in L1 while the x rows pass over them.
+template <int NW>
+inline void tiles_bf16_at(const uint16_t* xb, int64_t ldx, int64_t n, const WeightView& w,
+                          int64_t r, const float* bias, float* y) {
+  constexpr int NX = 3;
+  const auto* wp = static_cast<const uint16_t*>(w.data);
+  int64_t i = 0;
+  for (; i + NX <= n; i += NX)
+    tile_bf16<NX, NW>(xb + i * ldx, ldx, w.cols, wp, r, bias, y + i * w.rows, w.rows);
+  vec::with_const<NX - 1>(static_cast<int>(n - i), [&](auto m) {
+    tile_bf16<decltype(m)::value, NW>(xb + i * ldx, ldx, w.cols, wp, r, bias, y + i * w.rows,
+                                      w.rows);
+  });
+}
+
 void matvec_bf16_dot(const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
                      float* y, int64_t r0, int64_t r1) {
-  const int64_t ldx = (w.cols + 1) & ~int64_t{1};
   if (n == 1) return matvec1_bf16_seq(xb, w, bias, y, r0, r1);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    matvec_rows_bf16<8, 3>(xb + i * ldx, ldx, w, bias, y + i * w.rows, r0, r1);
-  for (; i + 4 <= n; i += 4)
-    matvec_rows_bf16<4>(xb + i * ldx, ldx, w, bias, y + i * w.rows, r0, r1);
-  const uint16_t* xi = xb + i * ldx;
-  float* yi = y + i * w.rows;
-  switch (n - i) {
-    case 3:
-      matvec_rows_bf16<3>(xi, ldx, w, bias, yi, r0, r1);
-      break;
-    case 2:
-      matvec_rows_bf16<2>(xi, ldx, w, bias, yi, r0, r1);
-      break;
-    case 1:
-      matvec_rows_bf16<1>(xi, ldx, w, bias, yi, r0, r1);
-      break;
-    default:
-      break;
-  }
+  const int64_t ldx = (w.cols + 1) & ~int64_t{1};
+  int64_t r = r0;
+  for (; r + 2 <= r1; r += 2) tiles_bf16_at<2>(xb, ldx, n, w, r, bias, y);
+  for (; r < r1; ++r) tiles_bf16_at<1>(xb, ldx, n, w, r, bias, y);
 }
 
 // ---- prefill: packed panels + MR x NR micro-kernel ----

@@ -4,9 +4,8 @@
 // products are AVX-512's own, in matmul_avx512.cc.) Include only from a path's translation unit;
 // everything here has internal linkage.
 //
-// VT provides (besides what cpu/attention_tile.h lists): kMatvecRows (weight rows per tile when
-// x has several rows) and kMatvecPrefetch (whether those tiles prefetch the next tile's short
-// rows).
+// VT provides (besides what cpu/attention_tile.h lists): kMatvecX and kMatvecW, the x rows and
+// weight rows of a tile when x has several rows (kMatvecX * kMatvecW * 4 accumulators).
 #pragma once
 
 #include <immintrin.h>
@@ -14,54 +13,24 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "kernels/cpu/vec_common.h"
 #include "kernels/ops.h"
 
 namespace longctx::kernels::cpu {
 namespace {
 namespace mv {
 
-// y[i][r..r+NW) for NX x rows and NW weight rows at a time. pf > 0: also prefetch the weights pf
-// elements ahead of each row's loads (the next tile's rows, for short rows, whose streams are too
-// short for the hardware prefetcher to pick up).
-template <class VT, DType DT, int NX, int NW>
-inline void tile(const float* x, int64_t cols, const void* w, int64_t r, const float* bias,
-                 float* y, int64_t ldy, int64_t pf = 0) {
-  using V = typename VT::V;
-  constexpr int W = VT::kW;
-  constexpr int64_t es = DT == DType::kF32 ? 4 : 2;
-  V acc[NX][NW];
-  for (int i = 0; i < NX; ++i)
-    for (int k = 0; k < NW; ++k) acc[i][k] = VT::zero();
-  int64_t c = 0;
-  for (; c + W <= cols; c += W) {
-    V wv[NW];
-    if (pf > 0)
-      for (int k = 0; k < NW; ++k)
-        _mm_prefetch(static_cast<const char*>(w) + ((r + k) * cols + c + pf) * es, _MM_HINT_T0);
-    for (int k = 0; k < NW; ++k) wv[k] = VT::template load<DT>(w, (r + k) * cols + c);
-    for (int i = 0; i < NX; ++i) {
-      const V xv = VT::loadu(x + i * cols + c);
-      for (int k = 0; k < NW; ++k) acc[i][k] = VT::fmadd(xv, wv[k], acc[i][k]);
-    }
-  }
-  if (c < cols) {
-    const int n = static_cast<int>(cols - c);
-    V wv[NW];
-    for (int k = 0; k < NW; ++k) wv[k] = VT::template load_n<DT>(w, (r + k) * cols + c, n);
-    for (int i = 0; i < NX; ++i) {
-      const V xv = VT::template load_n<DType::kF32>(x, i * cols + c, n);
-      for (int k = 0; k < NW; ++k) acc[i][k] = VT::fmadd(xv, wv[k], acc[i][k]);
-    }
-  }
-  for (int i = 0; i < NX; ++i)
-    for (int k = 0; k < NW; ++k)
-      y[i * ldy + r + k] = VT::reduce_add(acc[i][k]) + (bias ? bias[r + k] : 0.f);
-}
-
 // One x row (decode): rows [r0, r1) are one contiguous range of W, read front to back as a single
-// stream, a row at a time with four accumulators. Interleaving rows (several streams) as tile()
-// does reaches ~60% of the read bandwidth here; one stream reaches ~95%, with no software prefetch
-// (a prefetch 2 KiB ahead cost 5-25% of decode; docs/kernels.md).
+// stream, a row at a time with four accumulators. Interleaving rows (several streams) reaches ~60%
+// of the read bandwidth here; one stream reaches ~95%, with no software prefetch (a prefetch 2 KiB
+// ahead cost 5-25% of decode; docs/kernels.md).
+//
+// Its summation order is THE decode order of this path: accumulator u takes the W-wide chunks
+// u, u + 4, u + 8, ... of each 4W block, the whole chunks after the last block go to accumulator 0,
+// a final partial chunk to accumulator 1, and the result is reduce((a0 + a1) + (a2 + a3)) + bias.
+// tile() below sums every row of a batch in exactly this order, so a row's result never depends on
+// how many other rows share the call (batch invariance: a sequence decoded in a batch gets the
+// bits it gets alone; tests/kernels/batch_invariance_test.cc).
 template <class VT, DType DT>
 void seq(const float* x, const WeightView& w, const float* bias, float* y, int64_t r0, int64_t r1) {
   using V = typename VT::V;
@@ -87,42 +56,72 @@ void seq(const float* x, const WeightView& w, const float* bias, float* y, int64
   }
 }
 
-template <class VT, DType DT, int NX>
-void rows(const float* x, const WeightView& w, const float* bias, float* y, int64_t r0,
-          int64_t r1) {
-  constexpr int NW = VT::kMatvecRows;
-  // Rows of up to 4 KiB: prefetch the next tile while this one streams (where the path does).
-  const int64_t es = DT == DType::kF32 ? 4 : 2;
-  const int64_t pf = VT::kMatvecPrefetch && w.cols * es <= 4096 ? NW * w.cols : 0;
-  int64_t r = r0;
-  for (; r + 2 * NW <= r1; r += NW) tile<VT, DT, NX, NW>(x, w.cols, w.data, r, bias, y, w.rows, pf);
-  for (; r + NW <= r1; r += NW) tile<VT, DT, NX, NW>(x, w.cols, w.data, r, bias, y, w.rows);
-  for (; r < r1; ++r) tile<VT, DT, NX, 1>(x, w.cols, w.data, r, bias, y, w.rows);
+// y[i][r..r+NW) for NX x rows and NW weight rows, each output summed in seq()'s order (four
+// accumulators per output: NX * NW * 4 registers).
+template <class VT, DType DT, int NX, int NW>
+inline void tile(const float* x, int64_t cols, const void* w, int64_t r, const float* bias,
+                 float* y, int64_t ldy) {
+  using V = typename VT::V;
+  constexpr int W = VT::kW;
+  V acc[NX][NW][4];
+  for (int i = 0; i < NX; ++i)
+    for (int k = 0; k < NW; ++k)
+      for (int u = 0; u < 4; ++u) acc[i][k][u] = VT::zero();
+  auto chunk = [&](int64_t c, int u) {
+    V wv[NW];
+    for (int k = 0; k < NW; ++k) wv[k] = VT::template load<DT>(w, (r + k) * cols + c);
+    for (int i = 0; i < NX; ++i) {
+      const V xv = VT::loadu(x + i * cols + c);
+      for (int k = 0; k < NW; ++k) acc[i][k][u] = VT::fmadd(xv, wv[k], acc[i][k][u]);
+    }
+  };
+  int64_t c = 0;
+  for (; c + 4 * W <= cols; c += 4 * W)
+    for (int u = 0; u < 4; ++u) chunk(c + W * u, u);
+  for (; c + W <= cols; c += W) chunk(c, 0);
+  if (c < cols) {
+    const int n = static_cast<int>(cols - c);
+    V wv[NW];
+    for (int k = 0; k < NW; ++k) wv[k] = VT::template load_n<DT>(w, (r + k) * cols + c, n);
+    for (int i = 0; i < NX; ++i) {
+      const V xv = VT::template load_n<DType::kF32>(x, i * cols + c, n);
+      for (int k = 0; k < NW; ++k) acc[i][k][1] = VT::fmadd(xv, wv[k], acc[i][k][1]);
+    }
+  }
+  for (int i = 0; i < NX; ++i)
+    for (int k = 0; k < NW; ++k)
+      y[i * ldy + r + k] =
+          VT::reduce_add(VT::add(VT::add(acc[i][k][0], acc[i][k][1]),
+                                 VT::add(acc[i][k][2], acc[i][k][3]))) +
+          (bias ? bias[r + k] : 0.f);
+}
+
+// Weight rows [r, r + NW) against all n x rows, VT::kMatvecX at a time: the NW rows stay in L1
+// while every group of x rows passes over them, so W is read from memory once per call.
+template <class VT, DType DT, int NW>
+inline void tiles_at(const float* x, int64_t n, const WeightView& w, int64_t r, const float* bias,
+                     float* y) {
+  constexpr int NX = VT::kMatvecX;
+  int64_t i = 0;
+  for (; i + NX <= n; i += NX)
+    tile<VT, DT, NX, NW>(x + i * w.cols, w.cols, w.data, r, bias, y + i * w.rows, w.rows);
+  vec::with_const<NX - 1>(static_cast<int>(n - i), [&](auto m) {
+    tile<VT, DT, decltype(m)::value, NW>(x + i * w.cols, w.cols, w.data, r, bias,
+                                         y + i * w.rows, w.rows);
+  });
 }
 
 // Float weight types only, rows packed (w.row_bytes == cols * element size: the driver checks).
-// Rows [r0, r1) of y for n x rows: one stream for n == 1, else weights once per 4 x rows.
+// Rows [r0, r1) of y for n x rows, every row in the decode order (seq()'s): one stream for n == 1,
+// else VT::kMatvecW weight rows at a time against all x rows.
 template <class VT, DType DT>
 void matvec_dt(const float* x, int64_t n, const WeightView& w, const float* bias, float* y,
                int64_t r0, int64_t r1) {
   if (n == 1) return seq<VT, DT>(x, w, bias, y, r0, r1);
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) rows<VT, DT, 4>(x + i * w.cols, w, bias, y + i * w.rows, r0, r1);
-  const float* xi = x + i * w.cols;
-  float* yi = y + i * w.rows;
-  switch (n - i) {
-    case 3:
-      rows<VT, DT, 3>(xi, w, bias, yi, r0, r1);
-      break;
-    case 2:
-      rows<VT, DT, 2>(xi, w, bias, yi, r0, r1);
-      break;
-    case 1:
-      rows<VT, DT, 1>(xi, w, bias, yi, r0, r1);
-      break;
-    default:
-      break;
-  }
+  constexpr int NW = VT::kMatvecW;
+  int64_t r = r0;
+  for (; r + NW <= r1; r += NW) tiles_at<VT, DT, NW>(x, n, w, r, bias, y);
+  for (; r < r1; ++r) tiles_at<VT, DT, 1>(x, n, w, r, bias, y);
 }
 
 template <class VT>

@@ -31,4 +31,12 @@ void qmatvec(const QuantAct& x, int64_t n, const WeightView& w, const float* bia
   qdot::qmatvec<Madd>(x, n, w, bias, y, r0, r1);
 }
 
+// Prefill: the same dot products over the x rows 4 at a time (llama.cpp's summation order); no
+// packed panels, so no scratch.
+void qgemm(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
+           int64_t r0, int64_t r1, void* /*pack*/) {
+  qdot::qprefill<Madd>(x, n, w, bias, y, r0, r1);
+}
+size_t qgemm_pack_bytes(TensorType, int64_t) { return 0; }
+
 }  // namespace longctx::kernels::cpu::avx2

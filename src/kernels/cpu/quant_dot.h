@@ -1,5 +1,6 @@
-// The block-type matvec of both SIMD paths (Isa::qmatvec), written once over an integer-dot trait
-// QT on 256-bit vectors; include only from a path's translation unit (internal linkage).
+// The block-type matvec of the AVX2 path (Isa::qmatvec, and its Isa::qgemm: qprefill), written
+// over an integer-dot trait QT on 256-bit vectors; include only from a path's translation unit
+// (internal linkage).
 //
 // QT provides, on __m256i of 32 bytes w (unsigned, < 129) and x (signed, |x| <= 127):
 //   dot(acc, w, x):         acc + per int32 lane the sum of its 4 products w_i x_i
@@ -17,6 +18,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/quant_scales.h"
@@ -211,8 +213,10 @@ void rows(const QuantAct& x, int64_t i0, const WeightView& w, const float* bias,
   }
 }
 
+// Prefill order (the x rows 4 at a time, one accumulator per output: llama.cpp's order), the
+// AVX2 path's Isa::qgemm.
 template <class QT, TensorType T>
-void qmatvec_t(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
+void prefill_t(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
                int64_t r0, int64_t r1) {
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) rows<QT, T, 4>(x, i, w, bias, y, r0, r1);
@@ -224,33 +228,61 @@ void qmatvec_t(const QuantAct& x, int64_t n, const WeightView& w, const float* b
       rows<QT, T, 2>(x, i, w, bias, y, r0, r1);
       break;
     case 1:
-      if (n == 1)
-        rows<QT, T, 1, true>(x, i, w, bias, y, r0, r1);
-      else
-        rows<QT, T, 1>(x, i, w, bias, y, r0, r1);
+      rows<QT, T, 1>(x, i, w, bias, y, r0, r1);
       break;
     default:
       break;
   }
 }
 
-template <class QT>
-void qmatvec(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
+// Decode order (Isa::qmatvec): every x row summed as the one-row decode sums it, so a row's result
+// does not depend on the other rows (batch invariance); 16 weight rows at a time against all x
+// rows, so those rows come from L1 after the first.
+template <class QT, TensorType T>
+void decode_t(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
+              int64_t r0, int64_t r1) {
+  for (int64_t b = r0; b < r1; b += 16) {
+    const int64_t e = r1 - b < 16 ? r1 : b + 16;
+    for (int64_t i = 0; i < n; ++i) rows<QT, T, 1, true>(x, i, w, bias, y, b, e);
+  }
+}
+
+template <class QT, bool Prefill>
+void by_type(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
              int64_t r0, int64_t r1) {
+  auto go = [&](auto t) {
+    constexpr TensorType T = decltype(t)::value;
+    if constexpr (Prefill)
+      prefill_t<QT, T>(x, n, w, bias, y, r0, r1);
+    else
+      decode_t<QT, T>(x, n, w, bias, y, r0, r1);
+  };
   switch (w.type) {
     case TensorType::kQ8_0:
-      return qmatvec_t<QT, TensorType::kQ8_0>(x, n, w, bias, y, r0, r1);
+      return go(std::integral_constant<TensorType, TensorType::kQ8_0>{});
     case TensorType::kQ4_0:
-      return qmatvec_t<QT, TensorType::kQ4_0>(x, n, w, bias, y, r0, r1);
+      return go(std::integral_constant<TensorType, TensorType::kQ4_0>{});
     case TensorType::kQ4_K:
-      return qmatvec_t<QT, TensorType::kQ4_K>(x, n, w, bias, y, r0, r1);
+      return go(std::integral_constant<TensorType, TensorType::kQ4_K>{});
     case TensorType::kQ5_K:
-      return qmatvec_t<QT, TensorType::kQ5_K>(x, n, w, bias, y, r0, r1);
+      return go(std::integral_constant<TensorType, TensorType::kQ5_K>{});
     case TensorType::kQ6_K:
-      return qmatvec_t<QT, TensorType::kQ6_K>(x, n, w, bias, y, r0, r1);
+      return go(std::integral_constant<TensorType, TensorType::kQ6_K>{});
     default:
       return;
   }
+}
+
+template <class QT>
+void qmatvec(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
+             int64_t r0, int64_t r1) {
+  by_type<QT, false>(x, n, w, bias, y, r0, r1);
+}
+
+template <class QT>
+void qprefill(const QuantAct& x, int64_t n, const WeightView& w, const float* bias, float* y,
+              int64_t r0, int64_t r1) {
+  by_type<QT, true>(x, n, w, bias, y, r0, r1);
 }
 
 }  // namespace qdot

@@ -2,7 +2,7 @@
 // keeps llama.cpp's f32 order. llama.cpp multiplies these types in prefill with tinyBLAS: per
 // output, 8 f32 lanes, lane k accumulating fma(d_w * d_x, (int) sum of the products of columns
 // 4k..4k+3 of the block, lane) over the blocks in order, then the 8 lanes summed as
-// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). qmatvec (cpu/quant_dot.h) does the same,
+// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). AVX2's prefill (cpu/quant_dot.h) does the same,
 // and the peaked test models move by a tenth of a percent of perplexity under any other order
 // (docs/gguf-kernels.md). Here the 16 lanes of a vector are 16 weight rows and each output keeps
 // its 8 lane accumulators as 8 vectors: one vpdpbusd per 4 columns gives exactly tinyBLAS's int

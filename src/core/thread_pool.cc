@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <new>
+
+#include "core/error.h"
 
 #if defined(__linux__)
 #include <sched.h>
@@ -72,7 +75,11 @@ void ThreadPool::worker_loop(int index) {
       run_chunks(seen, index);  // parallel_for: nothing to report if the chunks were all taken
       continue;
     }
-    (*job_)(index);
+    try {
+      (*job_)(index);
+    } catch (...) {
+      capture(std::current_exception());
+    }
     if (pending_.fetch_sub(1) == 1 && caller_waiting_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
       cv_done_.notify_one();
@@ -104,7 +111,14 @@ int64_t ThreadPool::run_chunks(uint64_t gen, int index) {
     // The job stays alive until every chunk is done, so its fields are safe to read here.
     const int64_t c = for_chunks_ - static_cast<int64_t>(w & kChunkMask);
     const int64_t b = c * for_chunk_;
-    (*for_fn_)(b, std::min(for_n_, b + for_chunk_), index);
+    // After a failure the remaining chunks are claimed and counted but not run.
+    if (!failed_.load(std::memory_order_relaxed)) {
+      try {
+        (*for_fn_)(b, std::min(for_n_, b + for_chunk_), index);
+      } catch (...) {
+        capture(std::current_exception());
+      }
+    }
     ++ran;
     if (done_.fetch_add(1) + 1 == for_chunks_ && index != 0 && caller_waiting_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -113,9 +127,45 @@ int64_t ThreadPool::run_chunks(uint64_t gen, int index) {
   }
 }
 
+namespace {
+// What the caller of a job receives: an Error as thrown; std::bad_alloc (a scratch buffer the
+// system refused) as Error(kMemory), so that it reads like every other memory refusal.
+[[noreturn]] void rethrow_as_error(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorKind::kMemory,
+                "the system refused a memory allocation inside a parallel kernel (std::bad_alloc); "
+                "free memory, or lower -t (per-thread scratch), --prefill-chunk or -c");
+  }
+}
+}  // namespace
+
+void ThreadPool::capture(std::exception_ptr e) {
+  std::lock_guard<std::mutex> lock(error_mu_);
+  if (!error_) error_ = std::move(e);
+  failed_.store(true, std::memory_order_relaxed);
+}
+
+void ThreadPool::rethrow_captured() {
+  if (!failed_.load()) return;
+  std::exception_ptr e;
+  {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    e = std::move(error_);
+    error_ = nullptr;
+  }
+  failed_.store(false);
+  rethrow_as_error(e);
+}
+
 void ThreadPool::run(const std::function<void(int)>& fn) {
   if (n_threads_ == 1) {
-    fn(0);
+    try {
+      fn(0);
+    } catch (const std::bad_alloc&) {
+      rethrow_as_error(std::current_exception());
+    }
     return;
   }
   job_ = &fn;
@@ -125,7 +175,11 @@ void ThreadPool::run(const std::function<void(int)>& fn) {
     std::lock_guard<std::mutex> lock(mu_);
     cv_start_.notify_all();
   }
-  fn(0);
+  try {
+    fn(0);
+  } catch (...) {
+    capture(std::current_exception());  // the workers still hold fn: wait for them first
+  }
   auto done = [&] { return pending_.load() == 0; };
   if (!spin_until(done)) {
     std::unique_lock<std::mutex> lock(mu_);
@@ -133,6 +187,7 @@ void ThreadPool::run(const std::function<void(int)>& fn) {
     cv_done_.wait(lock, done);
     caller_waiting_.store(false);
   }
+  rethrow_captured();
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain,
@@ -141,7 +196,11 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   grain = std::max<int64_t>(1, grain);
   const int64_t n_grains = (n + grain - 1) / grain;
   if (n_threads_ == 1 || n_grains == 1) {
-    fn(0, n, 0);
+    try {
+      fn(0, n, 0);
+    } catch (const std::bad_alloc&) {
+      rethrow_as_error(std::current_exception());
+    }
     return;
   }
   const int64_t target = std::min<int64_t>(n_grains, n_threads_ * kChunksPerThread);
@@ -165,6 +224,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     cv_done_.wait(lock, done);
     caller_waiting_.store(false);
   }
+  rethrow_captured();
 }
 
 }  // namespace longctx

@@ -1,10 +1,17 @@
 // A fixed pool of worker threads for fork-join parallel loops. The calling thread takes part as
 // worker 0, so ThreadPool(1) runs everything inline with no thread created.
+//
+// Exceptions: a job that throws on any thread (an Error, or std::bad_alloc from a scratch buffer)
+// never reaches std::terminate. The first exception is kept, the job's remaining chunks are
+// skipped, and once every thread has left the job the caller of run() / parallel_for() receives
+// it: an Error as thrown, std::bad_alloc as Error(kMemory); later exceptions of the same job are
+// dropped. The pool stays usable for the next job.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -37,6 +44,10 @@ class ThreadPool {
 
  private:
   void worker_loop(int index);
+  // Keeps `e` unless an exception of this job is kept already.
+  void capture(std::exception_ptr e);
+  // After a job: rethrows what capture() kept (and clears it).
+  void rethrow_captured();
   // Claims and runs chunks of the parallel_for job of generation `gen` until none is left;
   // returns the number run.
   int64_t run_chunks(uint64_t gen, int index);
@@ -64,6 +75,10 @@ class ThreadPool {
   std::atomic<int> sleepers_{0};
   std::atomic<bool> caller_waiting_{false};
   std::atomic<bool> stop_{false};
+  // The first exception of the current job; failed_ tells threads to skip its remaining chunks.
+  std::mutex error_mu_;
+  std::exception_ptr error_;
+  std::atomic<bool> failed_{false};
 };
 
 }  // namespace longctx

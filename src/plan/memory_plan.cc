@@ -174,7 +174,7 @@ MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kk, KvTy
                         size_t(c.num_hidden_layers) *
                             (size_t(c.num_attention_heads) + 2 * c.num_key_value_heads) *
                             c.head_dim) * sizeof(float);
-  p.overhead = (size_t{6} << 20) + m.tokenizer_bytes * 11 / 2 + small +
+  p.overhead = kProgramBytes + m.tokenizer_bytes * 11 / 2 + small +
                size_t(threads) * (256 << 10) +
                size_t(batch + m.weight_files) * HugePageBuffer::kHugePage;
   p.total = p.weights + p.kv_total + p.activations + p.scratch + p.overhead;

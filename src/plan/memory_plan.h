@@ -75,6 +75,11 @@ struct MemoryPlan {
   int64_t headroom() const { return static_cast<int64_t>(budget.bytes) - static_cast<int64_t>(total); }
 };
 
+// What the program itself holds resident (code, libraries, runtime) in the plan's fixed overhead,
+// calibrated against `longctx run`. A front end that carries more (longctx-serve's HTTP library)
+// adds the difference as extra bytes.
+constexpr size_t kProgramBytes = size_t{6} << 20;
+
 // Largest prefill chunk the kernels run best at; auto never picks more.
 constexpr int64_t kMaxAutoChunk = 512;
 // Smallest chunk auto will pick before declaring that nothing fits.

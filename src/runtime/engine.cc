@@ -101,6 +101,15 @@ std::unique_ptr<Engine> Engine::load(const PlannedRun& run, std::unique_ptr<Toke
     e->tokenizer_ = std::move(tokenizer);
   else if (run.options.tokenizer)
     e->tokenizer_ = load_tokenizer(dir);
+  // A token id at or past vocab_size has no embedding row: refuse the pair before the weights
+  // load, instead of when such a token first shows up in a prompt.
+  if (e->tokenizer_ && e->tokenizer_->vocab_size() > run.config().vocab_size)
+    throw Error(ErrorKind::kConfig,
+                dir + ": the tokenizer has token ids up to " +
+                    std::to_string(e->tokenizer_->vocab_size() - 1) + " but the model's vocab_size is " +
+                    std::to_string(run.config().vocab_size) +
+                    " (ids must be below it); the tokenizer does not belong to this model, or "
+                    "vocab_size in config.json is wrong");
   e->model_ = Model::load(dir, run.options.weights);
   e->pool_ = std::make_unique<ThreadPool>(run.request.threads);
   for (int id : run.config().eos_token_ids) e->eos_.push_back(id);

@@ -2,6 +2,9 @@
 #include "tokenizer/tokenizer.h"
 
 #include <sys/stat.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "core/error.h"
 #include "tokenizer/file_util.h"
@@ -9,7 +12,24 @@
 
 namespace longctx {
 
+namespace {
+std::unique_ptr<Tokenizer> load_any(const std::string& dir);
+}  // namespace
+
+// Parsing a tokenizer.json builds a JSON tree several times the file's size, freed at the end
+// but left resident by glibc (thousands of small blocks fragment the heap). Handing it back here
+// keeps what stays resident to the tables the memory plan prices, so that the weights loaded next
+// do not stack on the parser's leftovers.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
+  auto tok = load_any(dir);
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+  return tok;
+}
+
+namespace {
+std::unique_ptr<Tokenizer> load_any(const std::string& dir) {
   // A GGUF model file carries its tokenizer in its metadata.
   struct stat file {};
   if (::stat(dir.c_str(), &file) == 0 && S_ISREG(file.st_mode)) return load_gguf_tokenizer(dir);
@@ -29,5 +49,6 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
                                   "copy the model's tokenizer file(s) from its Hugging Face "
                                   "repository next to config.json");
 }
+}  // namespace
 
 }  // namespace longctx

@@ -1,6 +1,7 @@
 // Loading a Hugging Face tokenizer.json: parses every section into the pieces of HfTokenizer and
 // finds BOS / EOS (tokenizer_config.json or config.json beside it, else the post-processor and
 // the usual token names).
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -37,6 +38,35 @@ std::vector<std::pair<std::string, std::string>> parse_merges(const json& model,
   return merges;
 }
 
+// Token ids index a table (BpeModel::id_to_token), so an id costs memory up to its value: a
+// hostile id of 20,000,000 alone would take 640 MiB. Ids must lie below twice the number of
+// tokens the file defines (real files are dense; this leaves room for gaps), which keeps the
+// table proportional to the file, as the memory plan prices it.
+struct IdLimit {
+  int64_t tokens = 0;  // vocab entries + added tokens in the file
+  int64_t limit = 0;   // ids must be below this
+};
+
+IdLimit id_limit(const json& j) {
+  IdLimit l;
+  if (j.contains("model") && j["model"].is_object() && j["model"].contains("vocab") &&
+      j["model"]["vocab"].is_object())
+    l.tokens += static_cast<int64_t>(j["model"]["vocab"].size());
+  if (j.contains("added_tokens") && j["added_tokens"].is_array())
+    l.tokens += static_cast<int64_t>(j["added_tokens"].size());
+  l.limit = std::min<int64_t>(2 * l.tokens + 256, int64_t{INT32_MAX} + 1);
+  return l;
+}
+
+void check_id(int64_t id, const IdLimit& l, const std::string& field, const std::string& token,
+              const std::string& where) {
+  if (id < l.limit) return;
+  json_fail(where, field + " id " + std::to_string(id) + " of '" + token +
+                       "' is out of range: the file defines " + std::to_string(l.tokens) +
+                       " tokens, so ids must be below " + std::to_string(l.limit) +
+                       "; the tokenizer.json is corrupt or hand-edited");
+}
+
 std::unique_ptr<tok::BpeModel> parse_model(const json& j, const std::string& where) {
   if (!j.contains("model") || !j["model"].is_object()) json_fail(where, "no \"model\" object");
   const json& model = j["model"];
@@ -58,10 +88,12 @@ std::unique_ptr<tok::BpeModel> parse_model(const json& j, const std::string& whe
   }
   tok::Vocab vocab;
   vocab.reserve(model["vocab"].size());
+  const IdLimit limit = id_limit(j);
   for (const auto& [token, id] : model["vocab"].items()) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
       json_fail(where, "model.vocab id of '" + token + "' is not a valid token id");
     }
+    check_id(id.get<int64_t>(), limit, "model.vocab", token, where);
     vocab.emplace(token, id.get<int32_t>());
   }
   tok::BpeOptions opt;
@@ -75,12 +107,14 @@ std::unique_ptr<tok::BpeModel> parse_model(const json& j, const std::string& whe
 std::vector<tok::AddedToken> parse_added(const json& j, const std::string& where) {
   std::vector<tok::AddedToken> out;
   if (!j.contains("added_tokens") || j["added_tokens"].is_null()) return out;
+  const IdLimit limit = id_limit(j);
   for (const auto& a : tok::json_array(j, "added_tokens", where)) {
     tok::AddedToken t;
     const int64_t id = tok::json_int(a, "id", -1, where);
     if (id < 0 || id > INT32_MAX) json_fail(where, "added token without a valid \"id\"");
     t.id = static_cast<int32_t>(id);
     t.content = tok::json_string(a, "content", where);
+    check_id(id, limit, "added_tokens", t.content, where);
     t.single_word = tok::json_bool(a, "single_word", false, where);
     t.lstrip = tok::json_bool(a, "lstrip", false, where);
     t.rstrip = tok::json_bool(a, "rstrip", false, where);

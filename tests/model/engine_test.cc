@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/error.h"
@@ -57,6 +59,33 @@ TEST(Engine, RefusesBeforeLoadingNamingTheCallersBuffers) {
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kOutOfRange);
     EXPECT_NE(std::string(e.what()).find("--force-ctx"), std::string::npos) << e.what();
+  }
+}
+
+// Issue 19: a tokenizer whose ids reach past the model's vocab_size is refused when the engine
+// loads (before the weights), naming both numbers, instead of when such a token first appears.
+TEST(Engine, RefusesATokenizerLargerThanTheModelsVocabulary) {
+  RandomCheckpointOptions ro;
+  ro.config_json = R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+      "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2,
+      "head_dim": 16, "vocab_size": 300, "max_position_embeddings": 256})";
+  const std::string dir = test::random_checkpoint_dir("engine_tokenizer_past_vocab", ro);
+  EngineOptions o;
+  o.model_path = dir;
+  o.threads = 1;
+  o.mem_budget = "1GiB";
+  EXPECT_NO_THROW(Engine::open(o));  // as written: the tokenizer matches vocab_size
+  nlohmann::json tok = test::read_json(dir + "/tokenizer.json");
+  tok["added_tokens"].push_back({{"id", 310}, {"content", "<extra>"}, {"special", true}});
+  std::ofstream(dir + "/tokenizer.json") << tok.dump();
+  try {
+    Engine::open(o);
+    FAIL() << "a tokenizer with ids past vocab_size was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+    const std::string m = e.what();
+    EXPECT_NE(m.find("token ids up to 310"), std::string::npos) << m;
+    EXPECT_NE(m.find("vocab_size is 300"), std::string::npos) << m;
   }
 }
 

@@ -123,5 +123,36 @@ TEST(TokenizerErrors, BadIdsAndBadText) {
   expect_error([&] { hf->token_bytes(999999); }, ErrorKind::kOutOfRange, "999999");
 }
 
+// Issue 19: ids index a table, so an id read from the file is bounded by what the file defines
+// (twice its tokens + 256) before anything is allocated. An id of 20,000,000 used to take 640 MiB
+// and 1e9 ended in std::bad_alloc.
+TEST(TokenizerErrors, IdsBeyondWhatTheFileDefines) {
+  const std::string dir = scratch_dir("ids");
+  const std::string path = dir + "/tokenizer.json";
+  const std::string model_head = R"({"model": {"type": "BPE", "merges": [], "vocab": )";
+  // 3 tokens: ids must be below 2 x 3 + 256 = 262.
+  test::write_text_file(path, model_head + R"({"a": 0, "b": 1, "ab": 20000000}}})");
+  expect_error([&] { load_tokenizer_json(path); }, ErrorKind::kFormat, "20000000");
+  try {
+    load_tokenizer_json(path);
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("model.vocab id 20000000 of 'ab'"), std::string::npos) << m;
+    EXPECT_NE(m.find("defines 3 tokens"), std::string::npos) << m;
+    EXPECT_NE(m.find("below 262"), std::string::npos) << m;
+    EXPECT_NE(m.find(path), std::string::npos) << m;
+  }
+  test::write_text_file(path, model_head + R"({"a": 0, "b": 1}},
+      "added_tokens": [{"id": 1000000000, "content": "<x>", "special": true}]})");
+  expect_error([&] { load_tokenizer_json(path); }, ErrorKind::kFormat,
+               "added_tokens id 1000000000 of '<x>'");
+  // The limit itself is refused; an id just below it (a file with gaps) loads.
+  test::write_text_file(path, model_head + R"({"a": 0, "b": 1, "ab": 262}}})");
+  expect_error([&] { load_tokenizer_json(path); }, ErrorKind::kFormat, "below 262");
+  test::write_text_file(path, model_head + R"({"a": 0, "b": 1, "ab": 261}}})");
+  const auto t = load_tokenizer_json(path);
+  EXPECT_EQ(t->vocab_size(), 262);
+}
+
 }  // namespace
 }  // namespace longctx

@@ -93,16 +93,14 @@ std::string cpu_model() {
   return "unknown";
 }
 
-// Resets VmHWM so each test reports its own peak (Linux >= 4.0); without it the peak is the
-// process's so far.
-// Memory a previous configuration freed goes back to the system first (glibc keeps freed heap
-// pages resident otherwise, and the next test's peak would include the last one's cache).
-void reset_peak_rss() {
+// Gives memory a previous configuration freed back to the system (glibc keeps freed heap pages
+// resident otherwise, and the next configuration's cache would come on top of the last one's).
+// VmHWM is never reset: every peak bench reports is the process's true peak so far, the one the
+// budget must hold (and what wait4 / /proc/PID/status show to whoever watches the process).
+void release_freed_memory() {
 #if defined(__GLIBC__)
   malloc_trim(0);
 #endif
-  std::ofstream f("/proc/self/clear_refs");
-  if (f) f << "5";
 }
 
 std::string fmt(const char* f, double v) {
@@ -115,6 +113,12 @@ std::string fmt(const char* f, double v) {
 std::string format_params(size_t n) {
   return n >= 1000000000 ? fmt("%.2f B", n / 1e9) : fmt("%.1f M", n / 1e6);
 }
+
+// The probe's buffer is a whole number of huge pages (what it maps), and 64 MiB or more when the
+// budget allows. Its pool's threads are priced like the plan prices the engine's (stacks touched).
+constexpr size_t kProbeGranule = HugePageBuffer::kHugePage;
+constexpr size_t kProbeWanted = size_t{64} << 20;
+constexpr size_t kThreadStackBytes = size_t{256} << 10;
 
 // Bytes one decode step reads: every weight except an untied embedding table (of which it reads
 // one row), and the keys and values every layer's query can see at position `pos`.
@@ -242,14 +246,48 @@ int run_bench(const BenchOpts& o) {
       configs.push_back({kv, t, run});
     }
   }
+  // The read-bandwidth probe's buffer is part of every configuration's plan: the per-test probes
+  // run while the weights and a session's cache are resident. It gets what the tightest plan
+  // leaves (whole huge pages, at most 1 GiB) after the probe pool's thread stacks (and those of
+  // the engine's pool, which stays beside a configuration's own one when thread counts differ);
+  // below 64 MiB (8x a large last-level cache) the figure may be cache bandwidth, and bench says
+  // so.
+  const int hw = ThreadPool::default_threads();
+  const bool second_pool = std::any_of(configs.begin(), configs.end(), [&](const Config& c) {
+    return c.threads != configs.front().threads;
+  });
+  const size_t probe_threads =
+      size_t(hw + (second_pool ? configs.front().threads : 0)) * kThreadStackBytes;
+  const size_t left = headroom > static_cast<int64_t>(probe_threads)
+                          ? static_cast<size_t>(headroom) - probe_threads
+                          : 0;
+  const size_t bw_bytes = std::min(size_t{1} << 30, left / kProbeGranule * kProbeGranule);
+  if (bw_bytes < kProbeGranule) {
+    const size_t need = kProbeGranule + probe_threads;
+    const size_t have = static_cast<size_t>(std::max<int64_t>(headroom, 0));
+    throw Error(ErrorKind::kMemory,
+                "the read-bandwidth probe needs " + format_size(need) +
+                    " beside the deepest test, but its plan leaves " + format_size(have) + " of " +
+                    format_size(configs.front().run.budget.bytes) + "; raise --mem-budget by " +
+                    format_size(need - have) + " (by " + format_size(kProbeWanted + need - have) +
+                    " for a probe that measures memory, not cache), or lower -d/-p/-n");
+  }
+  if (bw_bytes < kProbeWanted)
+    std::fprintf(stderr,
+                 "note: the read-bandwidth probe gets %s, what --mem-budget leaves; below %s it "
+                 "may measure cache, not memory (raise --mem-budget by %s for a true roofline)\n",
+                 format_size(bw_bytes).c_str(), format_size(kProbeWanted).c_str(),
+                 format_size(kProbeWanted - bw_bytes).c_str());
+  for (Config& c : configs) {
+    EngineOptions eo = c.run.options;
+    eo.extra_bytes = bw_bytes + probe_threads;
+    eo.extra_what = "the read-bandwidth probe";
+    c.run = Engine::plan_only(eo);  // fits: the probe takes at most what the plan left
+  }
   const PlanModel& pm = configs.front().run.model;
   const ModelConfig& cfg = pm.cfg;
 
-  // Read bandwidth, with every core this process may use, over a buffer far larger than the last-level cache (but
-  // within what the tightest plan leaves free).
-  const int hw = ThreadPool::default_threads();
-  const size_t bw_bytes = std::clamp<size_t>(static_cast<size_t>(std::max<int64_t>(headroom, 0)) / 2,
-                                             size_t{64} << 20, size_t{1} << 30);
+  // Read bandwidth, with every core this process may use, over the planned buffer.
   const double bw = measure_read_bandwidth(hw, bw_bytes, 5);
   FILE* info = o.json ? stderr : stdout;
   std::fprintf(info, "read bandwidth: %.1f GB/s (%d threads, %s buffer, best of 5) | simd %s | %s\n",
@@ -293,6 +331,7 @@ int run_bench(const BenchOpts& o) {
 
   std::vector<TestResult> results;
   for (const Config& c : configs) {
+    release_freed_memory();
     // The engine's pool serves its thread count; other counts get their own (one at a time).
     std::optional<ThreadPool> own;
     ThreadPool& pool = engine->pool().size() == c.threads ? engine->pool() : own.emplace(c.threads);
@@ -329,7 +368,6 @@ int run_bench(const BenchOpts& o) {
         r.n_depth = d;
         r.n_batch = c.run.plan.prefill_chunk;
         r.test_time = utc_now();
-        reset_peak_rss();
         // Warm-up (untimed): a short prompt or two decode steps.
         session.append(tokens(r.n_gen > 0 ? 1 : std::min<int64_t>(r.n_prompt, 32)));
         if (r.n_gen > 0) session.append(tokens(1));
@@ -351,12 +389,11 @@ int run_bench(const BenchOpts& o) {
         r.avg_ts = mean(r.samples_ts);
         r.stddev_ts = stddev(r.samples_ts);
         if (r.n_gen > 0) r.bytes_per_token = rm.per_token(c.kv, d, r.n_gen);
-        r.peak_rss = peak_rss_bytes();
         // A shared machine's bandwidth drifts over minutes: each decode test gets its own probe,
-        // taken right after it (after its peak was read, so the probe buffer is not counted).
-        // 256 MiB (8x the last-level cache) keeps the probe quick.
+        // taken right after it, in the planned buffer (at most 256 MiB, which keeps it quick).
         r.read_bw = r.n_gen > 0 ? measure_read_bandwidth(hw, std::min(bw_bytes, size_t{256} << 20), 3)
                                 : bw;
+        r.peak_rss = peak_rss_bytes();  // the process's peak so far, probes included
         std::fprintf(stderr, "  %s kv %s t %d: %.2f tok/s", test_name(r).c_str(), r.kv.c_str(),
                      r.threads, r.avg_ts);
         if (r.n_gen > 0) std::fprintf(stderr, " (read bandwidth after it: %.1f GB/s)", r.read_bw / 1e9);
@@ -366,6 +403,11 @@ int run_bench(const BenchOpts& o) {
     }
   }
 
+  size_t plan_total = 0;  // the largest configuration's
+  for (const Config& c : configs) plan_total = std::max(plan_total, c.run.plan.total);
+  std::fprintf(stderr, "plan %s of %s | peak RSS %s\n", format_size(plan_total).c_str(),
+               format_size(configs.front().run.budget.bytes).c_str(),
+               format_size(peak_rss_bytes()).c_str());
   if (o.json) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const TestResult& r : results) {

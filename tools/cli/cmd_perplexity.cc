@@ -160,7 +160,11 @@ int perplexity(const PplOpts& o) {
   std::unique_ptr<hooks::HookRunner> runner;
   if (o.hooks.any_intervention())
     runner = std::make_unique<hooks::HookRunner>(cfg, hook_request(o.hooks, cfg), ctx);
-  eo.extra_bytes = size_t(rows) * size_t(V) * sizeof(float) * (base ? 2 : 1);
+  // Beside them: the text and its token ids (held throughout), one chunk's ids, and the two
+  // log-softmax rows (doubles).
+  eo.extra_bytes = size_t(rows) * size_t(V) * sizeof(float) * (base ? 2 : 1) + text.size() +
+                   ids.size() * sizeof(int32_t) + size_t(ctx) * sizeof(int32_t) +
+                   2 * size_t(V) * sizeof(double);
   eo.extra_what = "the scored logits";
   if (runner) {
     const PlanRequest pr = plan_request(eo, cfg);

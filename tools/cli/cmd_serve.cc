@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "longctx/engine.h"
+#include "core/proc_stats.h"
 #include "plan/memory_budget.h"
 #include "plan_options.h"
 #include "server/engine_backend.h"
@@ -36,6 +38,12 @@ struct ServeOpts {
   std::string max_body = "8MiB";
   double timeout_s = 10;
 };
+
+// Resident bytes per thread of the HTTP server (stack pages touched, thread-local state): about
+// 16 KiB measured per idle worker, doubled for one that parses a request. The loader, signal,
+// watchdog and scheduler threads count as helpers.
+constexpr size_t kConnectionThreadBytes = size_t{32} << 10;
+constexpr int kHelperThreads = 4;
 
 // The model's name as clients see it: the folder or file name.
 std::string model_id(const std::string& path) {
@@ -62,6 +70,13 @@ int serve(const ServeOpts& o) {
   eo.on_notice = [](const std::string& m) { std::fprintf(stderr, "note: %s\n", m.c_str()); };
   // A context chosen for the user lets every one of --parallel sequences reach it at once.
   if (eo.context == 0) eo.batch = o.parallel;
+  // What this front end holds beside the model, in the plan too: the HTTP library and its TLS
+  // and compression dependencies (what is resident now beyond the program the plan prices for
+  // every command), and the stack each connection worker and helper thread touches.
+  const int connection_threads = o.parallel + o.queue + 8;
+  eo.extra_bytes = std::max(current_rss_bytes(), kProgramBytes) - kProgramBytes +
+                   size_t(connection_threads + kHelperThreads) * kConnectionThreadBytes;
+  eo.extra_what = "the HTTP server";
   const PlannedRun planned = Engine::plan_only(eo);
   if (const std::string m = context_choice_message(planned); !m.empty())
     std::fprintf(stderr, "%s\n", m.c_str());
@@ -90,6 +105,7 @@ int serve(const ServeOpts& o) {
       std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
   so.parallel = o.parallel;
   so.queue_limit = o.queue;
+  so.threads = connection_threads;
   server::HttpServer http(so);
   const int port = http.start();
   std::fprintf(stderr, "listening on http://%s:%d (model %s, ctx %lld, plan %s of %s)%s\n",

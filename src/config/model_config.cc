@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -315,9 +315,10 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   c.mlp_bias = arch.reads_bias_flags && f.boolean_or("mlp_bias", false);
   if (c.mlp_bias)
     throw Error(ErrorKind::kUnsupported,
-                origin + ": field \"mlp_bias\" is true (biases on gate_proj, up_proj and "
-                         "down_proj), which longctx does not compute yet; only mlp_bias: false "
-                         "models run");
+                origin +
+                    ": field \"mlp_bias\" is true (biases on gate_proj, up_proj and "
+                    "down_proj), which longctx does not compute yet; only mlp_bias: false "
+                    "models run");
   refuse_foreign_variants(f, origin);
 
   parse_windows(f, arch, c);
@@ -354,21 +355,27 @@ std::string read_config_file(const std::string& path, const std::string& what) {
   if (::stat(path.c_str(), &st) != 0) {
     const int err = errno;
     if (err == ELOOP)
-      throw Error(ErrorKind::kIo, path + " is a symbolic link that loops (too many levels of "
-                                         "symbolic links); point it at the real " + what);
+      throw Error(ErrorKind::kIo, path +
+                                      " is a symbolic link that loops (too many levels of "
+                                      "symbolic links); point it at the real " +
+                                      what);
     if (err == ENOENT && ::lstat(path.c_str(), &st) == 0)
-      throw Error(ErrorKind::kIo, path + " is a symbolic link to a file that does not exist; "
-                                         "point it at the real " + what);
+      throw Error(ErrorKind::kIo, path +
+                                      " is a symbolic link to a file that does not exist; "
+                                      "point it at the real " +
+                                      what);
     throw Error(ErrorKind::kIo, path + " cannot be opened (" + std::strerror(err) +
                                     "); a model folder needs the config.json of its Hugging "
                                     "Face checkpoint (check the folder path)");
   }
   if (S_ISDIR(st.st_mode))
-    throw Error(ErrorKind::kIo, path + " is a folder, not a file; it must be the " + what +
-                                    " of the checkpoint");
+    throw Error(ErrorKind::kIo,
+                path + " is a folder, not a file; it must be the " + what + " of the checkpoint");
   if (!S_ISREG(st.st_mode))
-    throw Error(ErrorKind::kIo, path + " is not a regular file (a device, pipe or socket); it "
-                                       "must be the " + what + " of the checkpoint");
+    throw Error(ErrorKind::kIo, path +
+                                    " is not a regular file (a device, pipe or socket); it "
+                                    "must be the " +
+                                    what + " of the checkpoint");
   if (st.st_size > kMaxBytes)
     throw Error(ErrorKind::kFormat, path + " is " + std::to_string(st.st_size) +
                                         " bytes, far more than any " + what +

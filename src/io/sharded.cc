@@ -34,16 +34,18 @@ void refuse_odd_entry(const std::string& path) {
   struct stat target;
   if (::stat(path.c_str(), &target) != 0) {
     if (errno == ELOOP)
-      throw Error(ErrorKind::kIo, path + " is a symbolic link that loops (too many levels of "
-                                         "symbolic links); point it at the real weight file");
+      throw Error(ErrorKind::kIo, path +
+                                      " is a symbolic link that loops (too many levels of "
+                                      "symbolic links); point it at the real weight file");
     throw Error(ErrorKind::kIo, path + " is a symbolic link to " +
                                     (errno == ENOENT ? std::string("a file that does not exist")
                                                      : std::string(std::strerror(errno))) +
                                     "; point it at the real weight file");
   }
   if (!S_ISREG(target.st_mode))
-    throw Error(ErrorKind::kIo, path + (S_ISDIR(target.st_mode) ? " is a folder" : " is not a regular file") +
-                                    "; it must be the safetensors weight file");
+    throw Error(ErrorKind::kIo,
+                path + (S_ISDIR(target.st_mode) ? " is a folder" : " is not a regular file") +
+                    "; it must be the safetensors weight file");
 }
 
 std::string join(const std::string& dir, const std::string& name) {

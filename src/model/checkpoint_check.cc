@@ -67,43 +67,47 @@ void check_checkpoint(const ModelConfig& cfg, const io::WeightSource& w, WeightF
   const int64_t kvd = int64_t{cfg.num_key_value_heads} * cfg.head_dim;
   const std::string QD = "num_attention_heads x head_dim", KVD = "num_key_value_heads x head_dim";
 
-  std::map<std::string, Expected> want;
-  want[n.embed] = Expected{{V, H}, "[vocab_size, hidden_size]"};
-  want[n.lm_head] = Expected{{V, H}, "[vocab_size, hidden_size]", !cfg.tie_word_embeddings,
-                     "tie_word_embeddings is not true"};
-  want[n.final_norm] = Expected{{H}, "[hidden_size]"};
+  // In the decoder's order, so that the first mismatch reported is the first one it would meet.
+  std::vector<std::pair<std::string, Expected>> want;
+  auto expect = [&](const std::string& name, Expected e) { want.emplace_back(name, std::move(e)); };
+  expect(n.embed, Expected{{V, H}, "[vocab_size, hidden_size]"});
+  expect(n.lm_head, Expected{{V, H},
+                             "[vocab_size, hidden_size]",
+                             !cfg.tie_word_embeddings,
+                             "tie_word_embeddings is not true"});
+  expect(n.final_norm, Expected{{H}, "[hidden_size]"});
   for (int l = 0; l < cfg.num_hidden_layers; ++l) {
     auto t = [&](const std::string& tmpl) { return layer_tensor_name(tmpl, l); };
-    want[t(n.attn_norm)] = Expected{{H}, "[hidden_size]"};
-    want[t(n.mlp_norm)] = Expected{{H}, "[hidden_size]"};
+    expect(t(n.attn_norm), Expected{{H}, "[hidden_size]"});
+    expect(t(n.mlp_norm), Expected{{H}, "[hidden_size]"});
     // Biases only where declared: an undeclared bias tensor is refused below, as transformers
     // would not read it either.
     const std::string bias_why = "attention_bias is true (or the family always has q/k/v biases)";
     if (!n.qkv.empty()) {
-      want[t(n.qkv)] = Expected{{qd + 2 * kvd, H}, "[" + QD + " + 2 x " + KVD + ", hidden_size]"};
+      expect(t(n.qkv), Expected{{qd + 2 * kvd, H}, "[" + QD + " + 2 x " + KVD + ", hidden_size]"});
       if (cfg.attention_bias)
-        want[bias_of(t(n.qkv))] =
-            Expected{{qd + 2 * kvd}, "[" + QD + " + 2 x " + KVD + "]", true, bias_why};
+        expect(bias_of(t(n.qkv)),
+               Expected{{qd + 2 * kvd}, "[" + QD + " + 2 x " + KVD + "]", true, bias_why});
     } else {
-      want[t(n.q)] = Expected{{qd, H}, "[" + QD + ", hidden_size]"};
-      want[t(n.k)] = Expected{{kvd, H}, "[" + KVD + ", hidden_size]"};
-      want[t(n.v)] = Expected{{kvd, H}, "[" + KVD + ", hidden_size]"};
+      expect(t(n.q), Expected{{qd, H}, "[" + QD + ", hidden_size]"});
+      expect(t(n.k), Expected{{kvd, H}, "[" + KVD + ", hidden_size]"});
+      expect(t(n.v), Expected{{kvd, H}, "[" + KVD + ", hidden_size]"});
       if (cfg.attention_bias) {
-        want[bias_of(t(n.q))] = Expected{{qd}, "[" + QD + "]", true, bias_why};
-        want[bias_of(t(n.k))] = Expected{{kvd}, "[" + KVD + "]", true, bias_why};
-        want[bias_of(t(n.v))] = Expected{{kvd}, "[" + KVD + "]", true, bias_why};
+        expect(bias_of(t(n.q)), Expected{{qd}, "[" + QD + "]", true, bias_why});
+        expect(bias_of(t(n.k)), Expected{{kvd}, "[" + KVD + "]", true, bias_why});
+        expect(bias_of(t(n.v)), Expected{{kvd}, "[" + KVD + "]", true, bias_why});
       }
     }
-    want[t(n.o)] = Expected{{H, qd}, "[hidden_size, " + QD + "]"};
+    expect(t(n.o), Expected{{H, qd}, "[hidden_size, " + QD + "]"});
     if (cfg.o_bias)
-      want[bias_of(t(n.o))] = Expected{{H}, "[hidden_size]", true, "attention_bias is true"};
+      expect(bias_of(t(n.o)), Expected{{H}, "[hidden_size]", true, "attention_bias is true"});
     if (!n.gate_up.empty()) {
-      want[t(n.gate_up)] = Expected{{2 * I, H}, "[2 x intermediate_size, hidden_size]"};
+      expect(t(n.gate_up), Expected{{2 * I, H}, "[2 x intermediate_size, hidden_size]"});
     } else {
-      want[t(n.gate)] = Expected{{I, H}, "[intermediate_size, hidden_size]"};
-      want[t(n.up)] = Expected{{I, H}, "[intermediate_size, hidden_size]"};
+      expect(t(n.gate), Expected{{I, H}, "[intermediate_size, hidden_size]"});
+      expect(t(n.up), Expected{{I, H}, "[intermediate_size, hidden_size]"});
     }
-    want[t(n.down)] = Expected{{H, I}, "[hidden_size, intermediate_size]"};
+    expect(t(n.down), Expected{{H, I}, "[hidden_size, intermediate_size]"});
   }
 
   // Layers the checkpoint holds, from the names of every tensor (unsupported dtypes included).
@@ -120,11 +124,13 @@ void check_checkpoint(const ModelConfig& cfg, const io::WeightSource& w, WeightF
                 w.origin() + ": the weights hold " + std::to_string(ckpt_layers) + " layers (" +
                     layer_prefix + "0 to " + layer_prefix + std::to_string(ckpt_layers - 1) +
                     ") but " + cfg_name + " says " + layers_field + " = " +
-                    std::to_string(cfg.num_hidden_layers) +
-                    "; running the first " + std::to_string(cfg.num_hidden_layers) +
-                    " alone would print wrong text. Set " + layers_field + " to " +
-                    std::to_string(ckpt_layers) + " (the config that came with the weights)");
+                    std::to_string(cfg.num_hidden_layers) + "; running the first " +
+                    std::to_string(cfg.num_hidden_layers) + " alone would print wrong text. Set " +
+                    layers_field + " to " + std::to_string(ckpt_layers) +
+                    " (the config that came with the weights)");
 
+  std::set<std::string> wanted;
+  for (const auto& [name, e] : want) wanted.insert(name);
   for (const auto& [name, e] : want) {
     const io::TensorInfo* t = w.find(name);  // throws for an unsupported dtype, naming it
     if (!t) {
@@ -135,14 +141,15 @@ void check_checkpoint(const ModelConfig& cfg, const io::WeightSource& w, WeightF
                     w.origin() + ": " + cfg_name + " says " + layers_field + " = " +
                         std::to_string(cfg.num_hidden_layers) + " but the weights hold only " +
                         std::to_string(ckpt_layers) + " layers (tensor " + name +
-                        " is missing); set " + layers_field + " to " +
-                        std::to_string(ckpt_layers) + " or download the complete checkpoint");
-      throw Error(ErrorKind::kShape,
-                  "tensor " + name + " is missing from " + w.origin() +
-                      (e.why_required.empty() ? "" : " but " + cfg_name + " says " + e.why_required) +
-                      " (" + std::to_string(w.tensors().size()) +
-                      " tensors present); the weights do not match this architecture or the "
-                      "checkpoint is incomplete");
+                        " is missing); set " + layers_field + " to " + std::to_string(ckpt_layers) +
+                        " or download the complete checkpoint");
+      throw Error(
+          ErrorKind::kShape,
+          "tensor " + name + " is missing from " + w.origin() +
+              (e.why_required.empty() ? "" : " but " + cfg_name + " says " + e.why_required) +
+              " (" + std::to_string(w.tensors().size()) +
+              " tensors present); the weights do not match this architecture or the "
+              "checkpoint is incomplete");
     }
     if (t->shape != e.shape)
       throw Error(ErrorKind::kShape,
@@ -160,20 +167,23 @@ void check_checkpoint(const ModelConfig& cfg, const io::WeightSource& w, WeightF
   // Tensors the decoder would not read: each would change the numbers of a real model.
   std::vector<std::string> unread;
   for (const std::string& name : all)
-    if (!want.count(name) && !inert(name)) unread.push_back(name);
+    if (!wanted.count(name) && !inert(name)) unread.push_back(name);
   if (unread.empty()) return;
   const std::string& first = unread.front();
   const std::string more =
       unread.size() > 1 ? " and " + std::to_string(unread.size() - 1) + " more" : "";
   if (first.ends_with(".bias")) {
     const bool mlp = first.find("mlp") != std::string::npos;
-    throw Error(ErrorKind::kConfig,
-                w.origin() + ": tensor " + first + more + " is a bias that config.json does not "
-                    "declare (" + (mlp ? "mlp_bias" : "attention_bias") + " is false or absent" +
-                    (spec.reads_bias_flags ? "" : ", and " + spec.model_type +
-                                                      " models have no such bias") +
-                    "); skipping it would print wrong text. Use the config.json that came with "
-                    "the weights");
+    throw Error(
+        ErrorKind::kConfig,
+        w.origin() + ": tensor " + first + more +
+            " is a bias that config.json does not "
+            "declare (" +
+            (mlp ? "mlp_bias" : "attention_bias") + " is false or absent" +
+            (spec.reads_bias_flags ? ""
+                                   : ", and " + spec.model_type + " models have no such bias") +
+            "); skipping it would print wrong text. Use the config.json that came with "
+            "the weights");
   }
   throw Error(ErrorKind::kUnsupported,
               w.origin() + ": tensor " + first + more + " is not part of a " + spec.model_type +

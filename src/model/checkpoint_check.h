@@ -12,8 +12,7 @@
 namespace longctx {
 
 // Error(kShape / kConfig / kUnsupported) naming the tensor, the config.json field and the fix.
-void check_checkpoint(const ModelConfig& cfg, const io::WeightSource& weights,
-                      WeightFormat format);
+void check_checkpoint(const ModelConfig& cfg, const io::WeightSource& weights, WeightFormat format);
 
 // Error(kFormat) naming the first tensor that holds a NaN or an infinity. Scans tensors stored
 // as F32, F16 or BF16 (block-quantized GGUF tensors are left to the logits check); the test is

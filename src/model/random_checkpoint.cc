@@ -11,10 +11,10 @@
 #include <sstream>
 #include <vector>
 
+#include "config/arch.h"
 #include "config/model_config.h"
 #include "core/error.h"
 #include "io/weights.h"
-#include "config/arch.h"
 #include "model/presets.h"
 #include "model/synthetic_spm.h"
 
@@ -250,8 +250,7 @@ bool check_target(const fs::path& target, bool overwrite) {
     held.push_back(e.path().filename().string());
     if (held.size() == 4) break;
   }
-  if (ec)
-    throw Error(ErrorKind::kIo, "cannot list " + target.string() + ": " + ec.message());
+  if (ec) throw Error(ErrorKind::kIo, "cannot list " + target.string() + ": " + ec.message());
   if (!held.empty() && !overwrite) {
     std::string list;
     for (const std::string& h : held) list += (list.empty() ? "" : ", ") + h;
@@ -276,8 +275,8 @@ void publish(TempDir& staging, const fs::path& target, bool target_exists) {
   if (!target_exists) {
     fs::rename(staging.path, target, ec);
     if (ec)
-      throw Error(ErrorKind::kIo, "cannot move the checkpoint to " + target.string() + ": " +
-                                      ec.message());
+      throw Error(ErrorKind::kIo,
+                  "cannot move the checkpoint to " + target.string() + ": " + ec.message());
     staging.path.clear();
     return;
   }
@@ -298,8 +297,8 @@ void publish(TempDir& staging, const fs::path& target, bool target_exists) {
   fs::remove(target / "model.safetensors.index.json", ec);
   fs::rename(staging.path / "config.json", target / "config.json", ec);
   if (ec)
-    throw Error(ErrorKind::kIo, "cannot move config.json into " + target.string() + ": " +
-                                    ec.message());
+    throw Error(ErrorKind::kIo,
+                "cannot move config.json into " + target.string() + ": " + ec.message());
 }
 
 }  // namespace

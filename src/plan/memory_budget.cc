@@ -127,9 +127,9 @@ MemoryBudget memory_budget_from_flag(const std::string& flag) {
   if (flag.empty() || flag == "auto") return detect_memory_budget();
   // A zero or negative size is a number, just not a usable one: say so rather than "cannot read".
   const size_t digits = flag.find_first_not_of("0123456789.", flag[0] == '-' ? 1 : 0);
-  const std::string number = flag.substr(flag[0] == '-' ? 1 : 0,
-                                         digits == std::string::npos ? std::string::npos
-                                                                     : digits - (flag[0] == '-'));
+  const std::string number =
+      flag.substr(flag[0] == '-' ? 1 : 0,
+                  digits == std::string::npos ? std::string::npos : digits - (flag[0] == '-'));
   if (!number.empty() && number.find_first_not_of('.') != std::string::npos &&
       (flag[0] == '-' || number.find_first_of("123456789") == std::string::npos))
     throw Error(ErrorKind::kInvalidArg, "--mem-budget must be positive, not '" + flag +
@@ -176,8 +176,9 @@ size_t parse_size(std::string_view text) {
   else throw bad();
   const double bytes = value * mult;
   if (bytes > 1e18)
-    throw Error(ErrorKind::kInvalidArg, "'" + s + "' is more memory than any machine has (over "
-                                                  "1 EB); write e.g. 12GiB");
+    throw Error(ErrorKind::kInvalidArg, "'" + s +
+                                            "' is more memory than any machine has (over "
+                                            "1 EB); write e.g. 12GiB");
   if (!(bytes >= 1)) throw bad();
   return static_cast<size_t>(std::llround(bytes));
 }

@@ -9,9 +9,9 @@
 
 #include "config/gguf_config.h"
 #include "core/error.h"
-#include "io/gguf.h"
 #include "core/huge_pages.h"
 #include "core/thread_pool.h"
+#include "io/gguf.h"
 #include "kernels/ops.h"
 #include "model/checkpoint_check.h"
 #include "model/decoder.h"

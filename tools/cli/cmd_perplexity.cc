@@ -94,9 +94,10 @@ int perplexity(const PplOpts& o) {
   if (o.model_path.empty()) throw Error(ErrorKind::kInvalidArg, "say which model with -m PATH (a Hugging Face folder or a .gguf file)");
   if (o.file.empty()) throw Error(ErrorKind::kInvalidArg, "say which text to score with -f FILE");
   if (o.stride < 0)
-    throw Error(ErrorKind::kInvalidArg, "--stride must be a positive number of tokens (0 or "
-                                        "absent: llama-perplexity's halves), not " +
-                                            std::to_string(o.stride));
+    throw Error(ErrorKind::kInvalidArg,
+                "--stride must be a positive number of tokens (0 or "
+                "absent: llama-perplexity's halves), not " +
+                    std::to_string(o.stride));
   const std::string text = read_text_file(o.file, "-f");
   if (text.empty())
     throw Error(ErrorKind::kInvalidArg, "-f " + o.file + " is empty; give a text to score");
@@ -132,8 +133,8 @@ int perplexity(const PplOpts& o) {
   }
   const int64_t ctx = eo.context;
   if (ctx < 4)
-    throw Error(ErrorKind::kInvalidArg, "-c must be at least 4 tokens to score anything, not " +
-                                            std::to_string(ctx));
+    throw Error(ErrorKind::kInvalidArg,
+                "-c must be at least 4 tokens to score anything, not " + std::to_string(ctx));
   int64_t n_chunks = 0, first = 0, step = ctx;
   if (o.stride > 0) {
     if (o.stride >= ctx)

@@ -39,8 +39,7 @@ PlanModel resolve_model(const PlanOpts& o) {
                                   p.name);
   }
   return plan_model_from_config(
-      parse_model_config(read_config_file(o.config_file, "config.json (--config)"),
-                         o.config_file),
+      parse_model_config(read_config_file(o.config_file, "config.json (--config)"), o.config_file),
       wbytes, o.config_file);
 }
 

@@ -39,8 +39,10 @@ Runner add_random_model_command(CLI::App& app) {
     find_preset(r.preset);
     r.dtype = parse_dtype(o->dtype);
     if (o->layers < 0)
-      throw Error(ErrorKind::kInvalidArg, "--layers must be positive (0 = all the preset's "
-                                          "layers), not " + std::to_string(o->layers));
+      throw Error(ErrorKind::kInvalidArg,
+                  "--layers must be positive (0 = all the preset's "
+                  "layers), not " +
+                      std::to_string(o->layers));
     if (o->max_pos < 0)
       throw Error(ErrorKind::kInvalidArg, "--max-pos must be positive (0 = the preset's), not " +
                                               std::to_string(o->max_pos));

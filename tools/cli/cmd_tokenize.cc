@@ -9,8 +9,8 @@
 #include <string>
 
 #include "commands.h"
-#include "plan_options.h"
 #include "core/error.h"
+#include "plan_options.h"
 #include "tokenizer/gguf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 

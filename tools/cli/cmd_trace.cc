@@ -41,8 +41,9 @@ std::string read_prompt(const TraceOpts& o) {
 int trace(const TraceOpts& o) {
   if (o.model_path.empty()) throw Error(ErrorKind::kInvalidArg, "say which model with -m PATH (a Hugging Face folder or a .gguf file)");
   if (o.prompt.empty() == o.prompt_file.empty())
-    throw Error(ErrorKind::kInvalidArg, "give the prompt with -p TEXT or -f FILE, exactly one "
-                                        "of them");
+    throw Error(ErrorKind::kInvalidArg,
+                "give the prompt with -p TEXT or -f FILE, exactly one "
+                "of them");
   if (o.out.empty()) throw Error(ErrorKind::kInvalidArg, "say where to write with -o OUT.safetensors");
   const DType out_dtype = parse_dtype(o.dtype);
   const std::string prompt = read_prompt(o);

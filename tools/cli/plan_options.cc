@@ -54,15 +54,15 @@ std::string read_text_file(const std::string& path, const std::string& flag) {
   if (::stat(path.c_str(), &st) != 0) {
     const int err = errno;
     if (err == ELOOP)
-      throw Error(ErrorKind::kIo, flag + " " + path + ": a symbolic link that loops (too many "
-                                                      "levels of symbolic links); give the text "
-                                                      "file itself");
+      throw Error(ErrorKind::kIo, flag + " " + path +
+                                      ": a symbolic link that loops (too many "
+                                      "levels of symbolic links); give the text "
+                                      "file itself");
     throw Error(ErrorKind::kIo, flag + " " + path + ": cannot read it (" + std::strerror(err) +
                                     "); check the path");
   }
   if (S_ISDIR(st.st_mode))
-    throw Error(ErrorKind::kIo, flag + " " + path + " is a folder; " + flag +
-                                    " takes a text file");
+    throw Error(ErrorKind::kIo, flag + " " + path + " is a folder; " + flag + " takes a text file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorKind::kIo, flag + " " + path + ": cannot open it; check permissions");
   std::stringstream s;

@@ -26,15 +26,17 @@ std::string command_list(const CLI::App& app) {
 
 int refuse_bad_command_line(const CLI::App& app, int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "error: say which command to run: longctx COMMAND [options], one of %s "
-                         "(longctx --help for more)\n",
+    std::fprintf(stderr,
+                 "error: say which command to run: longctx COMMAND [options], one of %s "
+                 "(longctx --help for more)\n",
                  command_list(app).c_str());
     return 2;
   }
   const std::string first = argv[1];
   if (first.size() > 1 && first[0] == '-' && first != "-h" && first != "--help") {
-    std::fprintf(stderr, "error: unknown option '%s' before the command; options go after it: "
-                         "longctx COMMAND [options], COMMAND one of %s\n",
+    std::fprintf(stderr,
+                 "error: unknown option '%s' before the command; options go after it: "
+                 "longctx COMMAND [options], COMMAND one of %s\n",
                  first.c_str(), command_list(app).c_str());
     return 2;
   }
@@ -43,8 +45,9 @@ int refuse_bad_command_line(const CLI::App& app, int argc, char** argv) {
     for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
       known = known || sub->check_name(first);
     if (!known) {
-      std::fprintf(stderr, "error: unknown command '%s'; longctx's commands are %s "
-                           "(longctx --help for more)\n",
+      std::fprintf(stderr,
+                   "error: unknown command '%s'; longctx's commands are %s "
+                   "(longctx --help for more)\n",
                    first.c_str(), command_list(app).c_str());
       return 2;
     }
@@ -57,8 +60,9 @@ int refuse_bad_command_line(const CLI::App& app, int argc, char** argv) {
     else if (a.size() > 2 && a[0] == '-' && a.back() == '=')
       opt = a.substr(0, a.size() - 1);
     if (!opt.empty() && !empty_allowed(opt)) {
-      std::fprintf(stderr, "error: %s was given an empty value; give it a value or leave it out "
-                           "(longctx %s --help)\n",
+      std::fprintf(stderr,
+                   "error: %s was given an empty value; give it a value or leave it out "
+                   "(longctx %s --help)\n",
                    opt.c_str(), first.c_str());
       return 2;
     }

@@ -98,7 +98,7 @@ depth_pairs_for() {
 prepare() {
   local shape=$1 dir="$WORK_DIR/$shape" t
   if [[ ! -f $dir/config.json ]]; then
-    "$LONGCTX" random-model --preset "$shape" --dtype bf16 --max-pos "$MAX_POS" -o "$dir" >&2
+    "$LONGCTX" random-model --preset "$shape" --dtype bf16 --max-pos "$MAX_POS" -o "$dir" --force >&2
   fi
   if [[ $QUANTIZER == llama && ! -f $WORK_DIR/$shape-f16.gguf ]]; then
     "$LONGCTX" quantize -m "$dir" --type f16 -o "$WORK_DIR/$shape-f16.gguf" \

@@ -2,8 +2,12 @@
 // (LlamaConfig, MistralConfig, Qwen2Config, Phi3Config); see docs/model-folders.md.
 #include "config/model_config.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -168,6 +172,45 @@ void parse_special_tokens(const Fields& f, const ArchSpec& arch, ModelConfig& c)
   }
 }
 
+// Fields of other families' transformers classes that change the computation (soft-capping,
+// extra norms, scaled embeddings or residuals, ...). A decoder that skips them prints wrong text
+// without a word, so a config that sets one to a non-neutral value is refused by name.
+void refuse_foreign_variants(const Fields& f, const std::string& origin) {
+  struct Variant {
+    const char* key;
+    const char* what;
+    double neutral;  // the value that computes nothing (NaN: null/false/absent only)
+  };
+  static const Variant kVariants[] = {
+      {"attn_logit_softcapping", "attention-score soft-capping (Gemma 2)", NAN},
+      {"final_logit_softcapping", "logit soft-capping (Gemma 2)", NAN},
+      {"query_pre_attn_scalar", "a query scale other than 1/sqrt(head_dim) (Gemma 2)", NAN},
+      {"use_qk_norm", "RMSNorm on queries and keys", NAN},
+      {"qk_layernorm", "LayerNorm on queries and keys", NAN},
+      {"embedding_multiplier", "scaled embeddings (Granite)", 1.0},
+      {"logits_scaling", "scaled logits (Granite)", 1.0},
+      {"residual_multiplier", "scaled residual branches (Granite)", 1.0},
+      {"attention_multiplier", "a custom attention scale (Granite)", NAN},
+      {"logit_scale", "scaled logits (Cohere)", 1.0},
+      {"use_parallel_residual", "parallel attention and MLP branches", NAN},
+      {"no_rope_layers", "layers without RoPE (Llama 4 / SmolLM3)", NAN},
+      {"sliding_window_pattern", "interleaved sliding-window layers (Gemma 2/3)", NAN},
+      {"attention_type", "a non-standard attention variant", NAN},
+  };
+  for (const Variant& v : kVariants) {
+    if (!f.has(v.key)) continue;
+    const json& x = f.at(v.key);
+    if (x.is_boolean() && !x.get<bool>()) continue;
+    if (x.is_number() && x.get<double>() == v.neutral) continue;
+    if (x.is_array() && x.empty()) continue;
+    throw Error(ErrorKind::kUnsupported,
+                origin + ": field \"" + v.key + "\" is " + x.dump() + ": " + v.what +
+                    ", which longctx's decoder does not compute; this checkpoint is not a plain "
+                    "llama/mistral/qwen2/phi3 model and would print wrong text (remove the field "
+                    "only if it is known to be inert)");
+  }
+}
+
 }  // namespace
 
 int ModelConfig::rot_dim() const {
@@ -255,12 +298,28 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
                             c.original_max_position_embeddings});
 
   c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
+  // The decoder computes one activation; anything else would run SiLU under another name.
   c.hidden_act = f.string_or("hidden_act", "silu");
-  // The bias rules of the architecture (config/arch.h).
+  if (c.hidden_act != "silu" && c.hidden_act != "swish")
+    throw Error(ErrorKind::kUnsupported,
+                origin + ": field \"hidden_act\" is \"" + c.hidden_act +
+                    "\", an MLP activation longctx does not compute; supported: \"silu\" (also "
+                    "written \"swish\"). Running it as SiLU would print wrong text");
+  c.hidden_act = "silu";
+  // The bias rules of the architecture (config/arch.h). Families whose transformers class has no
+  // such field ignore it, as transformers does; a bias tensor in their checkpoint is refused by
+  // the checkpoint check (model/checkpoint_check.h).
   const bool bias_flag = arch.reads_bias_flags && f.boolean_or("attention_bias", false);
   c.attention_bias = arch.qkv_bias_always || bias_flag;
   c.o_bias = bias_flag;
   c.mlp_bias = arch.reads_bias_flags && f.boolean_or("mlp_bias", false);
+  if (c.mlp_bias)
+    throw Error(ErrorKind::kUnsupported,
+                origin +
+                    ": field \"mlp_bias\" is true (biases on gate_proj, up_proj and "
+                    "down_proj), which longctx does not compute yet; only mlp_bias: false "
+                    "models run");
+  refuse_foreign_variants(f, origin);
 
   parse_windows(f, arch, c);
   parse_special_tokens(f, arch, c);
@@ -285,14 +344,47 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 ModelConfig load_model_config(const std::string& dir) {
   const std::string path =
       dir.empty() || dir.back() == '/' ? dir + "config.json" : dir + "/config.json";
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
+  return parse_model_config(read_config_file(path, "config.json"), path);
+}
+
+std::string read_config_file(const std::string& path, const std::string& what) {
+  // Real config.json files are a few KiB; the cap keeps /dev/zero or a mislabelled weight file
+  // from being read whole.
+  constexpr off_t kMaxBytes = 16 << 20;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ELOOP)
+      throw Error(ErrorKind::kIo, path +
+                                      " is a symbolic link that loops (too many levels of "
+                                      "symbolic links); point it at the real " +
+                                      what);
+    if (err == ENOENT && ::lstat(path.c_str(), &st) == 0)
+      throw Error(ErrorKind::kIo, path +
+                                      " is a symbolic link to a file that does not exist; "
+                                      "point it at the real " +
+                                      what);
+    throw Error(ErrorKind::kIo, path + " cannot be opened (" + std::strerror(err) +
+                                    "); a model folder needs the config.json of its Hugging "
+                                    "Face checkpoint (check the folder path)");
+  }
+  if (S_ISDIR(st.st_mode))
+    throw Error(ErrorKind::kIo,
+                path + " is a folder, not a file; it must be the " + what + " of the checkpoint");
+  if (!S_ISREG(st.st_mode))
     throw Error(ErrorKind::kIo, path +
-                                    " cannot be opened; a model folder needs the config.json "
-                                    "of its Hugging Face checkpoint (check the folder path)");
+                                    " is not a regular file (a device, pipe or socket); it "
+                                    "must be the " +
+                                    what + " of the checkpoint");
+  if (st.st_size > kMaxBytes)
+    throw Error(ErrorKind::kFormat, path + " is " + std::to_string(st.st_size) +
+                                        " bytes, far more than any " + what +
+                                        " (a few KiB); is it the right file?");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorKind::kIo, "cannot read " + path + "; check its permissions");
   std::ostringstream ss;
   ss << in.rdbuf();
-  return parse_model_config(ss.str(), path);
+  return ss.str();
 }
 
 }  // namespace longctx

@@ -49,7 +49,11 @@ struct ModelConfig {
 // ignored; a missing required field, a wrong JSON type or an impossible value is an Error(kConfig)
 // that names the field; an unknown model_type is Error(kUnsupported) listing the supported ones.
 ModelConfig parse_model_config(const std::string& json_text, const std::string& origin);
-// Reads DIR/config.json (Error(kIo) when missing).
+// Reads DIR/config.json (Error(kIo) when missing, a folder, a device, a looping or dangling
+// symbolic link, or absurdly large).
 ModelConfig load_model_config(const std::string& dir);
+// The text of a small JSON file that describes a model (`what` names it in messages, e.g.
+// "config.json"), with the checks of load_model_config.
+std::string read_config_file(const std::string& path, const std::string& what);
 
 }  // namespace longctx

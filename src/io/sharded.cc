@@ -1,6 +1,8 @@
 // WeightSource::open_dir: model.safetensors, or model.safetensors.index.json and its shards.
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <set>
@@ -22,6 +24,28 @@ bool is_regular_file(const std::string& path) {
 bool is_directory(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// A weight file that is there but cannot be read as one: a looping or dangling symbolic link, a
+// folder, a device. Error(kIo) naming it; nothing when it is a regular file or absent.
+void refuse_odd_entry(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return;  // absent
+  struct stat target;
+  if (::stat(path.c_str(), &target) != 0) {
+    if (errno == ELOOP)
+      throw Error(ErrorKind::kIo, path +
+                                      " is a symbolic link that loops (too many levels of "
+                                      "symbolic links); point it at the real weight file");
+    throw Error(ErrorKind::kIo, path + " is a symbolic link to " +
+                                    (errno == ENOENT ? std::string("a file that does not exist")
+                                                     : std::string(std::strerror(errno))) +
+                                    "; point it at the real weight file");
+  }
+  if (!S_ISREG(target.st_mode))
+    throw Error(ErrorKind::kIo,
+                path + (S_ISDIR(target.st_mode) ? " is a folder" : " is not a regular file") +
+                    "; it must be the safetensors weight file");
 }
 
 std::string join(const std::string& dir, const std::string& name) {
@@ -58,24 +82,27 @@ std::unique_ptr<WeightSource> WeightSource::open_dir(const std::string& dir) {
   std::unique_ptr<WeightSource> w(new WeightSource());
   w->origin_ = dir;
   const std::string single = join(dir, "model.safetensors");
+  refuse_odd_entry(single);
+  refuse_odd_entry(join(dir, "model.safetensors.index.json"));
   if (is_regular_file(single)) {
     w->add_file(single);
     return w;
   }
   const std::string index_path = join(dir, "model.safetensors.index.json");
   if (!is_regular_file(index_path)) {
-    std::string hint;
-    if (is_regular_file(join(dir, "pytorch_model.bin")) ||
-        is_regular_file(join(dir, "pytorch_model.bin.index.json")))
-      hint =
-          " It holds PyTorch .bin weights, which longctx does not read; convert them to "
-          "safetensors (e.g. load with transformers and save_pretrained(safe_serialization="
-          "True)).";
+    // A folder of PyTorch weights is the common case: say so first, with the conversion.
+    for (const char* bin : {"pytorch_model.bin", "pytorch_model.bin.index.json"})
+      if (is_regular_file(join(dir, bin)))
+        throw Error(ErrorKind::kUnsupported,
+                    "model folder " + dir + " holds " + bin +
+                        " (PyTorch weights), which longctx does not read: it reads safetensors "
+                        "only. Convert the checkpoint, e.g. in Python: AutoModelForCausalLM."
+                        "from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True), or "
+                        "download the model.safetensors files of the checkpoint");
     throw Error(ErrorKind::kIo, "model folder " + dir +
                                     " has neither model.safetensors nor "
                                     "model.safetensors.index.json (with its shards); download "
-                                    "the safetensors weights of the checkpoint into it." +
-                                    hint);
+                                    "the safetensors weights of the checkpoint into it");
   }
 
   const nlohmann::json index = parse_json_or_throw(read_text(index_path), index_path);
@@ -95,6 +122,7 @@ std::unique_ptr<WeightSource> WeightSource::open_dir(const std::string& dir) {
   }
   for (const auto& [shard, names] : shards) {
     const std::string path = join(dir, shard);
+    refuse_odd_entry(path);
     if (!is_regular_file(path))
       throw Error(ErrorKind::kIo, "shard " + shard + " (listed in " + index_path + " for " +
                                       std::to_string(names.size()) + " tensors, e.g. " +

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/huge_pages.h"
 #include "io/gguf.h"
+#include "model/checkpoint_check.h"
 #include "model/rope_freqs.h"
 
 namespace longctx {
@@ -109,9 +110,15 @@ std::unique_ptr<Model> Model::load(const std::string& path, WeightMemory memory)
     arch_spec_for(cfg.model_type);  // fail on an unknown architecture before mapping anything
     weights = io::WeightSource::open_dir(path);
   }
+  check_checkpoint(cfg, *weights, format);  // the same check `plan` makes
   // Copy only once the headers validated, and only where huge pages make the copy pay.
-  if (memory == WeightMemory::kResident && transparent_huge_pages_available())
-    weights->make_resident();
+  if (memory == WeightMemory::kResident) {
+    if (transparent_huge_pages_available()) weights->make_resident();
+    // The weights are about to be read whole anyway; one pass over them (at memory bandwidth)
+    // turns a NaN/Inf in the file into a message instead of garbage text. --mmap keeps its
+    // lazy paging and relies on the logits check (check_finite_logits).
+    check_finite_weights(*weights);
+  }
   return std::make_unique<Model>(std::move(cfg), std::move(weights), format);
 }
 
@@ -185,8 +192,6 @@ Model::Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights, WeightF
       L.w_up = matrix(expect_tensor(w, name(arch.up), {I, H}), 0, I);
     }
     L.w_down = matrix(expect_tensor(w, name(arch.down), {H, I}), 0, H);
-    if (cfg_.mlp_bias)
-      throw Error(ErrorKind::kUnsupported, "mlp_bias=true is not supported yet");
     L.window = l < static_cast<int>(cfg_.layer_window.size()) ? cfg_.layer_window[l] : 0;
   }
 
@@ -405,10 +410,12 @@ void Model::head(ThreadPool& pool, int64_t n, int64_t pos0, bool all_logits, Act
   if (all_logits || !hooked) {
     kernels::matmul(pool, a.xb.data(), n - first, lm_head_, nullptr, logits);
     if (all_logits) fire(h, -1, Point::kLogits, logits, pos0, n, V);
+    check_finite_logits(logits, n - first, V, pos0 + first);
     return;
   }
   if (!h->on(-1, Point::kLogits)) {
     kernels::matmul(pool, a.xb.data() + (n - 1) * H, 1, lm_head_, nullptr, logits);
+    check_finite_logits(logits, 1, V, pos0 + n - 1);
     return;
   }
   // The logits hook without all_logits: rows a few at a time, the last one kept as the output.
@@ -420,6 +427,7 @@ void Model::head(ThreadPool& pool, int64_t n, int64_t pos0, bool all_logits, Act
     h->fire(-1, Point::kLogits, hooks::Rows{buf.data(), pos0 + r0, m, V});
     if (r0 + m == n) std::copy(buf.end() - V, buf.end(), logits);
   }
+  check_finite_logits(logits, 1, V, pos0 + n - 1);
 }
 
 namespace {
@@ -522,10 +530,15 @@ void Model::forward_batch(ThreadPool& pool, const BatchEntry* entries, int n_ent
   }
   if (consecutive) {
     kernels::matmul(pool, a.xb.data(), m, lm_head_, nullptr, entries[wanted[0]].logits, m);
-    return;
+  } else {
+    for (int64_t i = 0; i < m; ++i)
+      kernels::matmul(pool, a.xb.data() + i * H, 1, lm_head_, nullptr, entries[wanted[i]].logits,
+                      1);
   }
-  for (int64_t i = 0; i < m; ++i)
-    kernels::matmul(pool, a.xb.data() + i * H, 1, lm_head_, nullptr, entries[wanted[i]].logits, 1);
+  for (int64_t i = 0; i < m; ++i) {
+    const Segment& g = segs[wanted[i]];
+    check_finite_logits(entries[wanted[i]].logits, 1, V, g.pos0 + g.n - 1);
+  }
 }
 
 }  // namespace longctx

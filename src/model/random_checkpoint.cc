@@ -1,5 +1,7 @@
 #include "model/random_checkpoint.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -9,10 +11,10 @@
 #include <sstream>
 #include <vector>
 
+#include "config/arch.h"
 #include "config/model_config.h"
 #include "core/error.h"
 #include "io/weights.h"
-#include "config/arch.h"
 #include "model/presets.h"
 #include "model/synthetic_spm.h"
 
@@ -210,14 +212,115 @@ bool random_checkpoint_matches(const std::string& dir, const RandomCheckpointOpt
   }
 }
 
+namespace {
+
+// Removes its folder (and what is left in it) unless released.
+struct TempDir {
+  explicit TempDir(fs::path p) : path(std::move(p)) {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+    if (!fs::create_directory(path, ec) || ec)
+      throw Error(ErrorKind::kIo, "cannot create " + path.string() + ": " +
+                                      (ec ? ec.message() : std::string("it exists")) +
+                                      "; check that the folder is writable");
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path.empty()) fs::remove_all(path, ec);
+  }
+  fs::path path;
+};
+
+// Whether `target` exists (then as a folder that may be written to). Refuses a file, and a folder
+// that holds anything unless `overwrite`.
+bool check_target(const fs::path& target, bool overwrite) {
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(target, ec);
+  if (ec || !fs::exists(st)) return false;
+  const fs::file_status real = fs::status(target, ec);
+  if (ec)
+    throw Error(ErrorKind::kIo, target.string() + " cannot be used as the output folder (" +
+                                    ec.message() + "); choose another -o");
+  if (!fs::is_directory(real))
+    throw Error(ErrorKind::kInvalidArg, target.string() +
+                                            " exists and is not a folder; give -o a new or empty "
+                                            "folder");
+  std::vector<std::string> held;
+  for (const auto& e : fs::directory_iterator(target, ec)) {
+    held.push_back(e.path().filename().string());
+    if (held.size() == 4) break;
+  }
+  if (ec) throw Error(ErrorKind::kIo, "cannot list " + target.string() + ": " + ec.message());
+  if (!held.empty() && !overwrite) {
+    std::string list;
+    for (const std::string& h : held) list += (list.empty() ? "" : ", ") + h;
+    throw Error(ErrorKind::kInvalidArg,
+                target.string() + " is not empty (it holds " + list +
+                    (held.size() == 4 ? ", ..." : "") +
+                    "); random-model would replace its config.json, weights and tokenizer "
+                    "files. Give -o a new or empty folder, or add --force to replace them");
+  }
+  return true;
+}
+
+// Moves the finished files of `staging` to `target`: the whole folder at once when there is
+// nothing to keep, else file by file with config.json (which marks completion) removed first and
+// renamed in last.
+void publish(TempDir& staging, const fs::path& target, bool target_exists) {
+  std::error_code ec;
+  if (target_exists && fs::is_empty(target, ec)) {
+    fs::remove(target, ec);
+    target_exists = false;
+  }
+  if (!target_exists) {
+    fs::rename(staging.path, target, ec);
+    if (ec)
+      throw Error(ErrorKind::kIo,
+                  "cannot move the checkpoint to " + target.string() + ": " + ec.message());
+    staging.path.clear();
+    return;
+  }
+  fs::remove(target / "config.json", ec);
+  for (const char* f : {"model.safetensors", "tokenizer.json", "tokenizer.model"}) {
+    const fs::path from = staging.path / f;
+    if (!fs::exists(from)) {
+      // A tokenizer.model left from before would not match this vocabulary.
+      if (std::string(f) == "tokenizer.model") fs::remove(target / f, ec);
+      continue;
+    }
+    fs::rename(from, target / f, ec);
+    if (ec)
+      throw Error(ErrorKind::kIo, "cannot move " + std::string(f) + " into " + target.string() +
+                                      ": " + ec.message());
+  }
+  // Shards of an earlier checkpoint would be read instead of model.safetensors' neighbours.
+  fs::remove(target / "model.safetensors.index.json", ec);
+  fs::rename(staging.path / "config.json", target / "config.json", ec);
+  if (ec)
+    throw Error(ErrorKind::kIo,
+                "cannot move config.json into " + target.string() + ": " + ec.message());
+}
+
+}  // namespace
+
 void write_random_checkpoint(const std::string& dir, const RandomCheckpointOptions& opt) {
   const json cfg_json = make_config(opt);
   const ModelConfig cfg = parse_model_config(cfg_json.dump(), "generated config");
-  const fs::path d(dir);
+  fs::path target = fs::path(dir).lexically_normal();
+  if (target.filename().empty()) target = target.parent_path();  // "out/"
+  if (target.empty()) throw Error(ErrorKind::kInvalidArg, "give -o the folder to write");
+  const bool target_exists = check_target(target, opt.overwrite);
+  // Everything is written into a private folder beside the target (same file system, so the
+  // renames below are atomic) and removed if anything fails.
+  const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code ec;
-  fs::create_directories(d, ec);
-  if (ec) throw Error(ErrorKind::kIo, "cannot create " + dir + ": " + ec.message());
-  fs::remove(d / "config.json", ec);  // an incomplete folder never looks complete
+  fs::create_directories(parent, ec);
+  if (ec) throw Error(ErrorKind::kIo, "cannot create " + parent.string() + ": " + ec.message());
+  std::string staging_name = ".longctx-tmp-" + std::to_string(static_cast<long>(::getpid()));
+  staging_name += '-';
+  staging_name += target.filename().string();
+  TempDir staging(parent / staging_name);
+  const fs::path d = staging.path;
 
   const int64_t H = cfg.hidden_size, I = cfg.intermediate_size, V = cfg.vocab_size;
   const int64_t qd = int64_t{cfg.num_attention_heads} * cfg.head_dim;
@@ -283,7 +386,8 @@ void write_random_checkpoint(const std::string& dir, const RandomCheckpointOptio
   }
   const std::string spm = synthetic_spm_model(words, V);
   if (!spm.empty()) write_text_atomic(d / "tokenizer.model", spm);
-  write_text_atomic(d / "config.json", cfg_json.dump(2) + "\n");  // last: marks completion
+  write_text_atomic(d / "config.json", cfg_json.dump(2) + "\n");
+  publish(staging, target, target_exists);
 }
 
 }  // namespace longctx

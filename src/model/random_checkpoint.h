@@ -18,10 +18,15 @@ struct RandomCheckpointOptions {
   int64_t max_position_embeddings = 0;  // > 0: override
   DType dtype = DType::kBF16;
   uint64_t seed = 1;
+  // Replace the files of a folder that is not empty (CLI: --force). Without it such a folder is
+  // refused: it may hold a real model.
+  bool overwrite = false;
 };
 
-// Writes the checkpoint into `dir` (created if needed). Files are written to temporaries and
-// renamed, so an interrupted run never leaves a half-written checkpoint behind.
+// Writes the checkpoint into `dir`. The files are written into a temporary folder beside it and
+// renamed into place once complete, so an interrupted or failed run leaves `dir` as it was. A
+// folder that is not empty is Error(kInvalidArg) naming what it holds, unless opt.overwrite;
+// then config.json (which marks a complete checkpoint) is removed first and renamed in last.
 void write_random_checkpoint(const std::string& dir, const RandomCheckpointOptions& opt);
 
 // True when `dir` holds a complete checkpoint written by write_random_checkpoint with the same

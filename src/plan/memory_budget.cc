@@ -118,14 +118,28 @@ MemoryBudget detect_memory_budget(const std::string& proc_root, const std::strin
                 "cgroup limit); give a budget with --mem-budget SIZE, e.g. --mem-budget 8GiB");
   b.margin = safety_margin(avail);
   b.bytes = avail > b.margin ? avail - b.margin : 0;
-  b.source += " " + format_size(avail) + " minus a " + format_size(b.margin) + " safety margin";
+  b.source += ' ';  // (not " " + ...: GCC 12 warns falsely of an overlapping copy there)
+  b.source += format_size(avail) + " minus a " + format_size(b.margin) + " safety margin";
   return b;
 }
 
 MemoryBudget memory_budget_from_flag(const std::string& flag) {
   if (flag.empty() || flag == "auto") return detect_memory_budget();
+  // A zero or negative size is a number, just not a usable one: say so rather than "cannot read".
+  const size_t digits = flag.find_first_not_of("0123456789.", flag[0] == '-' ? 1 : 0);
+  const std::string number =
+      flag.substr(flag[0] == '-' ? 1 : 0,
+                  digits == std::string::npos ? std::string::npos : digits - (flag[0] == '-'));
+  if (!number.empty() && number.find_first_not_of('.') != std::string::npos &&
+      (flag[0] == '-' || number.find_first_of("123456789") == std::string::npos))
+    throw Error(ErrorKind::kInvalidArg, "--mem-budget must be positive, not '" + flag +
+                                            "'; give a size such as 512MiB or 8GiB, or auto");
   MemoryBudget b;
-  b.bytes = parse_size(flag);
+  try {
+    b.bytes = parse_size(flag);
+  } catch (const Error& e) {
+    throw Error(ErrorKind::kInvalidArg, std::string("--mem-budget: ") + e.what() + ", or auto");
+  }
   b.source = "--mem-budget " + flag;
   return b;
 }
@@ -161,7 +175,11 @@ size_t parse_size(std::string_view text) {
   else if (unit == "TB") mult = 1e12;
   else throw bad();
   const double bytes = value * mult;
-  if (!(bytes > 0) || bytes > 1e18) throw bad();
+  if (bytes > 1e18)
+    throw Error(ErrorKind::kInvalidArg, "'" + s +
+                                            "' is more memory than any machine has (over "
+                                            "1 EB); write e.g. 12GiB");
+  if (!(bytes >= 1)) throw bad();
   return static_cast<size_t>(std::llround(bytes));
 }
 

@@ -9,10 +9,11 @@
 
 #include "config/gguf_config.h"
 #include "core/error.h"
-#include "io/gguf.h"
 #include "core/huge_pages.h"
 #include "core/thread_pool.h"
+#include "io/gguf.h"
 #include "kernels/ops.h"
+#include "model/checkpoint_check.h"
 #include "model/decoder.h"
 #include "model/quant_scheme.h"
 
@@ -50,33 +51,6 @@ size_t file_size_or_zero(const fs::path& p) {
   return ec ? 0 : static_cast<size_t>(n);
 }
 
-// Bytes of DIR's weight files; `files` is set to how many there are.
-size_t weight_files_bytes(const std::string& dir, int& files) {
-  const fs::path d(dir);
-  files = 1;
-  if (fs::exists(d / "model.safetensors")) return file_size_or_zero(d / "model.safetensors");
-  const fs::path index = d / "model.safetensors.index.json";
-  std::ifstream f(index);
-  if (!f)
-    throw Error(ErrorKind::kIo, "no model.safetensors or model.safetensors.index.json in " + dir +
-                                    "; point -m at a Hugging Face model folder");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(f);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorKind::kFormat, index.string() + " is not valid JSON: " + e.what());
-  }
-  if (!j.contains("weight_map") || !j["weight_map"].is_object())
-    throw Error(ErrorKind::kFormat, index.string() + " has no \"weight_map\" object");
-  std::set<std::string> shards;
-  for (const auto& [name, file] : j["weight_map"].items())
-    if (file.is_string()) shards.insert(file.get<std::string>());
-  size_t total = 0;
-  for (const auto& s : shards) total += file_size_or_zero(d / s);
-  files = std::max<int>(1, static_cast<int>(shards.size()));
-  return total;
-}
-
 // Activation buffers, logits copies and kernel scratch for one forward pass of `chunk` tokens.
 void chunk_memory(const ModelConfig& c, KvType k, KvType v, int64_t chunk, int threads, size_t& act,
                   size_t& scratch) {
@@ -98,10 +72,13 @@ void chunk_memory(const ModelConfig& c, KvType k, KvType v, int64_t chunk, int t
 
 PlanModel plan_model_from_path(const std::string& dir) {
   PlanModel m;
+  // The same validation as loading (headers and tensor directory; no tensor data is read), so a
+  // plan never prices a folder that `run` would refuse.
   if (is_gguf_path(dir)) {
     // Config from the metadata; weights priced per tensor as stored (block types included).
     const auto g = io::GgufFile::open(dir);
     m.cfg = config_from_gguf(*g);
+    check_checkpoint(m.cfg, *io::WeightSource::from_gguf(*g), WeightFormat::kGguf);
     for (const io::GgufTensor& t : g->tensors()) m.weight_bytes += static_cast<size_t>(t.nbytes);
     // The tokenizer's tables come from the metadata, which precedes the tensor data.
     m.tokenizer_bytes = static_cast<size_t>(g->data_offset());
@@ -109,7 +86,10 @@ PlanModel plan_model_from_path(const std::string& dir) {
     return m;
   }
   m.cfg = load_model_config(dir);
-  m.weight_bytes = weight_files_bytes(dir, m.weight_files);
+  const auto weights = io::WeightSource::open_dir(dir);
+  check_checkpoint(m.cfg, *weights, WeightFormat::kHuggingFace);
+  m.weight_bytes = weights->mapped_bytes();
+  m.weight_files = std::max<int>(1, static_cast<int>(weights->files().size()));
   const fs::path d(dir);
   m.tokenizer_bytes = std::max(file_size_or_zero(d / "tokenizer.json"),
                                file_size_or_zero(d / "tokenizer.model"));
@@ -244,6 +224,27 @@ std::string refusal_message(const PlanModel& m, const PlanRequest& req, const Me
        format_size(p.activations + p.scratch + p.overhead) + " of activations and overhead = " +
        format_size(p.total) + "; " + format_size(p.budget.bytes) + " available (" +
        p.budget.source + ").";
+  // Kernel scratch and thread stacks grow with -t: when they weigh, say so and how many fit.
+  const size_t per_thread = p.scratch / size_t(std::max(1, req.threads)) + (256 << 10);
+  const size_t thread_bytes = per_thread * size_t(std::max(1, req.threads));
+  bool threads_blamed = false;
+  if (req.threads > 1 && thread_bytes * 4 > p.total) {
+    threads_blamed = true;
+    int lo = 0, hi = req.threads - 1;  // the most threads that fit at this context, 0: none
+    while (lo < hi) {
+      const int mid = lo + (hi - lo + 1) / 2;
+      PlanRequest r = req;
+      r.threads = mid;
+      r.context = p.context;
+      if (make_plan(m, r, p.budget).fits())
+        lo = mid;
+      else
+        hi = mid - 1;
+    }
+    s += " Of that, " + format_size(thread_bytes) + " is per-thread scratch for -t " +
+         std::to_string(req.threads) + " threads (" + format_size(per_thread) + " each)";
+    s += lo > 0 ? "; -t " + std::to_string(lo) + " or fewer fits." : "; use fewer threads (-t).";
+  }
   // The asked setting at a smaller context, then each smaller uniform KV type (f16, int8, int4).
   std::vector<std::string> fit;
   const size_t asked = kv_bytes_per_token_layer(m.cfg, p.kv_k, p.kv_v);
@@ -282,9 +283,13 @@ std::string refusal_message(const PlanModel& m, const PlanRequest& req, const Me
     for (size_t i = 0; i < fit.size(); ++i) s += (i ? "; " : " ") + fit[i];
     s += ".";
   } else {
-    s += " No context fits: the weights and fixed costs alone need " +
-         format_size(p.weights + p.overhead) +
-         "; free memory, raise --mem-budget, or use a smaller model.";
+    if (threads_blamed)
+      s += " No context fits with this many threads: lower -t, free memory or raise "
+           "--mem-budget.";
+    else
+      s += " No context fits: the weights and fixed costs alone need " +
+           format_size(p.weights + p.overhead) +
+           "; free memory, raise --mem-budget, or use a smaller model.";
   }
   return s;
 }

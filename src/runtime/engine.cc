@@ -14,7 +14,11 @@ namespace longctx {
 
 PlanRequest plan_request(const EngineOptions& o, const ModelConfig& cfg) {
   PlanRequest r;
-  if (o.context < 0) throw Error(ErrorKind::kInvalidArg, "-c must be a positive number of tokens");
+  if (o.context < 0)
+    throw Error(ErrorKind::kInvalidArg,
+                "-c must be a positive number of tokens (0 = auto: the "
+                "largest that fits), not " +
+                    std::to_string(o.context));
   if (o.context > cfg.max_position_embeddings && !o.force_ctx)
     throw Error(ErrorKind::kOutOfRange,
                 "context " + std::to_string(o.context) +
@@ -25,7 +29,21 @@ PlanRequest plan_request(const EngineOptions& o, const ModelConfig& cfg) {
                     " or less, or add --force-ctx to run anyway");
   if (o.prefill_chunk < 0)
     throw Error(ErrorKind::kInvalidArg, "--prefill-chunk must be a positive number of tokens");
-  if (o.threads < 0) throw Error(ErrorKind::kInvalidArg, "-t must be >= 1 (0 = all cores)");
+  if (o.threads < 0)
+    throw Error(ErrorKind::kInvalidArg,
+                "-t must be >= 1 (0 = all cores), not " + std::to_string(o.threads));
+  // Each thread is an OS thread with its own kernel scratch; far past the cores it only costs.
+  constexpr int kMaxThreads = 1024;
+  if (o.threads > kMaxThreads)
+    throw Error(
+        ErrorKind::kInvalidArg,
+        "-t " + std::to_string(o.threads) + " is more threads than longctx runs (at most " +
+            std::to_string(kMaxThreads) + "; this machine has " +
+            std::to_string(std::thread::hardware_concurrency()) +
+            " cores), and each one needs its own per-thread scratch (kernel buffers and a stack). "
+            "Use -t " +
+            std::to_string(std::max(1u, std::thread::hardware_concurrency())) +
+            " or leave -t out (0 = all cores)");
   if (o.batch < 1) throw Error(ErrorKind::kInvalidArg, "the batch must be at least 1 sequence");
   r.context = o.context;
   r.kv = o.kv;

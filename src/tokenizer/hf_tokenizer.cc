@@ -27,6 +27,12 @@ HfTokenizer::HfTokenizer(HfTokenizerParts parts) : p_(std::move(parts)) {
   norm_matcher_ = std::make_unique<AddedTokenMatcher>(std::move(norm), std::move(norm_pat));
   vocab_size_ =
       std::max<int64_t>(vocab_size_, static_cast<int64_t>(p_.model->id_to_token().size()));
+  if (p_.model->id_to_token().empty() && p_.added.empty())
+    throw Error(ErrorKind::kFormat, p_.path +
+                                        ": the vocabulary is empty (model.vocab has no "
+                                        "entries and there are no added_tokens), so no text "
+                                        "can be tokenized; use the tokenizer.json that came "
+                                        "with the checkpoint");
 }
 
 const AddedToken* HfTokenizer::added_token(int32_t id) const {

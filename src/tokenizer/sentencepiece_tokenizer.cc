@@ -77,10 +77,20 @@ class SpmTokenizer : public Tokenizer {
     }
     const auto status = sp_.LoadFromSerializedProto(data);
     if (!status.ok()) {
-      throw Error(ErrorKind::kFormat, path + ": not a valid SentencePiece tokenizer.model (" +
-                                          status.ToString() + "); download the file again");
+      // The library's own words, without its status code ("Internal: ...", which reads like a
+      // bug of longctx) or its source location.
+      std::string why = status.message();
+      if (why.find("ParseFromArray") != std::string::npos || why.empty())
+        why = "it is not a SentencePiece model protobuf";
+      throw Error(ErrorKind::kFormat, path + ": not a valid SentencePiece tokenizer.model (" + why +
+                                          "); download the file again");
     }
     n_ = sp_.GetPieceSize();
+    if (n_ == 0)
+      throw Error(ErrorKind::kFormat, path +
+                                          ": the vocabulary is empty (no pieces), so no text "
+                                          "can be tokenized; use the tokenizer.model that "
+                                          "came with the checkpoint");
     for (int i = 0; i < n_; ++i) {
       if (sp_.IsControl(i) && !sp_.IdToPiece(i).empty())
         controls_.emplace_back(sp_.IdToPiece(i), i);

@@ -240,3 +240,62 @@ TEST(ConfigErrors, RopeScalingAliases) {
 
 }  // namespace
 }  // namespace longctx
+
+namespace longctx {
+namespace {
+
+// Issue 19: every config field that changes the numbers is honoured or refused by name.
+TEST(ConfigNumerics, HiddenActOtherThanSiluIsRefusedNamingTheSupportedOnes) {
+  for (const char* act : {"gelu", "gelu_new", "relu", "SILU", ""}) {
+    SCOPED_TRACE(act);
+    auto j = base();
+    j["hidden_act"] = act;
+    expect_config_error(j, {"\"hidden_act\"", "\"silu\"", "\"swish\""}, ErrorKind::kUnsupported);
+  }
+  auto j = base();
+  j["hidden_act"] = "swish";  // transformers' ACT2FN maps it to SiLU
+  EXPECT_EQ(parse_model_config(j.dump(), "cfg.json").hidden_act, "silu");
+  j["hidden_act"] = 5;
+  expect_config_error(j, {"\"hidden_act\"", "string"});
+}
+
+TEST(ConfigNumerics, MlpBiasIsRefusedWhereTheFamilyReadsIt) {
+  auto j = base();
+  j["mlp_bias"] = true;
+  expect_config_error(j, {"\"mlp_bias\""}, ErrorKind::kUnsupported);
+  j["mlp_bias"] = false;
+  EXPECT_NO_THROW(parse_model_config(j.dump(), "cfg.json"));
+  // MistralConfig has no mlp_bias: transformers ignores the key, and so does longctx (a bias
+  // tensor in the checkpoint is refused by the checkpoint check).
+  j["model_type"] = "mistral";
+  j["mlp_bias"] = true;
+  EXPECT_FALSE(parse_model_config(j.dump(), "cfg.json").mlp_bias);
+}
+
+TEST(ConfigNumerics, OtherFamiliesVariantsAreRefusedUnlessNeutral) {
+  const std::vector<std::pair<const char*, nlohmann::json>> set = {
+      {"attn_logit_softcapping", 50.0},
+      {"final_logit_softcapping", 30.0},
+      {"use_qk_norm", true},
+      {"embedding_multiplier", 12.0},
+      {"residual_multiplier", 0.22},
+      {"no_rope_layers", {1, 0}},
+  };
+  for (const auto& [key, value] : set) {
+    SCOPED_TRACE(key);
+    auto j = base();
+    j[key] = value;
+    expect_config_error(j, {std::string("\"") + key + "\"", "does not compute"},
+                        ErrorKind::kUnsupported);
+  }
+  // Values that compute nothing are accepted.
+  auto j = base();
+  j["attn_logit_softcapping"] = nullptr;
+  j["use_qk_norm"] = false;
+  j["embedding_multiplier"] = 1.0;
+  j["no_rope_layers"] = nlohmann::json::array();
+  EXPECT_NO_THROW(parse_model_config(j.dump(), "cfg.json"));
+}
+
+}  // namespace
+}  // namespace longctx

@@ -108,14 +108,14 @@ TEST(CliErrors, BadFlags) {
   expect_clean_failure(test::run_cli("run -m " + dir + " -p hi --kv-dtype q9"), {"q9", "f16"});
   expect_clean_failure(test::run_cli("run -m " + dir + " -p hi --temp -1"), {"--temp"});
   expect_clean_failure(test::run_cli("run -m " + dir + " -p hi --top-p 1.5"), {"--top-p"});
-  expect_clean_failure(test::run_cli("run -m " + dir + " -p hi --prefill-chunk 0"),
+  expect_clean_failure(test::run_cli("run -m " + dir + " -p hi --prefill-chunk lots"),
                        {"--prefill-chunk"});
   expect_clean_failure(test::run_cli("run -m " + dir + " -p hi --no-such-flag"),
                        {"--no-such-flag"});
   expect_clean_failure(test::run_cli("run -m " + dir + " -p hi -n lots"), {"-n"});
   expect_clean_failure(test::run_cli("run -m " + dir + " -f /nonexistent/prompt.txt"),
                        {"/nonexistent/prompt.txt"});
-  expect_clean_failure(test::run_cli(""), {"subcommand"});
+  expect_clean_failure(test::run_cli(""), {"command to run", "run, plan"});
 }
 
 }  // namespace

@@ -141,7 +141,8 @@ TEST(PerplexityCli, ClearErrors) {
   EXPECT_NE(r.output.find("--stride 64 must be smaller"), std::string::npos) << r.output;
   r = test::run_cli("perplexity -m " + m + " -f /nonexistent/text.txt");
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("cannot read text file"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("-f /nonexistent/text.txt: cannot read it"), std::string::npos)
+      << r.output;
   r = test::run_cli("perplexity -m " + m + " -f " + file + " --compare-kv q5");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("int8, int4"), std::string::npos) << r.output;

@@ -93,5 +93,29 @@ TEST(MemoryBudget, ParseAndFormatSizes) {
   EXPECT_EQ(memory_budget_from_flag("24GiB").bytes, 24 * kGiB);
 }
 
+// Issue 19: zero and negative budgets are numbers, refused as such; other bad values name the
+// flag.
+TEST(MemoryBudget, FlagMessagesNameTheFlagAndTheRule) {
+  for (const char* zero : {"0", "0MiB", "0.0GiB", "-1", "-5G"}) {
+    try {
+      memory_budget_from_flag(zero);
+      ADD_FAILURE() << zero << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--mem-budget must be positive"), std::string::npos)
+          << e.what();
+    }
+  }
+  for (const char* bad : {"garbage", "12 parsecs", "NaN"}) {
+    try {
+      memory_budget_from_flag(bad);
+      ADD_FAILURE() << bad << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--mem-budget: cannot read"), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(memory_budget_from_flag("512MiB").bytes, 512 * kMiB);
+}
+
 }  // namespace
 }  // namespace longctx

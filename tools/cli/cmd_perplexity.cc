@@ -72,14 +72,6 @@ int64_t argmax(const std::vector<double>& v) {
   return std::max_element(v.begin(), v.end()) - v.begin();
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(ErrorKind::kIo, "cannot read text file " + path + "; check the path (-f)");
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 // One KV setting's run over a chunk: logits of the scored positions, [rows][V]. `on_chunk` is
 // told each prefill chunk's tokens.
 void run_chunk(Engine& engine, const MemoryPlan& plan, const std::vector<int32_t>& chunk,
@@ -101,8 +93,14 @@ void run_chunk(Engine& engine, const MemoryPlan& plan, const std::vector<int32_t
 int perplexity(const PplOpts& o) {
   if (o.model_path.empty()) throw Error(ErrorKind::kInvalidArg, "say which model with -m PATH (a Hugging Face folder or a .gguf file)");
   if (o.file.empty()) throw Error(ErrorKind::kInvalidArg, "say which text to score with -f FILE");
-  if (o.stride < 0) throw Error(ErrorKind::kInvalidArg, "--stride must be a positive number of tokens");
-  const std::string text = read_text(o.file);
+  if (o.stride < 0)
+    throw Error(ErrorKind::kInvalidArg,
+                "--stride must be a positive number of tokens (0 or "
+                "absent: llama-perplexity's halves), not " +
+                    std::to_string(o.stride));
+  const std::string text = read_text_file(o.file, "-f");
+  if (text.empty())
+    throw Error(ErrorKind::kInvalidArg, "-f " + o.file + " is empty; give a text to score");
 
   EngineOptions eo = engine_options(o.plan);
   eo.model_path = o.model_path;
@@ -115,7 +113,16 @@ int perplexity(const PplOpts& o) {
   const int64_t N = static_cast<int64_t>(ids.size());
 
   // Context: -c, else the planner's choice, shortened to what the text can fill.
-  if (eo.context == 0) {
+  const bool ctx_given = eo.context > 0;
+  if (!ctx_given) {
+    const int64_t need = o.stride > 0 ? 5 : 8;  // a context of 4 tokens, filled (twice)
+    if (N < need)
+      throw Error(ErrorKind::kInvalidArg,
+                  o.file + " has " + std::to_string(N) + " tokens; perplexity needs at least " +
+                      std::to_string(need) +
+                      (o.stride > 0 ? " (more than one context of 4 tokens)"
+                                    : " (two chunks of 4 tokens, as llama-perplexity requires)") +
+                      " to score anything: give a longer text");
     const int64_t planned = probe.plan.context;
     const int64_t text_max = o.stride > 0 ? N - 1 : N / 2;
     eo.context = std::min(planned, text_max);
@@ -125,7 +132,9 @@ int perplexity(const PplOpts& o) {
                    o.stride > 0 ? "" : " twice, as llama-perplexity requires");
   }
   const int64_t ctx = eo.context;
-  if (ctx < 4) throw Error(ErrorKind::kInvalidArg, "-c must be at least 4 tokens to score anything");
+  if (ctx < 4)
+    throw Error(ErrorKind::kInvalidArg,
+                "-c must be at least 4 tokens to score anything, not " + std::to_string(ctx));
   int64_t n_chunks = 0, first = 0, step = ctx;
   if (o.stride > 0) {
     if (o.stride >= ctx)
@@ -293,7 +302,7 @@ Runner add_perplexity_command(CLI::App& app) {
   cmd->add_option("-f,--file", o->file, "Text file to score")->required();
   cmd->add_option("--stride", o->stride,
                   "Score the last S tokens of chunks starting every S tokens (llama.cpp's "
-                  "--ppl-stride); default: llama-perplexity's halves");
+                  "--ppl-stride); 0 or absent: llama-perplexity's halves");
   cmd->add_option("--compare-kv", o->compare_kv,
                   "Also run this KV type (e.g. f32) and report KL divergence and top-1 agreement "
                   "of the next-token distributions against it");

@@ -38,12 +38,9 @@ PlanModel resolve_model(const PlanOpts& o) {
     return plan_model_from_config(parse_model_config(p.config_json, "preset " + p.name), wbytes,
                                   p.name);
   }
-  std::ifstream f(o.config_file, std::ios::binary);
-  if (!f) throw Error(ErrorKind::kIo, "cannot read " + o.config_file + "; check the path");
-  std::stringstream text;
-  text << f.rdbuf();
-  return plan_model_from_config(parse_model_config(text.str(), o.config_file), wbytes,
-                                o.config_file);
+  return plan_model_from_config(
+      parse_model_config(read_config_file(o.config_file, "config.json (--config)"), o.config_file),
+      wbytes, o.config_file);
 }
 
 std::string row(const std::string& item, size_t bytes) {

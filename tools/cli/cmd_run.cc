@@ -29,16 +29,11 @@ struct RunOpts {
   HookFlags hooks;
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(ErrorKind::kIo, "cannot read prompt file " + path + "; check the path");
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 int run(const RunOpts& o) {
   validate(o.gen);
+  if (!o.prompt.empty() && !o.prompt_file.empty())
+    throw Error(ErrorKind::kInvalidArg,
+                "give the prompt with -p TEXT or -f FILE, not both (-f " + o.prompt_file + ")");
 
   std::string dir = o.model_path, prompt = o.prompt;
   bool random_weights = false;
@@ -48,7 +43,7 @@ int run(const RunOpts& o) {
     random_weights = d.random;
     if (prompt.empty() && o.prompt_file.empty()) prompt = d.prompt;
   }
-  if (!o.prompt_file.empty()) prompt = read_file(o.prompt_file);
+  if (!o.prompt_file.empty()) prompt = read_text_file(o.prompt_file, "-f");
 
   // Plan first: refuse before the tokenizer is loaded, a weight mapped or a cache block allocated.
   EngineOptions eo = engine_options(o.plan);
@@ -144,8 +139,8 @@ Runner add_run_command(CLI::App& app) {
                   "Hugging Face model folder or GGUF file (default: ../shared/models/stories260K when "
                   "present, "
                   "else a cached random-weight SmolLM2-135M-shaped checkpoint)");
-  cmd->add_option("-p,--prompt", o->prompt, "Prompt text");
-  cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from a file");
+  cmd->add_option("-p,--prompt", o->prompt, "Prompt text (or -f)");
+  cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from a file (or -p)");
   cmd->add_option("-n,--n-predict", o->gen.n_predict, "Tokens to generate")->capture_default_str();
   add_plan_flags(*cmd, o->plan);
   add_weight_memory_flag(*cmd, o->mmap);

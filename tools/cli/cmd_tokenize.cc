@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "plan_options.h"
 #include "tokenizer/gguf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
@@ -41,11 +42,7 @@ std::string read_input(const TokenizeOpts& o) {
                 "say what to tokenize with exactly one of -p TEXT or -f FILE");
   }
   if (o.has_prompt) return o.prompt;
-  std::ifstream f(o.file, std::ios::binary);
-  if (!f) throw Error(ErrorKind::kIo, "cannot read " + o.file + "; check the path given to -f");
-  std::stringstream text;
-  text << f.rdbuf();
-  return text.str();
+  return read_text_file(o.file, "-f");
 }
 
 }  // namespace

@@ -35,18 +35,15 @@ struct TraceOpts {
 };
 
 std::string read_prompt(const TraceOpts& o) {
-  if (o.prompt_file.empty()) return o.prompt;
-  std::ifstream f(o.prompt_file, std::ios::binary);
-  if (!f) throw Error(ErrorKind::kIo, "cannot read prompt file " + o.prompt_file + "; check the path");
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
+  return o.prompt_file.empty() ? o.prompt : read_text_file(o.prompt_file, "-f");
 }
 
 int trace(const TraceOpts& o) {
   if (o.model_path.empty()) throw Error(ErrorKind::kInvalidArg, "say which model with -m PATH (a Hugging Face folder or a .gguf file)");
   if (o.prompt.empty() == o.prompt_file.empty())
-    throw Error(ErrorKind::kInvalidArg, "give the prompt with -p TEXT or -f FILE (one of them)");
+    throw Error(ErrorKind::kInvalidArg,
+                "give the prompt with -p TEXT or -f FILE, exactly one "
+                "of them");
   if (o.out.empty()) throw Error(ErrorKind::kInvalidArg, "say where to write with -o OUT.safetensors");
   const DType out_dtype = parse_dtype(o.dtype);
   const std::string prompt = read_prompt(o);

@@ -46,6 +46,7 @@ DefaultModel resolve_default_model() {
   RandomCheckpointOptions opt;
   opt.preset = "smollm2-135m";
   opt.dtype = DType::kBF16;
+  opt.overwrite = true;  // longctx's own cache folder
   const fs::path dir = cache_dir() / "random-smollm2-135m-bf16";
   if (!random_checkpoint_matches(dir.string(), opt)) {
     std::fprintf(stderr, "generating a random-weight SmolLM2-135M-shaped checkpoint (once) in %s\n",

@@ -51,10 +51,12 @@ int main(int argc, char** argv) {
   app.add_subcommand("serve", "Serve the model over an OpenAI-compatible HTTP API (longctx serve "
                               "--help for its options)");
   add(longctx::cli::add_random_model_command(app));
+  app.footer(longctx::cli::kNumberRule);
+  if (const int rc = longctx::cli::refuse_bad_command_line(app, argc, argv)) return rc;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return longctx::cli::usage_error(app, e);
   }
   for (const CLI::App* sub : app.get_subcommands())
     if (runners.count(sub)) return longctx::cli::run_guarded(runners.at(sub));

@@ -1,12 +1,19 @@
 #include "plan_options.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
 #include "core/error.h"
 
 namespace longctx::cli {
 
 void add_plan_flags(CLI::App& cmd, PlanFlags& f) {
   cmd.add_option("-c,--ctx", f.ctx,
-                 "Context in tokens (default: the largest that fits the budget, at most "
+                 "Context in tokens (0 or absent: the largest that fits the budget, at most "
                  "max_position_embeddings)");
   cmd.add_option("--kv-dtype", f.kv_dtype,
                  "KV-cache precision: f32, f16, bf16, int8, int4 (int8/int4: groups with f16 "
@@ -17,12 +24,13 @@ void add_plan_flags(CLI::App& cmd, PlanFlags& f) {
   cmd.add_option("--kv-dtype-v", f.kv_dtype_v,
                  "Precision of the cached values (default: --kv-dtype)");
   cmd.add_option("--prefill-chunk", f.prefill_chunk,
-                 "Prompt tokens per forward pass, or auto (largest that fits, at most 512)")
+                 "Prompt tokens per forward pass, or auto / 0 (largest that fits, at most 512)")
       ->capture_default_str();
   cmd.add_option("--mem-budget", f.mem_budget,
                  "Memory budget, e.g. 12GiB, or auto (MemAvailable / cgroup limit minus a margin)")
       ->capture_default_str();
-  cmd.add_option("-t,--threads", f.threads, "Threads (default: all cores)");
+  cmd.add_option("-t,--threads", f.threads, "Threads (0 or absent: all cores)");
+  cmd.footer(kNumberRule);
 }
 
 void add_weight_memory_flag(CLI::App& cmd, bool& mmap) {
@@ -41,13 +49,34 @@ void add_progress_flags(CLI::App& cmd, ProgressMode& mode) {
       "Never show the progress line (default: shown when stderr is a terminal)");
 }
 
+std::string read_text_file(const std::string& path, const std::string& flag) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ELOOP)
+      throw Error(ErrorKind::kIo, flag + " " + path +
+                                      ": a symbolic link that loops (too many "
+                                      "levels of symbolic links); give the text "
+                                      "file itself");
+    throw Error(ErrorKind::kIo, flag + " " + path + ": cannot read it (" + std::strerror(err) +
+                                    "); check the path");
+  }
+  if (S_ISDIR(st.st_mode))
+    throw Error(ErrorKind::kIo, flag + " " + path + " is a folder; " + flag + " takes a text file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorKind::kIo, flag + " " + path + ": cannot open it; check permissions");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 EngineOptions engine_options(const PlanFlags& f) {
   EngineOptions o;
   o.context = f.ctx;
   o.kv = parse_kv_type(f.kv_dtype);
   if (!f.kv_dtype_k.empty()) o.kv_k = parse_kv_type(f.kv_dtype_k);
   if (!f.kv_dtype_v.empty()) o.kv_v = parse_kv_type(f.kv_dtype_v);
-  if (f.prefill_chunk == "auto") {
+  if (f.prefill_chunk == "auto" || f.prefill_chunk == "0") {
     o.prefill_chunk = 0;
   } else {
     try {
@@ -59,7 +88,7 @@ EngineOptions engine_options(const PlanFlags& f) {
     }
     if (o.prefill_chunk <= 0)
       throw Error(ErrorKind::kInvalidArg,
-                  "--prefill-chunk must be a positive number of tokens or auto, not '" +
+                  "--prefill-chunk must be a positive number of tokens, or auto (or 0), not '" +
                       f.prefill_chunk + "'");
   }
   o.mem_budget = f.mem_budget;

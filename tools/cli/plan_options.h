@@ -11,6 +11,12 @@
 
 namespace longctx::cli {
 
+// The one rule of numeric flags, printed under every --help.
+inline constexpr const char* kNumberRule =
+    "Numbers: 0 means automatic where a flag says so (-c, --stride, --prefill-chunk, -t); "
+    "negative values are refused. Exit codes: 0 done, 1 an error in the input or the request, "
+    "2 a bad command line, 3 a bug in longctx.\n";
+
 struct PlanFlags {
   int64_t ctx = 0;  // 0: the largest that fits
   std::string kv_dtype = "f16";
@@ -31,6 +37,11 @@ inline WeightMemory weight_memory(bool mmap) {
 // --progress / --no-progress: force the live progress line on or off (default: when stderr is a
 // terminal).
 void add_progress_flags(CLI::App& cmd, ProgressMode& mode);
+
+// The whole content of a text file given to FLAG (e.g. "-f"): Error(kIo) naming the path and the
+// flag when it is missing, a folder or a looping symbolic link. Devices and pipes are read
+// (-f /dev/stdin).
+std::string read_text_file(const std::string& path, const std::string& flag);
 
 // The engine options these flags describe (model folder, weights and the rest left at their
 // defaults). Error(kInvalidArg) for an unknown KV type or a bad --prefill-chunk.

@@ -236,7 +236,9 @@ TEST(WeightFolder, NoWeightsNamesFolderAndExpectedFiles) {
   expect_error([&] { WeightSource::open_dir(dir.path()); }, ErrorKind::kIo,
                {dir.path(), "model.safetensors", "model.safetensors.index.json"});
   write_bytes(dir.file("pytorch_model.bin"), "x");
-  expect_error([&] { WeightSource::open_dir(dir.path()); }, ErrorKind::kIo, {".bin"});
+  // PyTorch weights: an unsupported format, with the convert hint.
+  expect_error([&] { WeightSource::open_dir(dir.path()); }, ErrorKind::kUnsupported,
+               {"pytorch_model.bin", "safe_serialization=True"});
   expect_error([&] { WeightSource::open_dir(dir.file("missing")); }, ErrorKind::kIo,
                {dir.file("missing"), "does not exist"});
 }

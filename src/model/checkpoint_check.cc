@@ -12,13 +12,13 @@
 
 namespace longctx {
 
-namespace {
-
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string r = "[";
   for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
   return r + "]";
 }
+
+namespace {
 
 // A tensor the decoder reads: its shape and the config fields that set it.
 struct Expected {

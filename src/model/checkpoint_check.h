@@ -12,6 +12,9 @@
 namespace longctx {
 
 // Error(kShape / kConfig / kUnsupported) naming the tensor, the config.json field and the fix.
+// A tensor shape as "[a, b]" for messages.
+std::string shape_str(const std::vector<int64_t>& shape);
+
 void check_checkpoint(const ModelConfig& cfg, const io::WeightSource& weights, WeightFormat format);
 
 // Error(kFormat) naming the first tensor that holds a NaN or an infinity. Scans tensors stored

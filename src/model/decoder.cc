@@ -17,12 +17,6 @@ namespace longctx {
 
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
 const io::TensorInfo& expect_tensor(const io::WeightSource& w, const std::string& name,
                                     const std::vector<int64_t>& shape) {
   const io::TensorInfo& t = w.get(name);

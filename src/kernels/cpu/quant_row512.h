@@ -76,8 +76,10 @@ float row_32(const uint8_t* wr, int64_t nb, const int8_t* xq, const float* xd) {
     }
     const uint32_t dd = u16(p) | (two ? uint32_t{u16(p + bytes)} << 16 : 0u);
     const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
-    const __m128 dx = two ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xd + b)))
-                          : _mm_set_ss(xd[b]);
+    // _mm_loadl_epi64 is an unaligned 8-byte load (xd + b is only 4-byte aligned).
+    const __m128 dx =
+        two ? _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xd + b)))
+            : _mm_set_ss(xd[b]);
     const __m512 s =
         _mm512_permutexvar_ps(lane_of_block, _mm512_castps128_ps512(_mm_mul_ps(dw, dx)));
     acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_signed(w, x)), s, acc[u]);

@@ -101,6 +101,39 @@ void MatvecArgs(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Matvec)->Apply(MatvecArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
+// Batched decode (issue 18): n x rows summed in the one-row decode order, weights read once per
+// call. Args: dtype, rows, cols, n, threads. items/s = output rows x x rows per second, so the
+// ratio of n = 8 to n = 1 is the kernel's share of the serving throughput gain.
+void BM_MatvecRows(benchmark::State& st) {
+  const DType dt = static_cast<DType>(st.range(0));
+  const int64_t rows = st.range(1), cols = st.range(2), n = st.range(3);
+  const int threads = static_cast<int>(st.range(4));
+  const size_t wbytes = rows * cols * dtype_size(dt);
+  const size_t copies = std::max<size_t>(2, kColdBytes / wbytes);
+  const auto w = random_bytes(dt, rows * cols, 1);
+  HugePageBuffer all(wbytes * copies);
+  for (size_t c = 0; c < copies; ++c) std::memcpy(all.data() + c * wbytes, w.data(), wbytes);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows);
+  size_t c = 0;
+  for (auto _ : st) {
+    const WeightView wv =
+        weight_view(tensor_type(dt), all.data() + (c++ % copies) * wbytes, rows, cols);
+    matmul(pool(threads), x.data(), n, wv, nullptr, y.data(), n);
+    benchmark::ClobberMemory();
+  }
+  st.SetItemsProcessed(static_cast<int64_t>(st.iterations() * rows * n));
+  st.SetLabel(std::string(dtype_name(dt)) + " " + simd_path());
+}
+void MatvecRowsArgs(benchmark::internal::Benchmark* b) {
+  // SmolLM2-135M's gate/up and lm_head in BF16 and F32, TinyLlama's gate/up in BF16; 1-8
+  // sequences.
+  for (int dt : {0, 2})
+    for (int64_t r : {1536, 49152})
+      for (int64_t n : {1, 2, 4, 8}) b->Args({dt, r, 576, n, 2});
+  for (int64_t n : {1, 2, 4, 8}) b->Args({2, 5632, 2048, n, 2});
+}
+BENCHMARK(BM_MatvecRows)->Apply(MatvecRowsArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
 // Prefill GEMM: args dtype, rows, cols, n (x rows), threads. Reports FLOP/s.
 void BM_Gemm(benchmark::State& st) {
   const DType dt = static_cast<DType>(st.range(0));

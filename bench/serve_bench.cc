@@ -4,7 +4,7 @@
 //    against the same request with the prefix cache off;
 //  - the process's peak RSS against the serving plan.
 // Usage: serve_bench -m MODEL [--kv f16,int8] [--tokens 64] [--prompt 32] [--prefix 2048]
-//                    [-t THREADS] [--mem-budget SIZE]
+//                    [-t THREADS] [--mem-budget SIZE] [--rounds 3]
 // Prints a table and one JSON object per figure (lines starting with '{').
 #include <algorithm>
 #include <chrono>
@@ -83,6 +83,12 @@ double ttft(lc::Scheduler& sched, std::vector<int32_t> prompt) {
   return s->finish().time_to_first_token_s;
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -94,7 +100,7 @@ std::vector<std::string> split(const std::string& s) {
 
 int main(int argc, char** argv) {
   std::string model, kvs = "f16,int8", budget = "auto";
-  int tokens = 64, threads = 0;
+  int tokens = 64, threads = 0, rounds = 3;
   int64_t prompt = 32, prefix = 2048;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -111,6 +117,7 @@ int main(int argc, char** argv) {
     else if (a == "--prompt") prompt = std::stoll(val());
     else if (a == "--prefix") prefix = std::stoll(val());
     else if (a == "-t") threads = std::stoi(val());
+    else if (a == "--rounds") rounds = std::max(1, std::stoi(val()));
     else if (a == "--mem-budget") budget = val();
     else {
       std::fprintf(stderr, "unknown argument %s (see the comment at the top of serve_bench.cc)\n",
@@ -132,15 +139,27 @@ int main(int argc, char** argv) {
       o.context = std::max<int64_t>(prefix + 2 * prompt + tokens, 4096);
       o.tokenizer = true;
       auto engine = lc::Engine::open(o);
-      double one = 0;
-      for (int running : {1, 2, 4, 8}) {
-        const double tps = throughput(*engine, running, tokens, prompt);
-        if (running == 1) one = tps;
-        std::printf("kv %-5s running %d: %8.1f tok/s aggregate (%.2fx one sequence)\n",
-                    kvname.c_str(), running, tps, tps / one);
+      // The machine's memory bandwidth swings minute to minute: each round measures 1, 2, 4 and 8
+      // running back to back, a ratio is taken within its round, and the medians are reported.
+      const std::vector<int> counts = {1, 2, 4, 8};
+      std::vector<std::vector<double>> tps(counts.size()), ratio(counts.size());
+      for (int round = 0; round < rounds; ++round)
+        for (size_t c = 0; c < counts.size(); ++c) {
+          tps[c].push_back(throughput(*engine, counts[c], tokens, prompt));
+          ratio[c].push_back(tps[c].back() / tps[0].back());
+        }
+      for (size_t c = 0; c < counts.size(); ++c) {
+        std::string each;
+        for (double r : ratio[c]) {
+          char buf[16];
+          std::snprintf(buf, sizeof buf, " %.2f", r);
+          each += buf;
+        }
+        std::printf("kv %-5s running %d: %8.1f tok/s aggregate (%.2fx one sequence; rounds:%s)\n",
+                    kvname.c_str(), counts[c], median(tps[c]), median(ratio[c]), each.c_str());
         std::printf("{\"figure\":\"decode_throughput\",\"kv\":\"%s\",\"running\":%d,"
-                    "\"tok_per_s\":%.2f,\"vs_one\":%.3f}\n",
-                    kvname.c_str(), running, tps, tps / one);
+                    "\"tok_per_s\":%.2f,\"vs_one\":%.3f,\"rounds\":%d}\n",
+                    kvname.c_str(), counts[c], median(tps[c]), median(ratio[c]), rounds);
       }
       // Time to first token behind a shared prefix.
       lc::SchedulerOptions so;

@@ -59,41 +59,55 @@ void matvec1_bf16_seq(const uint16_t* xb, const WeightView& w, const float* bias
   }
 }
 
-// y[i][r..r+NW) for NX x rows and NW weight rows, each output in matvec1_bf16_seq's order.
+// y[i][r..r+NW) for NX x rows and NW weight rows, each output in matvec1_bf16_seq's order, as
+// cpu/matvec.h's tile() (accumulators indexed by constants only).
 template <int NX, int NW>
 inline void tile_bf16(const uint16_t* xb, int64_t ldx, int64_t cols, const uint16_t* w, int64_t r,
                       const float* bias, float* y, int64_t ldy) {
-  __m512 acc[NX][NW][4];
-  for (int i = 0; i < NX; ++i)
-    for (int k = 0; k < NW; ++k)
-      for (int u = 0; u < 4; ++u) acc[i][k][u] = _mm512_setzero_ps();
-  auto chunk = [&](int64_t c, int u, __mmask32 m) {
+  __m512 acc[4][NX][NW];
+#pragma GCC unroll 4
+  for (int u = 0; u < 4; ++u)
+#pragma GCC unroll 16
+    for (int i = 0; i < NX; ++i)
+#pragma GCC unroll 16
+      for (int k = 0; k < NW; ++k) acc[u][i][k] = _mm512_setzero_ps();
+  auto chunk = [&]<int U>(int64_t c, __mmask32 m) __attribute__((always_inline)) {
     __m512bh wv[NW];
+#pragma GCC unroll 16
     for (int k = 0; k < NW; ++k)
       wv[k] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + (r + k) * cols + c);
+#pragma GCC unroll 16
     for (int i = 0; i < NX; ++i) {
       const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, xb + i * ldx + c);
-      for (int k = 0; k < NW; ++k) acc[i][k][u] = _mm512_dpbf16_ps(acc[i][k][u], xv, wv[k]);
+#pragma GCC unroll 16
+      for (int k = 0; k < NW; ++k) acc[U][i][k] = _mm512_dpbf16_ps(acc[U][i][k], xv, wv[k]);
     }
   };
+  constexpr __mmask32 all = ~__mmask32{0};
   int64_t c = 0;
-  for (; c + 128 <= cols; c += 128)
-    for (int u = 0; u < 4; ++u) chunk(c + 32 * u, u, ~__mmask32{0});
-  for (; c < cols; c += 32) chunk(c, 0, mask32(cols - c));
+  for (; c + 128 <= cols; c += 128) {
+    chunk.template operator()<0>(c, all);
+    chunk.template operator()<1>(c + 32, all);
+    chunk.template operator()<2>(c + 64, all);
+    chunk.template operator()<3>(c + 96, all);
+  }
+  for (; c < cols; c += 32) chunk.template operator()<0>(c, mask32(cols - c));
+#pragma GCC unroll 16
   for (int i = 0; i < NX; ++i)
+#pragma GCC unroll 16
     for (int k = 0; k < NW; ++k) {
-      const __m512 a = _mm512_add_ps(_mm512_add_ps(acc[i][k][0], acc[i][k][1]),
-                                     _mm512_add_ps(acc[i][k][2], acc[i][k][3]));
+      const __m512 a = _mm512_add_ps(_mm512_add_ps(acc[0][i][k], acc[1][i][k]),
+                                     _mm512_add_ps(acc[2][i][k], acc[3][i][k]));
       y[i * ldy + r + k] = _mm512_reduce_add_ps(a) + (bias ? bias[r + k] : 0.f);
     }
 }
 
-// Weight rows [r, r + NW) against all n x rows, 3 at a time (24 accumulators with NW = 2): the
-// weight rows stay in L1 while the x rows pass over them.
+// Weight rows [r, r + NW) against all n x rows, Vec16::kMatvecX at a time: the weight rows stay
+// in L1 while the x rows pass over them.
 template <int NW>
 inline void tiles_bf16_at(const uint16_t* xb, int64_t ldx, int64_t n, const WeightView& w,
                           int64_t r, const float* bias, float* y) {
-  constexpr int NX = 3;
+  constexpr int NX = Vec16::kMatvecX;
   const auto* wp = static_cast<const uint16_t*>(w.data);
   int64_t i = 0;
   for (; i + NX <= n; i += NX)
@@ -104,13 +118,12 @@ inline void tiles_bf16_at(const uint16_t* xb, int64_t ldx, int64_t n, const Weig
   });
 }
 
+// As cpu/matvec.h's matvec_dt(): one weight row (one stream) at a time.
 void matvec_bf16_dot(const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
                      float* y, int64_t r0, int64_t r1) {
   if (n == 1) return matvec1_bf16_seq(xb, w, bias, y, r0, r1);
   const int64_t ldx = (w.cols + 1) & ~int64_t{1};
-  int64_t r = r0;
-  for (; r + 2 <= r1; r += 2) tiles_bf16_at<2>(xb, ldx, n, w, r, bias, y);
-  for (; r < r1; ++r) tiles_bf16_at<1>(xb, ldx, n, w, r, bias, y);
+  for (int64_t r = r0; r < r1; ++r) tiles_bf16_at<1>(xb, ldx, n, w, r, bias, y);
 }
 
 // ---- prefill: packed panels + MR x NR micro-kernel ----

@@ -93,8 +93,8 @@ struct Vec8 {
   // Attention values: four rows x two vectors (8 accumulators, 4 weights, the value).
   static constexpr int kValueRows = 4, kValueVecs = 2, kFoldFloats = 4;
   static constexpr int kGemmVecs = 2;  // GEMM micro-kernel: 6 x 16 (12 accumulators)
-  // Matvec tiles for several x rows: 3 x rows x 1 weight rows (12 accumulators, cpu/matvec.h).
-  static constexpr int kMatvecX = 3, kMatvecW = 1;
+  // Matvec tiles for several x rows: 3 x rows x 1 weight row (12 accumulators, cpu/matvec.h).
+  static constexpr int kMatvecX = 3;
   static V zero() { return _mm256_setzero_ps(); }
   static V set1(float x) { return _mm256_set1_ps(x); }
   static V loadu(const float* p) { return _mm256_loadu_ps(p); }

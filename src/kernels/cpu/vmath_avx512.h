@@ -117,8 +117,8 @@ struct Vec16 {
   static constexpr int kW = 16, kRegs = 32;
   static constexpr int kValueRows = 4, kValueVecs = 4, kFoldFloats = 16;  // attention
   static constexpr int kGemmVecs = 4;  // GEMM micro-kernel: 6 x 64 (24 accumulators)
-  // Matvec tiles for several x rows: 3 x rows x 2 weight rows (24 accumulators, cpu/matvec.h).
-  static constexpr int kMatvecX = 3, kMatvecW = 2;
+  // Matvec tiles for several x rows: 4 x rows x 1 weight row (16 accumulators, cpu/matvec.h).
+  static constexpr int kMatvecX = 4;
   static V zero() { return _mm512_setzero_ps(); }
   static V set1(float x) { return _mm512_set1_ps(x); }
   static V loadu(const float* p) { return _mm512_loadu_ps(p); }

@@ -35,6 +35,15 @@ class RopeFields {
     if (!(x > 0)) fail(key, "is " + j_[key].dump() + " but must be positive");
     return x;
   }
+  // A context length (original_max_position_embeddings): a positive number no larger than
+  // config.json's own limit for max_position_embeddings, so that it converts to an integer.
+  int64_t length(const char* key) const {
+    const double x = positive(key);
+    constexpr int64_t kMax = int64_t{1} << 28;
+    if (!(x <= static_cast<double>(kMax)))
+      fail(key, "is " + j_[key].dump() + " but must be at most " + std::to_string(kMax));
+    return static_cast<int64_t>(x);
+  }
   bool boolean_or(const char* key, bool def) const {
     if (!has(key)) return def;
     if (!j_[key].is_boolean()) fail(key, "must be true or false but is " + j_[key].dump());
@@ -149,18 +158,16 @@ RopeScaling parse_rope_scaling(const std::string& json_text, const RopeContext& 
       r.factor = rf.positive("factor");
       r.low_freq_factor = rf.positive("low_freq_factor");
       r.high_freq_factor = rf.positive("high_freq_factor");
-      const double orig = rf.positive("original_max_position_embeddings");
-      r.original_max_position_embeddings = static_cast<int64_t>(orig);
+      r.original_max_position_embeddings = rf.length("original_max_position_embeddings");
       if (r.high_freq_factor <= r.low_freq_factor)
         rf.fail("high_freq_factor", "must be greater than low_freq_factor");
       break;
     }
     case RopeType::kYarn: {
       r.factor = rf.positive("factor");
-      r.original_max_position_embeddings =
-          rf.has("original_max_position_embeddings")
-              ? static_cast<int64_t>(rf.positive("original_max_position_embeddings"))
-              : ctx.max_position_embeddings;
+      r.original_max_position_embeddings = rf.has("original_max_position_embeddings")
+                                               ? rf.length("original_max_position_embeddings")
+                                               : ctx.max_position_embeddings;
       // transformers: rope_scaling.get("beta_fast") or 32 (0 and null mean the default).
       r.beta_fast = rf.number_or("beta_fast", 0);
       if (r.beta_fast == 0) r.beta_fast = 32;
@@ -186,8 +193,7 @@ RopeScaling parse_rope_scaling(const std::string& json_text, const RopeContext& 
       if (ctx.original_max_position_embeddings > 0)
         r.original_max_position_embeddings = ctx.original_max_position_embeddings;
       else if (rf.has("original_max_position_embeddings"))
-        r.original_max_position_embeddings =
-            static_cast<int64_t>(rf.positive("original_max_position_embeddings"));
+        r.original_max_position_embeddings = rf.length("original_max_position_embeddings");
       else
         r.original_max_position_embeddings = ctx.max_position_embeddings;
       if (r.original_max_position_embeddings < 2)

@@ -199,7 +199,8 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
       f.integer_or("original_max_position_embeddings", arch.original_max_position_embeddings, 1,
                    int64_t{1} << 28);
   const double eps = f.number_or("rms_norm_eps", arch.rms_norm_eps);
-  if (!(eps > 0 && eps < 1)) f.fail("rms_norm_eps", "must be in (0, 1)");
+  // Stored as a float: a smaller eps would round to 0 (a zero row would then normalize to NaN).
+  if (!(eps >= 1e-30 && eps < 1)) f.fail("rms_norm_eps", "must be in (0, 1), at least 1e-30");
   c.rms_norm_eps = static_cast<float>(eps);
 
   // rope: top-level rope_theta / rope_scaling; newer files may nest them in rope_parameters.
@@ -212,7 +213,9 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   } else if (rope_params && rope_params->contains("rope_theta")) {
     theta = Fields(*rope_params, origin).number_or("rope_theta", theta);
   }
-  if (!(theta > 0 && std::isfinite(theta))) f.fail("rope_theta", "must be a positive number");
+  // Real values are 1e4..1e8; far beyond, the highest frequencies underflow to 0 in float.
+  if (!(theta > 0 && theta <= 1e12))
+    f.fail("rope_theta", "must be a positive number, at most 1e12");
   c.rope_theta = theta;
   if (f.has("rope_scaling")) {
     if (!f.at("rope_scaling").is_object())

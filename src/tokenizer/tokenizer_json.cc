@@ -226,6 +226,9 @@ std::unique_ptr<Tokenizer> parse_tokenizer_json(const std::string& text, const s
         tok::parse_post_processor(j.contains("post_processor") ? j["post_processor"] : null, path);
     // The post-processor's ids are added to every encoding with special tokens.
     const int64_t vocab = vocab_size_of(p);
+    if (vocab == 0)
+      json_fail(path, "the vocabulary is empty (model.vocab and added_tokens define no token); "
+                      "the tokenizer.json is truncated or not the model's");
     for (const std::vector<int32_t>* ids : {&p.post.prefix, &p.post.suffix})
       for (int32_t id : *ids)
         if (id < 0 || id >= vocab)

@@ -85,6 +85,16 @@ TEST(TokenizerJsonFuzzRegression, IdFarBeyondTheTokensIsRefused) {
             1001);
 }
 
+// Found by the harness: a tokenizer with no token at all loaded (and every later step blamed
+// something else).
+TEST(TokenizerJsonFuzzRegression, EmptyVocabularyIsRefused) {
+  expect_error(
+      [] {
+        parse_tokenizer_json(R"({"model":{"type":"BPE","vocab":{}}})", "tokenizer.json", "", "");
+      },
+      ErrorKind::kFormat, {"tokenizer.json", "vocabulary is empty"});
+}
+
 // --- tokenizer.model -----------------------------------------------------------------------
 
 void varint(std::string& out, uint64_t v) {

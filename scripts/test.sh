@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite: C++ (ctest) and Python (pytest on Debian's python3) in
 # Release, then the C++ suite again under AddressSanitizer + UndefinedBehaviorSanitizer (without
-# the Python module). Set LONGCTX_SKIP_ASAN=1 to skip the second pass.
+# the Python module), then each libFuzzer harness (fuzz/) for a few seconds. Set LONGCTX_SKIP_ASAN=1
+# to skip the second pass, LONGCTX_SKIP_FUZZ=1 to skip the harnesses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -26,4 +27,10 @@ if [[ "${LONGCTX_SKIP_ASAN:-0}" != 1 ]]; then
   cmake --build build-asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs"
+fi
+# The libFuzzer harnesses (clang, ASan + UBSan; only their targets are built): each runs
+# LONGCTX_FUZZ_SECONDS (default 6) on a temporary copy of its seed corpus, about a minute in all.
+# A crash, leak or timeout fails here; scripts/fuzz.sh NAME SECONDS runs one longer.
+if [[ "${LONGCTX_SKIP_FUZZ:-0}" != 1 ]]; then
+  bash scripts/fuzz.sh all "${LONGCTX_FUZZ_SECONDS:-6}"
 fi

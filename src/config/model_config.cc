@@ -16,6 +16,7 @@
 #include "config/arch.h"
 #include "core/error.h"
 #include "core/strings.h"
+#include "io/json_util.h"
 
 namespace longctx {
 
@@ -79,30 +80,6 @@ class Fields {
   const json& j_;
   const std::string& origin_;
 };
-
-json parse_or_throw(const std::string& text, const std::string& origin) {
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    size_t pos = std::min(e.byte, text.size()), line = 1, col = 1;
-    for (size_t i = 0; i + 1 < pos; ++i) {
-      if (text[i] == '\n') {
-        ++line;
-        col = 1;
-      } else {
-        ++col;
-      }
-    }
-    // e.what() repeats the position: "[json...] parse error at line L, column C: <detail>".
-    std::string detail = e.what();
-    if (size_t p = detail.find("parse error"); p != std::string::npos)
-      if (size_t q = detail.find(": ", p); q != std::string::npos) detail = detail.substr(q + 2);
-    throw Error(ErrorKind::kFormat, origin + ": invalid JSON at line " + std::to_string(line) +
-                                        ", column " + std::to_string(col) + " (byte " +
-                                        std::to_string(e.byte) + "): " + detail +
-                                        "; fix the file or re-download it");
-  }
-}
 
 void parse_windows(const Fields& f, const ArchSpec& arch, ModelConfig& c) {
   const int layers = c.num_hidden_layers;
@@ -219,7 +196,8 @@ int ModelConfig::rot_dim() const {
 }
 
 ModelConfig parse_model_config(const std::string& json_text, const std::string& origin) {
-  const json j = parse_or_throw(json_text, origin);
+  // Syntax errors with line and column, numbers beyond double and absurd nesting: io/json_util.h.
+  const json j = io::parse_json_or_throw(json_text, origin);
   if (!j.is_object())
     throw Error(ErrorKind::kFormat, origin +
                                         ": expected a JSON object at the top level; "
@@ -260,10 +238,12 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 
   c.max_position_embeddings =
       f.integer_or("max_position_embeddings", arch.max_position_embeddings, 1, int64_t{1} << 28);
-  c.original_max_position_embeddings = f.integer_or(
-      "original_max_position_embeddings", arch.original_max_position_embeddings, 1, int64_t{1} << 28);
+  c.original_max_position_embeddings =
+      f.integer_or("original_max_position_embeddings", arch.original_max_position_embeddings, 1,
+                   int64_t{1} << 28);
   const double eps = f.number_or("rms_norm_eps", arch.rms_norm_eps);
-  if (!(eps > 0 && eps < 1)) f.fail("rms_norm_eps", "must be in (0, 1)");
+  // Stored as a float: a smaller eps would round to 0 (a zero row would then normalize to NaN).
+  if (!(eps >= 1e-30 && eps < 1)) f.fail("rms_norm_eps", "must be in (0, 1), at least 1e-30");
   c.rms_norm_eps = static_cast<float>(eps);
 
   // rope: top-level rope_theta / rope_scaling; newer files may nest them in rope_parameters.
@@ -276,7 +256,9 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   } else if (rope_params && rope_params->contains("rope_theta")) {
     theta = Fields(*rope_params, origin).number_or("rope_theta", theta);
   }
-  if (!(theta > 0 && std::isfinite(theta))) f.fail("rope_theta", "must be a positive number");
+  // Real values are 1e4..1e8; far beyond, the highest frequencies underflow to 0 in float.
+  if (!(theta > 0 && theta <= 1e12))
+    f.fail("rope_theta", "must be a positive number, at most 1e12");
   c.rope_theta = theta;
   if (f.has("rope_scaling")) {
     if (!f.at("rope_scaling").is_object())
@@ -287,15 +269,15 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
     c.rope_scaling_json = rope_params->dump();
   }
   c.partial_rotary_factor = f.number_or("partial_rotary_factor", 1.0);
-  if (!f.has("partial_rotary_factor") && rope_params && rope_params->contains("partial_rotary_factor"))
-    c.partial_rotary_factor =
-        Fields(*rope_params, origin).number_or("partial_rotary_factor", 1.0);
+  if (!f.has("partial_rotary_factor") && rope_params &&
+      rope_params->contains("partial_rotary_factor"))
+    c.partial_rotary_factor = Fields(*rope_params, origin).number_or("partial_rotary_factor", 1.0);
   if (!(c.partial_rotary_factor > 0 && c.partial_rotary_factor <= 1))
     f.fail("partial_rotary_factor", "must be in (0, 1]");
   if (c.rot_dim() < 2) f.fail("partial_rotary_factor", "leaves fewer than 2 rotary dimensions");
-  c.rope_scaling = parse_rope_scaling(
-      c.rope_scaling_json, {origin, c.model_type, c.rot_dim(), c.max_position_embeddings,
-                            c.original_max_position_embeddings});
+  c.rope_scaling = parse_rope_scaling(c.rope_scaling_json,
+                                      {origin, c.model_type, c.rot_dim(), c.max_position_embeddings,
+                                       c.original_max_position_embeddings});
 
   c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
   // The decoder computes one activation; anything else would run SiLU under another name.

@@ -30,10 +30,24 @@ class RopeFields {
     return checked(key);
   }
   double number_or(const char* key, double def) const { return has(key) ? checked(key) : def; }
+  // A scaling factor: positive and at most kMaxFactor (real ones are below 100), so that the
+  // frequencies it divides stay finite, non-zero floats.
+  static constexpr double kMaxFactor = 1e6;
   double positive(const char* key) const {
     const double x = number(key);
     if (!(x > 0)) fail(key, "is " + j_[key].dump() + " but must be positive");
+    if (!(x <= kMaxFactor)) fail(key, "is " + j_[key].dump() + " but must be at most 1e6");
     return x;
+  }
+  // A context length (original_max_position_embeddings): a positive number no larger than
+  // config.json's own limit for max_position_embeddings, so that it converts to an integer.
+  int64_t length(const char* key) const {
+    const double x = number(key);
+    constexpr int64_t kMax = int64_t{1} << 28;
+    if (!(x > 0)) fail(key, "is " + j_[key].dump() + " but must be positive");
+    if (!(x <= static_cast<double>(kMax)))
+      fail(key, "is " + j_[key].dump() + " but must be at most " + std::to_string(kMax));
+    return static_cast<int64_t>(x);
   }
   bool boolean_or(const char* key, bool def) const {
     if (!has(key)) return def;
@@ -51,9 +65,9 @@ class RopeFields {
                     std::to_string(want) + " (head_dim x partial_rotary_factor / 2)");
     std::vector<double> out;
     for (size_t i = 0; i < a.size(); ++i) {
-      if (!a[i].is_number() || !(a[i].get<double>() > 0) || !std::isfinite(a[i].get<double>()))
+      if (!a[i].is_number() || !(a[i].get<double>() > 0) || !(a[i].get<double>() <= kMaxFactor))
         fail(key, "entry " + std::to_string(i) + " is " + a[i].dump() +
-                      " but must be a positive number");
+                      " but must be a positive number, at most 1e6");
       out.push_back(a[i].get<double>());
     }
     return out;
@@ -149,18 +163,16 @@ RopeScaling parse_rope_scaling(const std::string& json_text, const RopeContext& 
       r.factor = rf.positive("factor");
       r.low_freq_factor = rf.positive("low_freq_factor");
       r.high_freq_factor = rf.positive("high_freq_factor");
-      const double orig = rf.positive("original_max_position_embeddings");
-      r.original_max_position_embeddings = static_cast<int64_t>(orig);
+      r.original_max_position_embeddings = rf.length("original_max_position_embeddings");
       if (r.high_freq_factor <= r.low_freq_factor)
         rf.fail("high_freq_factor", "must be greater than low_freq_factor");
       break;
     }
     case RopeType::kYarn: {
       r.factor = rf.positive("factor");
-      r.original_max_position_embeddings =
-          rf.has("original_max_position_embeddings")
-              ? static_cast<int64_t>(rf.positive("original_max_position_embeddings"))
-              : ctx.max_position_embeddings;
+      r.original_max_position_embeddings = rf.has("original_max_position_embeddings")
+                                               ? rf.length("original_max_position_embeddings")
+                                               : ctx.max_position_embeddings;
       // transformers: rope_scaling.get("beta_fast") or 32 (0 and null mean the default).
       r.beta_fast = rf.number_or("beta_fast", 0);
       if (r.beta_fast == 0) r.beta_fast = 32;
@@ -178,6 +190,9 @@ RopeScaling parse_rope_scaling(const std::string& json_text, const RopeContext& 
             yarn_mscale(r.factor, mscale) / yarn_mscale(r.factor, mscale_all_dim);
       else
         r.attention_factor = yarn_mscale(r.factor);
+      if (!(std::isfinite(r.attention_factor) && r.attention_factor > 0))
+        rf.fail("mscale", "and mscale_all_dim give the attention factor " +
+                              std::to_string(r.attention_factor) + "; it must be positive");
       break;
     }
     case RopeType::kLongRope: {
@@ -186,8 +201,7 @@ RopeScaling parse_rope_scaling(const std::string& json_text, const RopeContext& 
       if (ctx.original_max_position_embeddings > 0)
         r.original_max_position_embeddings = ctx.original_max_position_embeddings;
       else if (rf.has("original_max_position_embeddings"))
-        r.original_max_position_embeddings =
-            static_cast<int64_t>(rf.positive("original_max_position_embeddings"));
+        r.original_max_position_embeddings = rf.length("original_max_position_embeddings");
       else
         r.original_max_position_embeddings = ctx.max_position_embeddings;
       if (r.original_max_position_embeddings < 2)

@@ -151,7 +151,13 @@ int64_t TensorInfo::numel() const {
 
 std::vector<std::string> WeightSource::add_file(const std::string& path) {
   auto file = MappedFile::open(path);
-  const size_t size = file->size();
+  std::vector<std::string> names = add_bytes(file->data(), file->size(), path);
+  files_.push_back(std::move(file));
+  return names;
+}
+
+std::vector<std::string> WeightSource::add_bytes(const uint8_t* data, size_t size,
+                                                 const std::string& path) {
   if (size < 8)
     bad(ErrorKind::kIo, path,
         "file is " + std::to_string(size) +
@@ -159,7 +165,7 @@ std::vector<std::string> WeightSource::add_file(const std::string& path) {
             "truncated or not safetensors" +
             kRedownload);
   uint64_t header_len = 0;
-  std::memcpy(&header_len, file->data(), 8);
+  std::memcpy(&header_len, data, 8);
   if (header_len > kMaxHeaderBytes)
     bad(ErrorKind::kFormat, path,
         "header length " + std::to_string(header_len) +
@@ -168,7 +174,7 @@ std::vector<std::string> WeightSource::add_file(const std::string& path) {
     bad(ErrorKind::kIo, path,
         "file is truncated: the header needs " + std::to_string(header_len) + " bytes but only " +
             std::to_string(size - 8) + " follow the length" + kRedownload);
-  const char* hbegin = reinterpret_cast<const char*>(file->data() + 8);
+  const char* hbegin = reinterpret_cast<const char*>(data + 8);
   nlohmann::json header =
       parse_json_or_throw(std::string_view(hbegin, header_len), path + " (safetensors header)");
   if (!header.is_object())
@@ -224,12 +230,11 @@ std::vector<std::string> WeightSource::add_file(const std::string& path) {
     t.type = tensor_type(dt);
     t.shape = e.shape;
     t.offset = static_cast<size_t>(data_start + e.begin);
-    t.data = file->data() + t.offset;
+    t.data = data + t.offset;
     t.nbytes = static_cast<size_t>(e.end - e.begin);
     t.file = path;
     tensors_.emplace(e.name, std::move(t));
   }
-  files_.push_back(std::move(file));
   return names;
 }
 
@@ -237,6 +242,14 @@ std::unique_ptr<WeightSource> WeightSource::open_file(const std::string& path) {
   std::unique_ptr<WeightSource> w(new WeightSource());
   w->origin_ = path;
   w->add_file(path);
+  return w;
+}
+
+std::unique_ptr<WeightSource> WeightSource::parse_safetensors(const uint8_t* data, size_t size,
+                                                              const std::string& name) {
+  std::unique_ptr<WeightSource> w(new WeightSource());
+  w->origin_ = name;
+  w->add_bytes(data, size, name);
   return w;
 }
 

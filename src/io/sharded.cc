@@ -74,6 +74,26 @@ bool safe_shard_name(const std::string& s) {
 
 }  // namespace
 
+std::map<std::string, std::vector<std::string>> parse_safetensors_index(const std::string& text,
+                                                                        const std::string& origin) {
+  const nlohmann::json index = parse_json_or_throw(text, origin);
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object() ||
+      index["weight_map"].empty())
+    throw Error(ErrorKind::kFormat, origin +
+                                        ": expected an object with a non-empty \"weight_map\" "
+                                        "object (tensor name -> shard file); re-download it");
+  // shard file -> tensors the index says it holds
+  std::map<std::string, std::vector<std::string>> shards;
+  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+    if (!it->is_string() || !safe_shard_name(it->get<std::string>()))
+      throw Error(ErrorKind::kFormat, origin + ": weight_map entry for " + it.key() + " is " +
+                                          it->dump() +
+                                          "; expected a shard file name inside the folder");
+    shards[it->get<std::string>()].push_back(it.key());
+  }
+  return shards;
+}
+
 std::unique_ptr<WeightSource> WeightSource::open_dir(const std::string& dir) {
   if (!is_directory(dir))
     throw Error(ErrorKind::kIo, "model folder " + dir +
@@ -105,21 +125,8 @@ std::unique_ptr<WeightSource> WeightSource::open_dir(const std::string& dir) {
                                     "the safetensors weights of the checkpoint into it");
   }
 
-  const nlohmann::json index = parse_json_or_throw(read_text(index_path), index_path);
-  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object() ||
-      index["weight_map"].empty())
-    throw Error(ErrorKind::kFormat, index_path +
-                                        ": expected an object with a non-empty \"weight_map\" "
-                                        "object (tensor name -> shard file); re-download it");
-  // shard file -> tensors the index says it holds
-  std::map<std::string, std::vector<std::string>> shards;
-  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
-    if (!it->is_string() || !safe_shard_name(it->get<std::string>()))
-      throw Error(ErrorKind::kFormat, index_path + ": weight_map entry for " + it.key() + " is " +
-                                          it->dump() +
-                                          "; expected a shard file name inside the folder");
-    shards[it->get<std::string>()].push_back(it.key());
-  }
+  const std::map<std::string, std::vector<std::string>> shards =
+      parse_safetensors_index(read_text(index_path), index_path);
   for (const auto& [shard, names] : shards) {
     const std::string path = join(dir, shard);
     refuse_odd_entry(path);

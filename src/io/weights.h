@@ -83,6 +83,11 @@ class WeightSource {
   static std::unique_ptr<WeightSource> open_dir(const std::string& dir);
   // Opens one .safetensors file.
   static std::unique_ptr<WeightSource> open_file(const std::string& path);
+  // A .safetensors file already in memory (all of it: header length, header, data), validated as
+  // open_file does; `name` stands for the path in messages. Tensors point into DATA, which must
+  // outlive the result and is not listed in files(). For tests and the fuzz harness.
+  static std::unique_ptr<WeightSource> parse_safetensors(const uint8_t* data, size_t size,
+                                                         const std::string& name);
   // The tensors of a parsed GGUF file (io/gguf.h), in their stored types (block types included),
   // sharing its mapping. The GgufFile may be dropped afterwards. Tensors of a ggml type longctx
   // does not compute with are listed in unsupported() and refused by find/get.
@@ -114,6 +119,8 @@ class WeightSource {
   // Maps PATH, validates its header and adds its tensors (a name already present is an error).
   // Returns the names of all tensors in the file, unsupported ones included.
   std::vector<std::string> add_file(const std::string& path);
+  // add_file's work on the bytes of a file (tensors point into DATA); PATH names it in messages.
+  std::vector<std::string> add_bytes(const uint8_t* data, size_t size, const std::string& path);
 
   std::vector<std::shared_ptr<MappedFile>> files_;
   std::map<std::string, TensorInfo> tensors_;
@@ -123,6 +130,12 @@ class WeightSource {
   std::string origin_;
   bool gguf_ = false;
 };
+
+// The text of a model.safetensors.index.json, checked: an object with a non-empty "weight_map"
+// object whose values are shard file names inside the folder (no "..", not absolute). Returns
+// shard file -> the tensors the index says it holds. Error(kFormat) naming `origin` otherwise.
+std::map<std::string, std::vector<std::string>> parse_safetensors_index(const std::string& text,
+                                                                        const std::string& origin);
 
 // One tensor to write.
 struct TensorToWrite {

@@ -134,5 +134,9 @@ std::string special_token_text(const Tokenizer& tok, int32_t id);
 // Error(kUnsupported) for named templates without a "default" one, Error(kIo) for a path that is
 // neither a folder nor a file.
 std::string model_chat_template(const std::string& model_path);
+// The "chat_template" of a tokenizer_config.json's text, as model_chat_template reads it: a
+// string, or (transformers' named templates) a list of {"name", "template"} objects of which
+// "default" is the one apply_chat_template uses. `path` names the file in messages.
+std::string config_chat_template(const std::string& text, const std::string& path);
 
 }  // namespace longctx

@@ -66,8 +66,7 @@ std::string check_model_proto(const std::string& data) {
 
 class SpmTokenizer : public Tokenizer {
  public:
-  explicit SpmTokenizer(const std::string& path) : path_(path) {
-    const std::string data = tok::read_file(path, "tokenizer.model");
+  SpmTokenizer(const std::string& data, const std::string& path) : path_(path) {
     const std::string problem = check_model_proto(data);
     if (!problem.empty()) {
       throw Error(ErrorKind::kFormat, path +
@@ -75,7 +74,14 @@ class SpmTokenizer : public Tokenizer {
                                           "tokenizer.model (" +
                                           problem + "); download the file again");
     }
-    const auto status = sp_.LoadFromSerializedProto(data);
+    sentencepiece::util::Status status;
+    try {
+      status = sp_.LoadFromSerializedProto(data);
+    } catch (const std::exception& e) {
+      // libsentencepiece throws from inside (e.g. its trie builder on an empty piece).
+      throw Error(ErrorKind::kFormat, path + ": not a valid SentencePiece tokenizer.model (" +
+                                          e.what() + "); download the file again");
+    }
     if (!status.ok()) {
       // The library's own words, without its status code ("Internal: ...", which reads like a
       // bug of longctx) or its source location.
@@ -213,7 +219,11 @@ class SpmTokenizer : public Tokenizer {
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& path) {
-  return std::make_unique<SpmTokenizer>(path);
+  return parse_sentencepiece(tok::read_file(path, "tokenizer.model"), path);
+}
+
+std::unique_ptr<Tokenizer> parse_sentencepiece(const std::string& data, const std::string& path) {
+  return std::make_unique<SpmTokenizer>(data, path);
 }
 
 }  // namespace longctx

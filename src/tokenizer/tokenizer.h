@@ -35,6 +35,14 @@ class Tokenizer {
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir);
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& path);
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path);
+// The same loaders on contents already read (tests, the fuzz harnesses); `path` names the file in
+// messages. parse_tokenizer_json also takes the texts of tokenizer_config.json and config.json
+// beside it, which only hint BOS/EOS ("" when absent; a malformed one is ignored, as by
+// load_tokenizer_json).
+std::unique_ptr<Tokenizer> parse_sentencepiece(const std::string& data, const std::string& path);
+std::unique_ptr<Tokenizer> parse_tokenizer_json(const std::string& text, const std::string& path,
+                                                const std::string& tokenizer_config_text,
+                                                const std::string& config_text);
 
 // Streaming decode: feed generated ids one at a time; returns only complete UTF-8, holding back
 // bytes of a character whose remaining bytes have not arrived yet. The concatenation of all

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json_util.h"
 #include "tokenizer/file_util.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/json_util.h"
@@ -136,24 +137,46 @@ std::string config_token(const json& cfg, const char* key) {
   return {};
 }
 
-int32_t config_id(const json& cfg, const char* key) {
-  if (!cfg.contains(key)) return -1;
-  const json& v = cfg[key];
-  if (v.is_number_integer()) return v.get<int32_t>();
-  if (v.is_array() && !v.empty() && v[0].is_number_integer()) return v[0].get<int32_t>();
-  return -1;
+// An id from config.json: a hint like the rest, so one outside [0, vocab) is dropped (-1) rather
+// than handed out by encode() (the model's config check reports a bad id on its own).
+int32_t config_id(const json& cfg, const char* key, int64_t vocab) {
+  if (!cfg.is_object() || !cfg.contains(key)) return -1;
+  const json* v = &cfg[key];
+  if (v->is_array() && !v->empty()) v = &(*v)[0];
+  if (!v->is_number_integer()) return -1;
+  const bool in_vocab = v->is_number_unsigned()
+                            ? v->get<uint64_t>() < uint64_t(vocab)
+                            : v->get<int64_t>() >= 0 && v->get<int64_t>() < vocab;
+  return in_vocab ? static_cast<int32_t>(v->get<int64_t>()) : -1;
 }
 
-json read_side_json(const std::string& path) {
-  if (!tok::file_exists(path)) return json();
+// The text of a side file ("" when absent or unreadable).
+std::string read_side_text(const std::string& path) {
+  if (!tok::file_exists(path)) return "";
   try {
-    return json::parse(tok::read_file(path, "JSON file"));
+    return tok::read_file(path, "JSON file");
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+json parse_side_json(const std::string& text) {
+  try {
+    return json::parse(text);
   } catch (const std::exception&) {
     return json();  // a broken side file only loses the BOS/EOS hint
   }
 }
 
-void find_bos_eos(tok::HfTokenizerParts& p, const tok::BpeModel& model) {
+// The vocabulary HfTokenizer will have: the model's tokens and the added ones.
+int64_t vocab_size_of(const tok::HfTokenizerParts& p) {
+  int64_t vocab = static_cast<int64_t>(p.model->id_to_token().size());
+  for (const auto& a : p.added) vocab = std::max<int64_t>(vocab, int64_t{a.id} + 1);
+  return vocab;
+}
+
+void find_bos_eos(tok::HfTokenizerParts& p, const tok::BpeModel& model,
+                  const std::string& tokenizer_config_text, const std::string& config_text) {
   auto id_of = [&](const std::string& s) -> int32_t {
     if (s.empty()) return -1;
     for (const auto& a : p.added) {
@@ -161,13 +184,13 @@ void find_bos_eos(tok::HfTokenizerParts& p, const tok::BpeModel& model) {
     }
     return model.token_to_id(s);
   };
-  const std::string dir = p.path.substr(0, p.path.find_last_of('/') + 1);
-  const json tc = read_side_json(dir + "tokenizer_config.json");
+  const json tc = parse_side_json(tokenizer_config_text);
   p.bos_id = id_of(config_token(tc, "bos_token"));
   p.eos_id = id_of(config_token(tc, "eos_token"));
-  const json mc = read_side_json(dir + "config.json");
-  if (p.bos_id < 0) p.bos_id = config_id(mc, "bos_token_id");
-  if (p.eos_id < 0) p.eos_id = config_id(mc, "eos_token_id");
+  const json mc = parse_side_json(config_text);
+  const int64_t vocab = vocab_size_of(p);
+  if (p.bos_id < 0) p.bos_id = config_id(mc, "bos_token_id", vocab);
+  if (p.eos_id < 0) p.eos_id = config_id(mc, "eos_token_id", vocab);
   if (p.bos_id < 0 && !p.post.prefix.empty()) p.bos_id = p.post.prefix.front();
   for (const char* name : {"<s>", "<|begin_of_text|>", "<bos>"}) {
     if (p.bos_id < 0) p.bos_id = id_of(name);
@@ -181,9 +204,17 @@ void find_bos_eos(tok::HfTokenizerParts& p, const tok::BpeModel& model) {
 
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
   const std::string text = tok::read_file(path, "tokenizer.json");
+  const std::string dir = path.substr(0, path.find_last_of('/') + 1);
+  return parse_tokenizer_json(text, path, read_side_text(dir + "tokenizer_config.json"),
+                              read_side_text(dir + "config.json"));
+}
+
+std::unique_ptr<Tokenizer> parse_tokenizer_json(const std::string& text, const std::string& path,
+                                                const std::string& tokenizer_config_text,
+                                                const std::string& config_text) {
   json j;
   try {
-    j = json::parse(text);
+    j = json::parse(text, io::json_depth_limit(path));  // values are printed in messages
   } catch (const json::exception& e) {
     throw Error(ErrorKind::kFormat, path + ": malformed tokenizer.json (" + e.what() +
                                         "); the file is truncated or not JSON, download it again");
@@ -201,7 +232,17 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
     p.decoder = tok::parse_decoder(j.contains("decoder") ? j["decoder"] : null, path);
     p.post =
         tok::parse_post_processor(j.contains("post_processor") ? j["post_processor"] : null, path);
-    find_bos_eos(p, *p.model);
+    // The post-processor's ids are added to every encoding with special tokens.
+    const int64_t vocab = vocab_size_of(p);
+    if (vocab == 0)
+      json_fail(path, "the vocabulary is empty (model.vocab and added_tokens define no token); "
+                      "the tokenizer.json is truncated or not the model's");
+    for (const std::vector<int32_t>* ids : {&p.post.prefix, &p.post.suffix})
+      for (int32_t id : *ids)
+        if (id < 0 || id >= vocab)
+          json_fail(path, "post_processor adds token id " + std::to_string(id) +
+                              ", outside the vocabulary of " + std::to_string(vocab) + " tokens");
+    find_bos_eos(p, *p.model, tokenizer_config_text, config_text);
     return std::make_unique<tok::HfTokenizer>(std::move(p));
   } catch (const json::exception& e) {
     // Any mistyped value that slipped past the checked accessors.

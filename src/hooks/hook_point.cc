@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <set>
 
 #include "core/error.h"
 #include "core/strings.h"
@@ -96,11 +97,12 @@ std::vector<HookId> all_hooks(int n_layers) {
 HookId parse_hook_name(std::string_view name, int n_layers) {
   for (int p = 0; p < static_cast<int>(Point::kResidPre); ++p)
     if (name == kSuffix[static_cast<size_t>(p)]) return {static_cast<Point>(p), -1};
+  int layer = -1;  // the request's layer, where it names one
   if (name.substr(0, kBlocks.size()) == kBlocks) {
     std::string_view rest = name.substr(kBlocks.size());
-    int layer = -1;
     const auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), layer);
     const size_t digits = static_cast<size_t>(ptr - rest.data());
+    if (ec != std::errc()) layer = -1;
     if (ec == std::errc() && digits > 0 && digits < rest.size() && rest[digits] == '.') {
       const std::string_view suffix = rest.substr(digits + 1);
       for (int p = static_cast<int>(Point::kResidPre); p < kPointCount; ++p) {
@@ -114,18 +116,25 @@ HookId parse_hook_name(std::string_view name, int n_layers) {
       }
     }
   }
-  // Suggest the nearest names (compared with the layer of the request where it has one).
+  // Suggest the nearest names among the model-wide ones and one layer's (the request's layer when
+  // it is in range, else layer 0): comparing with every layer's names cost O(layers) edit
+  // distances per unknown name. A long name is compared and echoed by its first 80 characters, so
+  // a hostile --hooks value cannot make the suggestion quadratic in its length.
+  constexpr size_t kShown = 80;
+  const std::string_view shown = name.substr(0, kShown);
+  const std::string echo = std::string(shown) + (name.size() > kShown ? "..." : "");
+  const int l = layer >= 0 && layer < n_layers ? layer : 0;
   std::vector<std::pair<size_t, std::string>> near;
-  for (const HookId& id : all_hooks(std::max(n_layers, 1))) {
+  for (int p = 0; p < kPointCount; ++p) {
+    const HookId id{static_cast<Point>(p), p >= static_cast<int>(Point::kResidPre) ? l : -1};
     const std::string n = hook_name(id);
-    near.emplace_back(edit_distance(name, n), n);
+    near.emplace_back(edit_distance(shown, n), n);
   }
   std::sort(near.begin(), near.end());
   std::string hint;
   for (size_t i = 0; i < std::min<size_t>(3, near.size()); ++i)
     hint += (i ? ", " : "") + near[i].second;
-  throw Error(ErrorKind::kInvalidArg, "unknown hook name '" + std::string(name) +
-                                          "'; did you mean " + hint +
+  throw Error(ErrorKind::kInvalidArg, "unknown hook name '" + echo + "'; did you mean " + hint +
                                           "? (the table is in docs/hooks.md; globs like "
                                           "blocks.*.hook_resid_post work too)");
 }
@@ -133,6 +142,16 @@ HookId parse_hook_name(std::string_view name, int n_layers) {
 std::vector<HookId> expand_hook_list(std::string_view list, int n_layers) {
   std::vector<HookId> out;
   const std::vector<HookId> every = all_hooks(n_layers);
+  // Each item costs a pass over every hook name: a list far longer than the model has hooks is a
+  // mistake (or hostile), refused before the work.
+  const size_t items = static_cast<size_t>(std::count(list.begin(), list.end(), ',')) + 1;
+  const size_t max_items = 4 * every.size() + 64;
+  if (items > max_items)
+    throw Error(ErrorKind::kInvalidArg,
+                "the hook list has " + std::to_string(items) + " items; this model has " +
+                    std::to_string(every.size()) + " hooks, so at most " +
+                    std::to_string(max_items) + " items are accepted (globs like "
+                    "blocks.*.hook_resid_post name many hooks at once)");
   size_t start = 0;
   while (start <= list.size()) {
     size_t comma = list.find(',', start);
@@ -158,9 +177,10 @@ std::vector<HookId> expand_hook_list(std::string_view list, int n_layers) {
                       "blocks.*.attn.hook_q (docs/hooks.md)");
   }
   // Model order, each hook once.
+  const std::set<HookId> chosen(out.begin(), out.end());
   std::vector<HookId> ordered;
   for (const HookId& id : every)
-    if (std::find(out.begin(), out.end(), id) != out.end()) ordered.push_back(id);
+    if (chosen.count(id)) ordered.push_back(id);
   return ordered;
 }
 

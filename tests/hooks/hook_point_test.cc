@@ -98,6 +98,20 @@ TEST(HookNames, UnknownNameSuggestsNearestValidNames) {
   error_of([] { parse_hook_name("blocks.0.logits", 4); }, ErrorKind::kInvalidArg);
 }
 
+// The suggestions come from one layer's names (the request's), and a hostile name is compared and
+// echoed by its first 80 characters: a 1 MB name or an 80-layer model stays cheap.
+TEST(HookNames, SuggestionsStayCheapForHugeNamesAndModels) {
+  std::string m = error_of([] { parse_hook_name("blocks.61.hook_resid_psot", 80); },
+                           ErrorKind::kInvalidArg);
+  EXPECT_TRUE(contains(m, "did you mean blocks.61.hook_resid_post")) << m;
+  const std::string huge = "blocks.0.hook_resid_post" + std::string(1 << 20, 'x');
+  m = error_of([&] { parse_hook_name(huge, 80); }, ErrorKind::kInvalidArg);
+  EXPECT_LT(m.size(), 1000u);
+  EXPECT_TRUE(contains(m, "blocks.0.hook_resid_postxxx")) << m;
+  EXPECT_TRUE(contains(m, "...'")) << m;
+  EXPECT_TRUE(contains(m, "did you mean blocks.0.hook_resid_post")) << m;
+}
+
 TEST(HookNames, LayerOutOfRange) {
   std::string m = error_of([] { parse_hook_name("blocks.4.hook_resid_post", 4); },
                            ErrorKind::kInvalidArg);
@@ -143,6 +157,18 @@ TEST(HookLists, Errors) {
   EXPECT_TRUE(contains(m, "blocks.0.attn.hook_q")) << m;
   error_of([] { expand_hook_list("hook_embed,blocks.3.hook_resid_pre", 3); },
            ErrorKind::kInvalidArg);
+  // A list far longer than the model has hooks is refused with the counts, before any matching
+  // (200,000 globs used to mean 200,000 passes over every hook name); one within the bound with
+  // repeats still collapses to each hook once.
+  std::string many;
+  for (int i = 0; i < 200000; ++i) many += i ? ",*" : "*";
+  const size_t hooks = all_hooks(3).size();
+  m = error_of([&] { expand_hook_list(many, 3); }, ErrorKind::kInvalidArg);
+  EXPECT_TRUE(contains(m, "200000 items")) << m;
+  EXPECT_TRUE(contains(m, "at most " + std::to_string(4 * hooks + 64))) << m;
+  std::string repeats;
+  for (size_t i = 0; i < 4 * hooks + 64; ++i) repeats += i ? ",logits" : "logits";
+  EXPECT_EQ(names_of(expand_hook_list(repeats, 3)), (std::vector<std::string>{"logits"}));
 }
 
 ModelConfig test_config() {

@@ -256,9 +256,11 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   } else if (rope_params && rope_params->contains("rope_theta")) {
     theta = Fields(*rope_params, origin).number_or("rope_theta", theta);
   }
-  // Real values are 1e4..1e8; far beyond, the highest frequencies underflow to 0 in float.
-  if (!(theta > 0 && theta <= 1e12))
-    f.fail("rope_theta", "must be a positive number, at most 1e12");
+  // Real values are 1e4..1e8; far beyond, the highest frequencies underflow to 0 in float. A base
+  // of 1 turns every dimension at the same speed (no position information) and YaRN divides by
+  // its logarithm; below 1 the frequencies grow with the dimension.
+  if (!(theta > 1 && theta <= 1e12))
+    f.fail("rope_theta", "must be a number above 1 and at most 1e12 (real models use 1e4 to 1e8)");
   c.rope_theta = theta;
   if (f.has("rope_scaling")) {
     if (!f.at("rope_scaling").is_object())

@@ -42,6 +42,20 @@ TEST(ConfigFuzzRegression, HugeOriginalContext) {
       parse_model_config(config(ok), "cfg.json").rope_scaling.original_max_position_embeddings, 64);
 }
 
+// A rope_theta of 1 with YaRN scaling divided by log(1) = 0 in the correction range: NaN
+// frequencies (the fuzzer's input, minimized). A base of at most 1 is refused for every type.
+TEST(ConfigFuzzRegression, RopeThetaOfOneOrLess) {
+  for (const char* theta : {"1", "1.0", "0.5", "1e-30"})
+    for (const char* rs : {"", R"(,"rope_scaling":{"rope_type":"yarn","factor":4.0,)"
+                               R"("original_max_position_embeddings":64})"})
+      expect_error(
+          [&] {
+            parse_model_config(config(std::string(R"(,"rope_theta":)") + theta + rs), "cfg.json");
+          },
+          ErrorKind::kConfig, {"cfg.json", "rope_theta", "above 1"});
+  EXPECT_DOUBLE_EQ(parse_model_config(config(R"(,"rope_theta":1.5)"), "cfg.json").rope_theta, 1.5);
+}
+
 // A longrope factor of 2e76 (or a rope_theta of 1e300) made frequencies underflow to 0 in float:
 // RoPE silently lost position information. Factors are bounded by 1e6, rope_theta by 1e12.
 TEST(ConfigFuzzRegression, AbsurdRopeNumbers) {

@@ -103,6 +103,34 @@ TEST(CliErrors, PromptLongerThanContext) {
                        {"prompt has", "context is 16"});
 }
 
+// A text given with -f is bounded by the budget before it is read (a regular file, by its size)
+// or as it is read (a device or pipe): a 300 MiB file or /dev/zero under a 256 MiB budget used to
+// be read whole (or forever) before any plan saw it. Every command that reads -f shares the rule.
+TEST(CliErrors, TextFileLargerThanTheBudgetAllows) {
+  const std::string dir = tiny_model("huge_text");
+  const std::string big = ::testing::TempDir() + "/longctx_huge_prompt.txt";
+  {
+    std::ofstream f(big, std::ios::binary);
+    f.seekp((int64_t{300} << 20) - 1);
+    f.put('a');  // sparse: 300 MiB long, nothing written
+  }
+  const std::string out = ::testing::TempDir() + "/longctx_huge_prompt_trace.safetensors";
+  for (std::vector<std::string> cmd :
+       {std::vector<std::string>{"run", "-m", dir, "-n", "1"}, {"perplexity", "-m", dir},
+        {"trace", "-m", dir, "-o", out, "--hooks", "logits"}}) {
+    for (const char* a : {"-f", big.c_str(), "--mem-budget", "256MiB"}) cmd.push_back(a);
+    const test::CliResult r = test::run_cli_argv(cmd);
+    expect_clean_failure(r, {"is 300.0 MiB", "at most 32.0 MiB of text", "--mem-budget"});
+    EXPECT_NE(r.output.find("-f " + big), std::string::npos) << r.output;
+    EXPECT_LT(r.max_rss_kib, 64 * 1024) << cmd[0];  // refused before reading
+  }
+  const test::CliResult dev =
+      test::run_cli_argv({"run", "-m", dir, "-f", "/dev/zero", "--mem-budget", "256MiB"});
+  expect_clean_failure(dev, {"-f /dev/zero is more than 32.0 MiB"});
+  EXPECT_LT(dev.max_rss_kib, 128 * 1024);
+  std::remove(big.c_str());
+}
+
 TEST(CliErrors, BadFlags) {
   const std::string dir = tiny_model("flags");
   expect_clean_failure(test::run_cli("run -m " + dir + " -p hi --kv-dtype q9"), {"q9", "f16"});

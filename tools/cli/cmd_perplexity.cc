@@ -98,7 +98,7 @@ int perplexity(const PplOpts& o) {
                 "--stride must be a positive number of tokens (0 or "
                 "absent: llama-perplexity's halves), not " +
                     std::to_string(o.stride));
-  const std::string text = read_text_file(o.file, "-f");
+  const std::string text = read_text_file(o.file, "-f", o.plan.mem_budget);
   if (text.empty())
     throw Error(ErrorKind::kInvalidArg, "-f " + o.file + " is empty; give a text to score");
 

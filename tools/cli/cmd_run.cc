@@ -43,7 +43,7 @@ int run(const RunOpts& o) {
     random_weights = d.random;
     if (prompt.empty() && o.prompt_file.empty()) prompt = d.prompt;
   }
-  if (!o.prompt_file.empty()) prompt = read_text_file(o.prompt_file, "-f");
+  if (!o.prompt_file.empty()) prompt = read_text_file(o.prompt_file, "-f", o.plan.mem_budget);
 
   // Plan first: refuse before the tokenizer is loaded, a weight mapped or a cache block allocated.
   EngineOptions eo = engine_options(o.plan);

@@ -42,7 +42,7 @@ std::string read_input(const TokenizeOpts& o) {
                 "say what to tokenize with exactly one of -p TEXT or -f FILE");
   }
   if (o.has_prompt) return o.prompt;
-  return read_text_file(o.file, "-f");
+  return read_text_file(o.file, "-f", "auto");
 }
 
 }  // namespace

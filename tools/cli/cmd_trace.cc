@@ -35,7 +35,7 @@ struct TraceOpts {
 };
 
 std::string read_prompt(const TraceOpts& o) {
-  return o.prompt_file.empty() ? o.prompt : read_text_file(o.prompt_file, "-f");
+  return o.prompt_file.empty() ? o.prompt : read_text_file(o.prompt_file, "-f", o.plan.mem_budget);
 }
 
 int trace(const TraceOpts& o) {

@@ -5,9 +5,11 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
+#include <vector>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
+#include "plan/memory_budget.h"
 
 namespace longctx::cli {
 
@@ -49,7 +51,8 @@ void add_progress_flags(CLI::App& cmd, ProgressMode& mode) {
       "Never show the progress line (default: shown when stderr is a terminal)");
 }
 
-std::string read_text_file(const std::string& path, const std::string& flag) {
+std::string read_text_file(const std::string& path, const std::string& flag,
+                           const std::string& mem_budget) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     const int err = errno;
@@ -63,11 +66,31 @@ std::string read_text_file(const std::string& path, const std::string& flag) {
   }
   if (S_ISDIR(st.st_mode))
     throw Error(ErrorKind::kIo, flag + " " + path + " is a folder; " + flag + " takes a text file");
+  // The text is read before any plan sees it, so its size is bounded by the budget here, before
+  // it is read (a pipe or device as it is read).
+  const MemoryBudget budget = memory_budget_from_flag(mem_budget);
+  const uint64_t limit = budget.bytes / kTextBytesPerByte;
+  auto too_big = [&](const std::string& size) {
+    throw Error(ErrorKind::kMemory,
+                flag + " " + path + " is " + size + "; with a memory budget of " +
+                    io::format_bytes(budget.bytes) + " (" + budget.source + ") at most " +
+                    io::format_bytes(limit) + " of text can be read (the text, its normalized "
+                    "copy and its token ids take about " + std::to_string(kTextBytesPerByte) +
+                    " bytes per byte); give a shorter text or raise --mem-budget");
+  };
+  const bool regular = S_ISREG(st.st_mode);
+  if (regular && static_cast<uint64_t>(st.st_size) > limit)
+    too_big(io::format_bytes(static_cast<uint64_t>(st.st_size)));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorKind::kIo, flag + " " + path + ": cannot open it; check permissions");
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  std::string text;
+  if (regular) text.reserve(static_cast<size_t>(st.st_size));
+  std::vector<char> buf(size_t{1} << 16);
+  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
+    text.append(buf.data(), static_cast<size_t>(in.gcount()));
+    if (text.size() > limit) too_big("more than " + io::format_bytes(limit));
+  }
+  return text;
 }
 
 EngineOptions engine_options(const PlanFlags& f) {

@@ -38,10 +38,17 @@ inline WeightMemory weight_memory(bool mmap) {
 // terminal).
 void add_progress_flags(CLI::App& cmd, ProgressMode& mode);
 
+// What reading and tokenizing a text costs per byte of it: the text, a normalized copy and the
+// token ids (4 bytes each, at most about one per byte).
+inline constexpr uint64_t kTextBytesPerByte = 8;
+
 // The whole content of a text file given to FLAG (e.g. "-f"): Error(kIo) naming the path and the
-// flag when it is missing, a folder or a looping symbolic link. Devices and pipes are read
-// (-f /dev/stdin).
-std::string read_text_file(const std::string& path, const std::string& flag);
+// flag when it is missing, a folder or a looping symbolic link; Error(kMemory) naming the sizes
+// when it is larger than the memory budget `mem_budget` (a --mem-budget value) over
+// kTextBytesPerByte, found before it is read (regular files) or as it is read (devices and pipes:
+// -f /dev/stdin).
+std::string read_text_file(const std::string& path, const std::string& flag,
+                           const std::string& mem_budget);
 
 // The engine options these flags describe (model folder, weights and the rest left at their
 // defaults). Error(kInvalidArg) for an unknown KV type or a bad --prefill-chunk.

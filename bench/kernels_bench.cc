@@ -39,6 +39,18 @@ std::vector<uint8_t> random_bytes(DType t, size_t n, uint32_t seed) {
   return out;
 }
 
+// Copies of one weight matrix laid end to end on huge pages (where Model::load puts the weights),
+// past the last-level cache: at(i) is the i-th use's copy, so every use reads W from DRAM.
+struct ColdWeights {
+  explicit ColdWeights(const std::vector<uint8_t>& w)
+      : bytes(w.size()), copies(std::max<size_t>(2, kColdBytes / w.size())), all(bytes * copies) {
+    for (size_t c = 0; c < copies; ++c) std::memcpy(all.data() + c * bytes, w.data(), bytes);
+  }
+  uint8_t* at(size_t i) { return all.data() + (i % copies) * bytes; }
+  size_t bytes, copies;
+  HugePageBuffer all;
+};
+
 // Streaming read of a 512 MiB buffer split over the threads: the bandwidth roofline. Args:
 // threads, huge (1: on 2 MiB huge pages, as the weights and KV cache are; 0: 4 KiB pages).
 void BM_StreamRead(benchmark::State& st) {
@@ -72,16 +84,12 @@ void BM_Matvec(benchmark::State& st) {
   const DType dt = static_cast<DType>(st.range(0));
   const int64_t rows = st.range(1), cols = st.range(2);
   const int threads = static_cast<int>(st.range(3));
-  const size_t wbytes = rows * cols * dtype_size(dt);
-  const size_t copies = std::max<size_t>(2, kColdBytes / wbytes);
-  const auto w = random_bytes(dt, rows * cols, 1);
-  HugePageBuffer all(wbytes * copies);  // where Model::load puts the weights
-  for (size_t c = 0; c < copies; ++c) std::memcpy(all.data() + c * wbytes, w.data(), wbytes);
+  ColdWeights cold(random_bytes(dt, rows * cols, 1));
+  const size_t wbytes = cold.bytes;
   std::vector<float> x(cols, 0.5f), y(rows);
   size_t c = 0;
   for (auto _ : st) {
-    const WeightView wv =
-        weight_view(tensor_type(dt), all.data() + (c++ % copies) * wbytes, rows, cols);
+    const WeightView wv = weight_view(tensor_type(dt), cold.at(c++), rows, cols);
     matmul(pool(threads), x.data(), 1, wv, nullptr, y.data());
     benchmark::ClobberMemory();
   }
@@ -108,16 +116,11 @@ void BM_MatvecRows(benchmark::State& st) {
   const DType dt = static_cast<DType>(st.range(0));
   const int64_t rows = st.range(1), cols = st.range(2), n = st.range(3);
   const int threads = static_cast<int>(st.range(4));
-  const size_t wbytes = rows * cols * dtype_size(dt);
-  const size_t copies = std::max<size_t>(2, kColdBytes / wbytes);
-  const auto w = random_bytes(dt, rows * cols, 1);
-  HugePageBuffer all(wbytes * copies);
-  for (size_t c = 0; c < copies; ++c) std::memcpy(all.data() + c * wbytes, w.data(), wbytes);
+  ColdWeights cold(random_bytes(dt, rows * cols, 1));
   std::vector<float> x(n * cols, 0.5f), y(n * rows);
   size_t c = 0;
   for (auto _ : st) {
-    const WeightView wv =
-        weight_view(tensor_type(dt), all.data() + (c++ % copies) * wbytes, rows, cols);
+    const WeightView wv = weight_view(tensor_type(dt), cold.at(c++), rows, cols);
     matmul(pool(threads), x.data(), n, wv, nullptr, y.data(), n);
     benchmark::ClobberMemory();
   }
@@ -182,18 +185,15 @@ void BM_QuantMatvec(benchmark::State& st) {
   const auto t = static_cast<TensorType>(st.range(0));
   const int64_t rows = st.range(1), cols = st.range(2);
   const int threads = static_cast<int>(st.range(3));
-  const size_t wbytes = static_cast<size_t>(tensor_bytes(t, rows, cols));
-  const size_t copies = std::max<size_t>(2, kColdBytes / wbytes);
-  const auto w = random_blocks(t, rows, cols, 1);
-  HugePageBuffer all(wbytes * copies);
-  for (size_t c = 0; c < copies; ++c) std::memcpy(all.data() + c * wbytes, w.data(), wbytes);
+  ColdWeights cold(random_blocks(t, rows, cols, 1));
+  const size_t wbytes = cold.bytes;
   std::mt19937 rng(2);
   std::normal_distribution<float> nd;
   std::vector<float> x(cols), y(rows);
   for (auto& v : x) v = nd(rng);
   size_t c = 0;
   for (auto _ : st) {
-    const WeightView wv = weight_view(t, all.data() + (c++ % copies) * wbytes, rows, cols);
+    const WeightView wv = weight_view(t, cold.at(c++), rows, cols);
     matmul(pool(threads), x.data(), 1, wv, nullptr, y.data());
     benchmark::ClobberMemory();
   }

@@ -6,7 +6,8 @@ PKGS=(g++ cmake make pkg-config nlohmann-json3-dev libcli11-dev libsentencepiece
       libbenchmark-dev
       python3-numpy  # also regenerates tests/model/fixtures/rope_freqs.json
       pybind11-dev python3-dev python3-pytest python3-matplotlib  # the Python module (python/)
-      clang libfuzzer-14-dev)  # the libFuzzer harnesses (fuzz/, scripts/fuzz.sh)
+      clang libfuzzer-14-dev  # the libFuzzer harnesses (fuzz/, scripts/fuzz.sh)
+      libopenmpi-dev openmpi-bin)  # pipeline runs across ranks (mpirun, docs/distributed.md)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -22,6 +22,7 @@
 #include "model/decoder.h"
 #include "plan/memory_budget.h"
 #include "plan/memory_plan.h"
+#include "plan/stage_plan.h"
 #include "runtime/session.h"
 #include "tokenizer/tokenizer.h"
 
@@ -60,6 +61,9 @@ struct PlannedRun {
   PlanRequest request;  // the options as the planner reads them
   MemoryBudget budget;
   MemoryPlan plan;  // options.extra_bytes included in activations and total
+  // Under mpirun with more than one rank: every rank's stage and plan (plan above is rank 0's);
+  // empty otherwise.
+  PipelinePlan pipeline;
 
   const ModelConfig& config() const { return model.cfg; }
 };
@@ -83,6 +87,9 @@ class Engine {
   // Plans `opts` from config.json and the file sizes alone (nothing is mapped or allocated) and
   // refuses with Error(kMemory, refusal_message(...)) when it does not fit.
   static PlannedRun plan_only(const EngineOptions& opts);
+  // Under mpirun (more than one rank; called on rank 0, the others run dist::run_worker) every
+  // rank plans its stage against its own budget (plan/stage_plan.h), and load() loads every
+  // rank's stage; sessions then run through the pipeline. Hooks need one process.
   // Loads what `run` planned: the tokenizer (unless given: one already loaded from the same
   // folder, e.g. to count prompt tokens before the weights load, or unless options.tokenizer is
   // false), then the weights, and starts the thread pool.
@@ -102,6 +109,10 @@ class Engine {
   // Token ids that end a generation: config.json's eos_token_id(s) and the tokenizer's EOS.
   const std::vector<int32_t>& eos_ids() const { return eos_; }
 
+  // Under mpirun: one line per rank ("rank 1 (host): layers 3-5 + head | plan ... of ... | peak
+  // RSS ..."), each rank's peak measured now; empty in a single process.
+  std::string rank_report();
+
   // A session configured from the plan. `planned_tokens`: the length the sequence is expected to
   // reach (prompt + tokens to generate; LongRoPE picks its factors from it, 0: unknown), capped at
   // the context. `hooks` (null: none, not owned) sees every forward pass.
@@ -119,6 +130,7 @@ class Engine {
   std::unique_ptr<Model> model_;
   std::unique_ptr<ThreadPool> pool_;
   std::vector<int32_t> eos_;
+  std::unique_ptr<dist::Pipeline> pipeline_;  // under mpirun: the other ranks' stages
 };
 
 }  // namespace longctx

@@ -1,5 +1,6 @@
 #include "model/checkpoint_check.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -220,8 +221,28 @@ int64_t first_nonfinite(const void* data, int64_t count, T mask) {
 
 }  // namespace
 
-void check_finite_weights(const io::WeightSource& w) {
+WeightLayout weight_layout(const ModelConfig& cfg, const io::WeightSource& w,
+                           WeightFormat format) {
+  const ArchSpec& spec = arch_spec_for(cfg.model_type);
+  const TensorNames& n = format == WeightFormat::kGguf ? spec.gguf : spec.hf;
+  const std::string layer_prefix = n.attn_norm.substr(0, n.attn_norm.find("{l}"));
+  WeightLayout out;
+  out.layer_bytes.assign(static_cast<size_t>(std::max(0, cfg.num_hidden_layers)), 0);
   for (const auto& [name, t] : w.tensors()) {
+    const int l = layer_of(name, layer_prefix);
+    if (l >= 0 && l < cfg.num_hidden_layers)
+      out.layer_bytes[static_cast<size_t>(l)] += t.nbytes;
+    else if (name == n.embed)
+      out.embed_bytes += t.nbytes;
+    else
+      out.other_bytes += t.nbytes;
+  }
+  return out;
+}
+
+void check_finite_weights(const io::WeightSource& w, const std::vector<std::string>* only) {
+  for (const auto& [name, t] : w.tensors()) {
+    if (only && std::find(only->begin(), only->end(), name) == only->end()) continue;
     const std::optional<DType> dt = float_dtype(t.type);
     if (!dt) continue;
     const int64_t count = static_cast<int64_t>(t.nbytes / dtype_size(*dt));

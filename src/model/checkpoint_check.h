@@ -17,10 +17,22 @@ std::string shape_str(const std::vector<int64_t>& shape);
 
 void check_checkpoint(const ModelConfig& cfg, const io::WeightSource& weights, WeightFormat format);
 
+// Where a checkpoint's bytes are: per layer, the token embeddings, and the rest (final norm,
+// output head, RoPE factors), as a pipeline stage holds them. Tensors in unsupported dtypes are
+// not read and count nowhere.
+struct WeightLayout {
+  std::vector<size_t> layer_bytes;  // [num_hidden_layers]
+  size_t embed_bytes = 0, other_bytes = 0;
+};
+WeightLayout weight_layout(const ModelConfig& cfg, const io::WeightSource& weights,
+                           WeightFormat format);
+
 // Error(kFormat) naming the first tensor that holds a NaN or an infinity. Scans tensors stored
 // as F32, F16 or BF16 (block-quantized GGUF tensors are left to the logits check); the test is
 // one exponent mask per element, a pass at memory bandwidth.
-void check_finite_weights(const io::WeightSource& weights);
+// `only` (null: every tensor): the names of the tensors to scan (a pipeline stage's).
+void check_finite_weights(const io::WeightSource& weights,
+                          const std::vector<std::string>* only = nullptr);
 
 // Error(kFormat) when rows x vocab logits hold a NaN or an infinity: the output would be garbage.
 // `pos0` is the position of the first row (for the message).

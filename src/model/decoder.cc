@@ -90,7 +90,8 @@ bool is_gguf_path(const std::string& path) {
   return f.read(magic, 4) && std::string(magic, 4) == "GGUF";
 }
 
-std::unique_ptr<Model> Model::load(const std::string& path, WeightMemory memory) {
+std::unique_ptr<Model> Model::load(const std::string& path, WeightMemory memory,
+                                   StageRange stage) {
   ModelConfig cfg;
   std::unique_ptr<io::WeightSource> weights;
   WeightFormat format = WeightFormat::kHuggingFace;
@@ -105,6 +106,13 @@ std::unique_ptr<Model> Model::load(const std::string& path, WeightMemory memory)
     weights = io::WeightSource::open_dir(path);
   }
   check_checkpoint(cfg, *weights, format);  // the same check `plan` makes
+  if (!stage.whole(cfg)) {
+    // A pipeline stage: the mapping stays (a private copy would hold every layer); reading the
+    // stage's tensors once checks them and makes exactly them resident.
+    auto m = std::make_unique<Model>(std::move(cfg), std::move(weights), format, stage);
+    if (memory == WeightMemory::kResident) check_finite_weights(m->weights(), &m->stage_tensors());
+    return m;
+  }
   // Copy only once the headers validated, and only where huge pages make the copy pay.
   if (memory == WeightMemory::kResident) {
     if (transparent_huge_pages_available()) weights->make_resident();
@@ -122,72 +130,97 @@ bool Model::weights_resident() const {
   return !weights_->files().empty();
 }
 
-Model::Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights, WeightFormat format)
-    : cfg_(std::move(cfg)), weights_(std::move(weights)) {
+Model::Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights, WeightFormat format,
+             StageRange stage)
+    : cfg_(std::move(cfg)), stage_(stage), weights_(std::move(weights)) {
+  const int L = cfg_.num_hidden_layers;
+  stage_.end = stage_.end_layer(cfg_);
+  if (stage_.first < 0 || stage_.first >= stage_.end || stage_.end > L)
+    throw Error(ErrorKind::kInvalidArg, "stage layers [" + std::to_string(stage_.first) + ", " +
+                                            std::to_string(stage_.end) + ") are not inside the " +
+                                            std::to_string(L) + " layers of the model");
   const ArchSpec& spec = arch_spec_for(cfg_.model_type);
   const TensorNames& arch = format == WeightFormat::kGguf ? spec.gguf : spec.hf;
   names_ = arch;
   qk_interleaved_ = format == WeightFormat::kGguf && spec.gguf_qk_interleaved;
   const io::WeightSource& w = *weights_;
+  // The stage's tensors, as they are read (check_finite_weights of a stage scans these).
+  auto expect_tensor = [this](const io::WeightSource& src, const std::string& name,
+                              const std::vector<int64_t>& shape) -> const io::TensorInfo& {
+    const io::TensorInfo& t = longctx::expect_tensor(src, name, shape);
+    if (std::find(stage_tensors_.begin(), stage_tensors_.end(), name) == stage_tensors_.end())
+      stage_tensors_.push_back(name);
+    return t;
+  };
+  auto load_bias = [this](const io::WeightSource& src, const std::string& weight_name,
+                          int64_t rows, bool required) {
+    std::vector<float> b = longctx::load_bias(src, weight_name, rows, required);
+    if (!b.empty())
+      stage_tensors_.push_back(weight_name.substr(0, weight_name.size() - 6) + "bias");
+    return b;
+  };
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, V = cfg_.vocab_size;
   const int64_t qd = static_cast<int64_t>(cfg_.num_attention_heads) * cfg_.head_dim;
   const int64_t kvd = static_cast<int64_t>(cfg_.num_key_value_heads) * cfg_.head_dim;
 
-  embed_ = matrix(expect_tensor(w, arch.embed, {V, H}), 0, V);
-  if (const io::TensorInfo* head = w.find(arch.lm_head)) {
-    lm_head_ = matrix(expect_tensor(w, arch.lm_head, {V, H}), 0, V);
-    (void)head;
-  } else if (cfg_.tie_word_embeddings) {
-    lm_head_ = embed_;
-  } else {
-    throw Error(ErrorKind::kShape, "tensor " + arch.lm_head +
-                                       " is missing and config.json does not set "
-                                       "tie_word_embeddings; the checkpoint is incomplete");
+  if (stage_.has_embed()) embed_ = matrix(expect_tensor(w, arch.embed, {V, H}), 0, V);
+  if (stage_.has_head(cfg_)) {
+    if (const io::TensorInfo* head = w.find(arch.lm_head)) {
+      lm_head_ = matrix(expect_tensor(w, arch.lm_head, {V, H}), 0, V);
+      (void)head;
+    } else if (cfg_.tie_word_embeddings) {
+      lm_head_ = matrix(expect_tensor(w, arch.embed, {V, H}), 0, V);
+    } else {
+      throw Error(ErrorKind::kShape, "tensor " + arch.lm_head +
+                                         " is missing and config.json does not set "
+                                         "tie_word_embeddings; the checkpoint is incomplete");
+    }
+    final_norm_ = to_vec(expect_tensor(w, arch.final_norm, {H}));
   }
-  final_norm_ = to_vec(expect_tensor(w, arch.final_norm, {H}));
   ones_.assign(static_cast<size_t>(H), 1.f);
 
   const bool qkv_bias = cfg_.attention_bias;
   const bool o_bias = cfg_.o_bias;
   layers_.resize(cfg_.num_hidden_layers);
-  for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
-    LayerWeights& L = layers_[l];
+  for (int l = stage_.first; l < stage_.end; ++l) {
+    LayerWeights& Lw = layers_[l];
     auto name = [&](const std::string& t) { return layer_tensor_name(t, l); };
-    L.attn_norm = to_vec(expect_tensor(w, name(arch.attn_norm), {H}));
-    L.mlp_norm = to_vec(expect_tensor(w, name(arch.mlp_norm), {H}));
+    Lw.attn_norm = to_vec(expect_tensor(w, name(arch.attn_norm), {H}));
+    Lw.mlp_norm = to_vec(expect_tensor(w, name(arch.mlp_norm), {H}));
     if (!arch.qkv.empty()) {
       const std::string n = name(arch.qkv);
       const io::TensorInfo& t = expect_tensor(w, n, {qd + 2 * kvd, H});
-      L.wq = matrix(t, 0, qd);
-      L.wk = matrix(t, qd, kvd);
-      L.wv = matrix(t, qd + kvd, kvd);
+      Lw.wq = matrix(t, 0, qd);
+      Lw.wk = matrix(t, qd, kvd);
+      Lw.wv = matrix(t, qd + kvd, kvd);
       std::vector<float> b = load_bias(w, n, qd + 2 * kvd, qkv_bias);
       if (!b.empty()) {
-        L.bq.assign(b.begin(), b.begin() + qd);
-        L.bk.assign(b.begin() + qd, b.begin() + qd + kvd);
-        L.bv.assign(b.begin() + qd + kvd, b.end());
+        Lw.bq.assign(b.begin(), b.begin() + qd);
+        Lw.bk.assign(b.begin() + qd, b.begin() + qd + kvd);
+        Lw.bv.assign(b.begin() + qd + kvd, b.end());
       }
     } else {
-      L.wq = matrix(expect_tensor(w, name(arch.q), {qd, H}), 0, qd);
-      L.wk = matrix(expect_tensor(w, name(arch.k), {kvd, H}), 0, kvd);
-      L.wv = matrix(expect_tensor(w, name(arch.v), {kvd, H}), 0, kvd);
-      L.bq = load_bias(w, name(arch.q), qd, qkv_bias);
-      L.bk = load_bias(w, name(arch.k), kvd, qkv_bias);
-      L.bv = load_bias(w, name(arch.v), kvd, qkv_bias);
+      Lw.wq = matrix(expect_tensor(w, name(arch.q), {qd, H}), 0, qd);
+      Lw.wk = matrix(expect_tensor(w, name(arch.k), {kvd, H}), 0, kvd);
+      Lw.wv = matrix(expect_tensor(w, name(arch.v), {kvd, H}), 0, kvd);
+      Lw.bq = load_bias(w, name(arch.q), qd, qkv_bias);
+      Lw.bk = load_bias(w, name(arch.k), kvd, qkv_bias);
+      Lw.bv = load_bias(w, name(arch.v), kvd, qkv_bias);
     }
-    L.wo = matrix(expect_tensor(w, name(arch.o), {H, qd}), 0, H);
-    L.bo = load_bias(w, name(arch.o), H, o_bias);
+    Lw.wo = matrix(expect_tensor(w, name(arch.o), {H, qd}), 0, H);
+    Lw.bo = load_bias(w, name(arch.o), H, o_bias);
     if (!arch.gate_up.empty()) {
       const io::TensorInfo& t = expect_tensor(w, name(arch.gate_up), {2 * I, H});
-      L.w_gate = matrix(t, 0, I);
-      L.w_up = matrix(t, I, I);
+      Lw.w_gate = matrix(t, 0, I);
+      Lw.w_up = matrix(t, I, I);
     } else {
-      L.w_gate = matrix(expect_tensor(w, name(arch.gate), {I, H}), 0, I);
-      L.w_up = matrix(expect_tensor(w, name(arch.up), {I, H}), 0, I);
+      Lw.w_gate = matrix(expect_tensor(w, name(arch.gate), {I, H}), 0, I);
+      Lw.w_up = matrix(expect_tensor(w, name(arch.up), {I, H}), 0, I);
     }
-    L.w_down = matrix(expect_tensor(w, name(arch.down), {H, I}), 0, H);
-    L.window = l < static_cast<int>(cfg_.layer_window.size()) ? cfg_.layer_window[l] : 0;
+    Lw.w_down = matrix(expect_tensor(w, name(arch.down), {H, I}), 0, H);
   }
+  for (int l = 0; l < L; ++l)
+    layers_[l].window = l < static_cast<int>(cfg_.layer_window.size()) ? cfg_.layer_window[l] : 0;
 
   rope_init_ = compute_rope_freqs(cfg_);
   if (cfg_.rope_scaling.type == RopeType::kLongRope)
@@ -206,20 +239,23 @@ const RopeFreqs& Model::select_rope(int64_t rope_len, RopeFreqs& scratch) const 
   return rope_init_;
 }
 
-KVCacheShape kv_cache_shape(const ModelConfig& cfg, KvType k, KvType v, int64_t capacity) {
+KVCacheShape kv_cache_shape(const ModelConfig& cfg, KvType k, KvType v, int64_t capacity,
+                            StageRange stage) {
   KVCacheShape s;
-  s.n_layers = cfg.num_hidden_layers;
+  const int end = stage.end_layer(cfg);
+  s.n_layers = end - stage.first;
   s.n_kv_heads = cfg.num_key_value_heads;
   s.head_dim = cfg.head_dim;
   s.k_type = k;
   s.v_type = v;
   s.capacity = capacity;
-  s.layer_window = cfg.layer_window;
+  for (int l = stage.first; l < end && l < static_cast<int>(cfg.layer_window.size()); ++l)
+    s.layer_window.push_back(cfg.layer_window[l]);
   return s;
 }
 
 KVCacheShape Model::kv_shape(KvType k, KvType v, int64_t capacity) const {
-  return kv_cache_shape(cfg_, k, v, capacity);
+  return kv_cache_shape(cfg_, k, v, capacity, stage_);
 }
 
 Activations::Activations(const ModelConfig& cfg, int64_t max_tokens, MemoryAccount* account)
@@ -339,10 +375,10 @@ void Model::attention_block(ThreadPool& pool, int layer, const Segment* segs, in
   p.window = L.window;
   for (int s = 0; s < n_segs; ++s) {
     const Segment& g = segs[s];
-    g.kv->write(layer, g.pos0, g.n, a.k.data() + g.row0 * kvd, a.v.data() + g.row0 * kvd);
+    g.kv->write(layer - stage_.first, g.pos0, g.n, a.k.data() + g.row0 * kvd, a.v.data() + g.row0 * kvd);
   }
   auto attend = [&](ThreadPool& tp, const Segment& g) {
-    const kernels::KVView view = g.kv->view(layer, g.pos0 + g.n);
+    const kernels::KVView view = g.kv->view(layer - stage_.first, g.pos0 + g.n);
     const float* q = a.q.data() + g.row0 * qd;
     kernels::attention(tp, p, q, g.n, g.pos0, view, a.att.data() + g.row0 * qd);
     if (h && h->any_pattern(layer))
@@ -443,12 +479,14 @@ void Model::run_layers(ThreadPool& pool, const int32_t* const* tokens, const Seg
     const Segment& g = segs[s];
     g.kv->prepare(g.pos0, g.n);
     for (int64_t t = 0; t < g.n; ++t) {
-      kernels::embedding_row(embed_, tokens[s][t], a.x.data() + (g.row0 + t) * H);
+      // A later pipeline stage: a.x already holds the previous stage's rows.
+      if (stage_.has_embed())
+        kernels::embedding_row(embed_, tokens[s][t], a.x.data() + (g.row0 + t) * H);
       a.pos[g.row0 + t] = g.pos0 + t;
     }
   }
-  fire(h, -1, Point::kEmbed, a.x.data(), segs[0].pos0, rows, H);
-  for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
+  if (stage_.has_embed()) fire(h, -1, Point::kEmbed, a.x.data(), segs[0].pos0, rows, H);
+  for (int l = stage_.first; l < stage_.end; ++l) {
     attention_block(pool, l, segs, n_segs, rows, decode_rows, a, h);
     mlp_block(pool, l, rows, decode_rows, segs[0].pos0, a, h);
   }
@@ -464,17 +502,20 @@ void Model::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t 
     throw Error(ErrorKind::kInternal, "forward at position " + std::to_string(pos0) +
                                           " but the KV cache holds " +
                                           std::to_string(kv.n_tokens()) + " tokens");
-  check_tokens(tokens, n, cfg_.vocab_size);
+  if (stage_.has_embed()) check_tokens(tokens, n, cfg_.vocab_size);
   RopeFreqs rope_scratch;
   const Segment seg{&kv, 0, n, pos0,
                     &select_rope(rope_len > 0 ? rope_len : pos0 + n, rope_scratch)};
   run_layers(pool, &tokens, &seg, 1, n, kernels::default_decode_rows(n), a, h);
-  head(pool, n, pos0, all_logits, a, logits, h);
+  if (stage_.has_head(cfg_)) head(pool, n, pos0, all_logits, a, logits, h);
 }
 
 void Model::forward_batch(ThreadPool& pool, const BatchEntry* entries, int n_entries,
                           Activations& a) const {
   if (n_entries <= 0) return;
+  if (!stage_.whole(cfg_))
+    throw Error(ErrorKind::kUnsupported, "batched forward passes run on a whole model, not a "
+                                         "pipeline stage");
   std::vector<Segment> segs(static_cast<size_t>(n_entries));
   std::vector<const int32_t*> tokens(static_cast<size_t>(n_entries));
   std::vector<RopeFreqs> rope_scratch(static_cast<size_t>(n_entries));

@@ -65,9 +65,24 @@ struct BatchEntry {
   float* logits = nullptr;  // receives [vocab]: the logits after its last token; null: not needed
 };
 
+// The layers one process runs: [first, end). A whole model is {0, num_hidden_layers}; a pipeline
+// stage (src/dist, mpirun) holds a contiguous part, the first stage also the embeddings and the
+// last the final norm and output head.
+struct StageRange {
+  int first = 0, end = -1;  // end -1: through the last layer
+
+  static StageRange all() { return {}; }
+  int end_layer(const ModelConfig& cfg) const { return end < 0 ? cfg.num_hidden_layers : end; }
+  bool whole(const ModelConfig& cfg) const { return first == 0 && end_layer(cfg) == cfg.num_hidden_layers; }
+  bool has_embed() const { return first == 0; }
+  bool has_head(const ModelConfig& cfg) const { return end_layer(cfg) == cfg.num_hidden_layers; }
+};
+
 // The KV-cache shape of a model of config `cfg` (layers, kv heads, head_dim, windows), keys stored
 // as `k` and values as `v`, for `capacity` tokens; needs no weights (planning before loading).
-KVCacheShape kv_cache_shape(const ModelConfig& cfg, KvType k, KvType v, int64_t capacity);
+// With a stage, only its layers (the cache's layer i is the model's layer stage.first + i).
+KVCacheShape kv_cache_shape(const ModelConfig& cfg, KvType k, KvType v, int64_t capacity,
+                            StageRange stage = StageRange::all());
 
 // Where the weights live while the model runs.
 enum class WeightMemory {
@@ -93,11 +108,14 @@ class Model {
   // metadata, config/gguf_config.h). Maps the weights and checks every tensor's shape and type
   // against the config. Errors name the tensor, what was expected and what was found.
   // `memory` kResident then copies the weights into huge pages (see WeightMemory).
+  // With a stage (a pipeline rank) only the stage's tensors are read and checked: the weights
+  // stay in the file mapping (no private copy), so only the stage's pages become resident.
   static std::unique_ptr<Model> load(const std::string& path,
-                                     WeightMemory memory = WeightMemory::kResident);
+                                     WeightMemory memory = WeightMemory::kResident,
+                                     StageRange stage = StageRange::all());
   // Builds a model from an already parsed config and opened weights named as `format` names them.
   Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights,
-        WeightFormat format = WeightFormat::kHuggingFace);
+        WeightFormat format = WeightFormat::kHuggingFace, StageRange stage = StageRange::all());
 
   const ModelConfig& config() const { return cfg_; }
   const io::WeightSource& weights() const { return *weights_; }
@@ -106,6 +124,10 @@ class Model {
   // Whether the weights were copied into huge pages (WeightMemory::kResident took effect).
   bool weights_resident() const;
   int64_t vocab_size() const { return cfg_.vocab_size; }
+  // The layers this model runs (all of them unless loaded as a pipeline stage), and the names of
+  // the tensors those need.
+  StageRange stage() const { return stage_; }
+  const std::vector<std::string>& stage_tensors() const { return stage_tensors_; }
 
   // Runs tokens[0..n) at positions pos0..pos0+n through the model, appending their keys/values to
   // `kv` (which must hold exactly pos0 tokens). n <= act.max_tokens().
@@ -113,6 +135,9 @@ class Model {
   // [0, vocab) are Error(kOutOfRange). `rope_len` is the sequence length whose RoPE frequencies
   // the pass uses (dynamic and longrope scaling depend on it; see rope_length()); 0: pos0 + n.
   // `hooks` (null: none) sees, and may change, every activation it turned on (docs/hooks.md).
+  // A pipeline stage without the embeddings takes its input rows from act.x (the previous stage's
+  // output; `tokens` is not read), and one without the head leaves its output rows in act.x
+  // (`logits` is not written).
   void forward(ThreadPool& pool, const int32_t* tokens, int64_t n, int64_t pos0, KVCache& kv,
                Activations& act, float* logits, bool all_logits = false, int64_t rope_len = 0,
                hooks::ForwardHooks* hooks = nullptr) const;
@@ -158,6 +183,8 @@ class Model {
             float* logits, hooks::ForwardHooks* h) const;
 
   ModelConfig cfg_;
+  StageRange stage_;
+  std::vector<std::string> stage_tensors_;
   std::unique_ptr<io::WeightSource> weights_;
   TensorNames names_;
   // GGUF llama files: q/k rows come in llama.cpp's adjacent-pair order; attention_block puts the

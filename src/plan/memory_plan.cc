@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <xxhash.h>
 
 #include "config/gguf_config.h"
 #include "core/error.h"
@@ -16,6 +17,7 @@
 #include "model/checkpoint_check.h"
 #include "model/decoder.h"
 #include "model/quant_scheme.h"
+#include "plan/stage_plan.h"
 
 namespace longctx {
 
@@ -68,6 +70,34 @@ void chunk_memory(const ModelConfig& c, KvType k, KvType v, int64_t chunk, int t
   scratch = size_t(threads) * (attn + size_t(chunk) * widest * 2);
 }
 
+// The numbers of a config that change the output, and the tensor directory, hashed.
+uint64_t model_fingerprint(const ModelConfig& c, const io::WeightSource& w) {
+  std::string s = c.model_type;
+  for (const double x :
+       {double(c.hidden_size), double(c.intermediate_size), double(c.num_hidden_layers),
+        double(c.num_attention_heads), double(c.num_key_value_heads), double(c.head_dim),
+        double(c.vocab_size), double(c.max_position_embeddings), double(c.rms_norm_eps),
+        c.rope_theta, c.partial_rotary_factor, double(c.tie_word_embeddings),
+        double(c.attention_bias), double(c.o_bias), c.rope_scaling.factor,
+        c.rope_scaling.attention_factor})
+    s += "|" + std::to_string(x);
+  s += "|" + c.rope_scaling.name + "|" + c.hidden_act + "|" + c.rope_scaling_json;
+  for (const int64_t wdw : c.layer_window) s += "|" + std::to_string(wdw);
+  for (const auto& [name, t] : w.tensors()) {
+    s += "\n" + name + " " + tensor_type_name(t.type) + " " + std::to_string(t.nbytes);
+    for (const int64_t d : t.shape) s += " " + std::to_string(d);
+  }
+  return XXH64(s.data(), s.size(), 0);
+}
+
+void fill_layout(PlanModel& m, const io::WeightSource& w, WeightFormat format) {
+  const WeightLayout l = weight_layout(m.cfg, w, format);
+  m.layer_bytes = l.layer_bytes;
+  m.embed_bytes = l.embed_bytes;
+  m.head_bytes = l.other_bytes;
+  m.fingerprint = model_fingerprint(m.cfg, w);
+}
+
 }  // namespace
 
 PlanModel plan_model_from_path(const std::string& dir) {
@@ -78,7 +108,9 @@ PlanModel plan_model_from_path(const std::string& dir) {
     // Config from the metadata; weights priced per tensor as stored (block types included).
     const auto g = io::GgufFile::open(dir);
     m.cfg = config_from_gguf(*g);
-    check_checkpoint(m.cfg, *io::WeightSource::from_gguf(*g), WeightFormat::kGguf);
+    const auto weights = io::WeightSource::from_gguf(*g);
+    check_checkpoint(m.cfg, *weights, WeightFormat::kGguf);
+    fill_layout(m, *weights, WeightFormat::kGguf);
     for (const io::GgufTensor& t : g->tensors()) m.weight_bytes += static_cast<size_t>(t.nbytes);
     // The tokenizer's tables come from the metadata, which precedes the tensor data.
     m.tokenizer_bytes = static_cast<size_t>(g->data_offset());
@@ -88,6 +120,7 @@ PlanModel plan_model_from_path(const std::string& dir) {
   m.cfg = load_model_config(dir);
   const auto weights = io::WeightSource::open_dir(dir);
   check_checkpoint(m.cfg, *weights, WeightFormat::kHuggingFace);
+  fill_layout(m, *weights, WeightFormat::kHuggingFace);
   m.weight_bytes = weights->mapped_bytes();
   m.weight_files = std::max<int>(1, static_cast<int>(weights->files().size()));
   const fs::path d(dir);
@@ -102,6 +135,13 @@ PlanModel plan_model_from_config(const ModelConfig& cfg, size_t weights_dtype_by
   PlanModel m;
   m.cfg = cfg;
   m.weight_bytes = count_parameters(cfg) * weights_dtype_bytes;
+  // Per stage: the embeddings, the final norm and an untied head, and equal layers.
+  const size_t H = cfg.hidden_size, V = cfg.vocab_size;
+  m.embed_bytes = V * H * weights_dtype_bytes;
+  m.head_bytes = (H + (cfg.tie_word_embeddings ? 0 : V * H)) * weights_dtype_bytes;
+  if (cfg.num_hidden_layers > 0)
+    m.layer_bytes.assign(size_t(cfg.num_hidden_layers),
+                         (m.weight_bytes - m.embed_bytes - m.head_bytes) / cfg.num_hidden_layers);
   // A tokenizer.json is about 30 bytes per vocabulary entry (vocab + merges).
   m.tokenizer_bytes = size_t(cfg.vocab_size) * 30;
   m.name = name;
@@ -111,8 +151,11 @@ PlanModel plan_model_from_config(const ModelConfig& cfg, size_t weights_dtype_by
 namespace {
 
 MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kk, KvType kv,
-                 int64_t chunk, int threads, const MemoryBudget& budget) {
+                 int64_t chunk, int threads, const MemoryBudget& budget,
+                 StageRange stage = StageRange::all()) {
   const ModelConfig& c = m.cfg;
+  const bool whole = stage.whole(c);
+  const int first = stage.first, end = stage.end_layer(c), layers = end - first;
   MemoryPlan p;
   p.context = context;
   p.batch = batch;
@@ -120,12 +163,12 @@ MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kk, KvTy
   p.kv_v = kv;
   p.prefill_chunk = chunk;
   p.budget = budget;
-  p.weights = m.weight_bytes;
+  p.weights = whole ? m.weight_bytes : stage_weight_bytes(m, stage);
   const size_t per_token_layer = kv_bytes_per_token_layer(c, kk, kv);
-  p.kv_bytes_per_token = per_token_layer * c.num_hidden_layers;
+  p.kv_bytes_per_token = per_token_layer * layers;
   KVCacheShape shape;
   shape.layer_window = c.layer_window;
-  for (int l = 0; l < c.num_hidden_layers; ++l) {
+  for (int l = first; l < end; ++l) {
     // Whole blocks; a sliding-window layer only the blocks its window and a chunk can span.
     const size_t tokens = size_t(shape.max_blocks(l, context, chunk)) * kKvBlockTokens;
     const size_t b = per_token_layer * tokens * size_t(batch);
@@ -140,7 +183,7 @@ MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kk, KvTy
   }
   // int4 keys hold their newest, incomplete group of 16 tokens in f32 (KVCacheShape::fixed_bytes).
   const size_t pending = kernels::kv_per_channel(kk, true)
-                             ? size_t(c.num_hidden_layers) * c.num_key_value_heads *
+                             ? size_t(layers) * c.num_key_value_heads *
                                    kernels::kKvChannelGroup * c.head_dim * sizeof(float)
                              : 0;
   p.kv_total = p.kv_full + p.kv_window + pending * size_t(batch);
@@ -149,14 +192,15 @@ MemoryPlan price(const PlanModel& m, int64_t context, int batch, KvType kk, KvTy
   // libraries (~6 MiB resident), tokenizer tables (~5.5x the tokenizer file), f32 copies of norms
   // and biases, thread stacks touched, per KV cache the huge page its newest blocks have touched
   // but not yet filled (KVCache carves blocks from huge-page slabs), and per weight file the
-  // huge page its resident copy ends in.
-  const size_t small = (size_t(2 * c.num_hidden_layers + 1) * c.hidden_size +
-                        size_t(c.num_hidden_layers) *
+  // huge page its resident copy ends in. A pipeline stage holds the tokenizer on the first rank
+  // only, and its weights stay in the file mapping (no copy).
+  const size_t small = (size_t(2 * layers + 1) * c.hidden_size +
+                        size_t(layers) *
                             (size_t(c.num_attention_heads) + 2 * c.num_key_value_heads) *
                             c.head_dim) * sizeof(float);
-  p.overhead = kProgramBytes + m.tokenizer_bytes * 11 / 2 + small +
+  p.overhead = kProgramBytes + (stage.has_embed() ? m.tokenizer_bytes * 11 / 2 : 0) + small +
                size_t(threads) * (256 << 10) +
-               size_t(batch + m.weight_files) * HugePageBuffer::kHugePage;
+               size_t(batch + (whole ? m.weight_files : 0)) * HugePageBuffer::kHugePage;
   p.total = p.weights + p.kv_total + p.activations + p.scratch + p.overhead;
   return p;
 }
@@ -193,6 +237,29 @@ int64_t largest_context(const PlanModel& m, const PlanRequest& req, KvType k, Kv
     else hi = mid - 1;
   }
   return lo * kKvBlockTokens;
+}
+
+size_t stage_weight_bytes(const PlanModel& m, StageRange stage) {
+  const ModelConfig& c = m.cfg;
+  const int end = stage.end_layer(c);
+  size_t b = 0;
+  if (m.layer_bytes.size() == static_cast<size_t>(c.num_hidden_layers))
+    for (int l = stage.first; l < end; ++l) b += m.layer_bytes[static_cast<size_t>(l)];
+  if (stage.has_embed()) b += m.embed_bytes;
+  if (stage.has_head(c)) {
+    b += m.head_bytes;
+    if (c.tie_word_embeddings && !stage.has_embed()) b += m.embed_bytes;
+  }
+  return b;
+}
+
+MemoryPlan price_stage(const PlanModel& m, StageRange stage, const PlanRequest& req,
+                       const MemoryBudget& budget, size_t extra) {
+  MemoryPlan p = price(m, req.context, req.batch, req.key_type(), req.value_type(),
+                       std::min(req.prefill_chunk, req.context), req.threads, budget, stage);
+  p.activations += extra;
+  p.total += extra;
+  return p;
 }
 
 MemoryPlan make_plan(const PlanModel& m, const PlanRequest& req, const MemoryBudget& budget) {
@@ -277,6 +344,16 @@ std::string refusal_message(const PlanModel& m, const PlanRequest& req, const Me
     fit.push_back(std::string("with ") + quant_scheme_name(q) + " weights (about " +
                   format_size(bytes) + ": longctx quantize --type " + lower + ") -c " +
                   std::to_string(std::min(ctx, p.context)));
+  }
+  // More machines: a pipeline of ranks of this budget each holds only its layers (mpirun).
+  if (p.batch == 1) {
+    PlanRequest r = req;
+    r.context = p.context;
+    r.kv_k = p.kv_k;
+    r.kv_v = p.kv_v;
+    if (const int n = ranks_needed(m, r, p.budget); n > 0)
+      fit.push_back("the asked context on " + std::to_string(n) + " ranks of this budget (mpirun -np " +
+                    std::to_string(n) + ", docs/distributed.md)");
   }
   if (!fit.empty()) {
     s += " These fit:";

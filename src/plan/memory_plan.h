@@ -12,6 +12,7 @@
 #include "config/model_config.h"
 #include "kernels/kv_quant.h"
 #include "kv/kv_cache.h"
+#include "model/decoder.h"
 #include "plan/memory_budget.h"
 
 namespace longctx {
@@ -28,6 +29,13 @@ struct PlanModel {
   int weight_files = 1;      // how many: each resident copy ends in a partly used huge page
   size_t tokenizer_bytes = 0;  // size of the tokenizer file (its in-memory tables scale with it)
   std::string name;
+  // Bytes of each layer's tensors, of the token embeddings, and of the rest (final norm, output
+  // head, RoPE factor tensors): what each pipeline stage holds (plan/stage_plan.h).
+  std::vector<size_t> layer_bytes;
+  size_t embed_bytes = 0, head_bytes = 0;
+  // xxHash64 of the config and the tensor directory (names, types, shapes, sizes): pipeline ranks
+  // compare it to refuse mismatched files. 0 when planned from a config alone.
+  uint64_t fingerprint = 0;
 };
 
 // Parameters of a config (embeddings, every projection and norm, biases, untied head).
@@ -89,6 +97,16 @@ constexpr int64_t kMinAutoChunk = 16;
 // (capped at max_position_embeddings); with prefill_chunk 0 it picks the chunk (see
 // docs/memory-planner.md). Never throws for a request that does not fit: check fits().
 MemoryPlan make_plan(const PlanModel& model, const PlanRequest& req, const MemoryBudget& budget);
+
+// The plan of one pipeline stage (the layers `stage`, plus the embeddings on the first and the
+// final norm and head on the last) at req.context and req.prefill_chunk (both > 0): its weights,
+// its layers' KV cache, the activations of a chunk (plus `extra` bytes) and its overhead. The
+// tokenizer is priced on the first stage only.
+MemoryPlan price_stage(const PlanModel& model, StageRange stage, const PlanRequest& req,
+                       const MemoryBudget& budget, size_t extra = 0);
+// Bytes of the weights stage `stage` reads (the embeddings again on a last stage with a tied
+// head).
+size_t stage_weight_bytes(const PlanModel& model, StageRange stage);
 
 // Largest context (a multiple of the KV block, or max_position_embeddings) that fits with keys
 // and values both stored as `kv`, given the rest of `req`; 0 when none does.

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "dist/mpi.h"
 #include "kernels/kv_quant.h"
 #include "kv/kv_cache.h"
 
@@ -87,6 +88,20 @@ std::string context_choice_message(const PlannedRun& run) {
   return buf;
 }
 
+namespace {
+dist::Job pipeline_job(const PlannedRun& run) {
+  dist::Job job;
+  job.model_path = run.options.model_path;
+  job.mem_budget = run.options.mem_budget;
+  job.request = run.request;
+  job.weights = run.options.weights;
+  // Rank 0 holds the caller's buffers; the last rank holds logits of the same size when the
+  // caller's buffers are scored logits (perplexity): price both.
+  job.extras = {run.options.extra_bytes, run.options.extra_bytes};
+  return job;
+}
+}  // namespace
+
 PlannedRun Engine::plan_only(const EngineOptions& opts) {
   PlannedRun run;
   run.options = opts;
@@ -96,6 +111,16 @@ PlannedRun Engine::plan_only(const EngineOptions& opts) {
   const int hd = run.model.cfg.head_dim;
   kernels::check_kv_type(run.request.key_type(), hd, true, kKvBlockTokens);
   kernels::check_kv_type(run.request.value_type(), hd, false, kKvBlockTokens);
+  if (dist::pipelined()) {
+    if (opts.batch > 1)
+      throw Error(ErrorKind::kUnsupported,
+                  "a batch of sequences (longctx serve) runs in one process, not under mpirun");
+    dist::RankPlans ranks = dist::plan_ranks(pipeline_job(run));  // refuses with the reason
+    run.budget = ranks.budgets[0];
+    run.pipeline = std::move(ranks.plan);
+    run.plan = run.pipeline.plans[0];
+    return run;
+  }
   run.budget = memory_budget_from_flag(opts.mem_budget);
   run.plan = make_plan(run.model, run.request, run.budget);
   run.plan.activations += opts.extra_bytes;
@@ -128,11 +153,39 @@ std::unique_ptr<Engine> Engine::load(const PlannedRun& run, std::unique_ptr<Toke
                     std::to_string(run.config().vocab_size) +
                     " (ids must be below it); the tokenizer does not belong to this model, or "
                     "vocab_size in config.json is wrong");
-  e->model_ = Model::load(dir, run.options.weights);
+  if (!run.pipeline.stages.empty()) {
+    dist::RankPlans ranks;
+    ranks.model = run.model;
+    ranks.plan = run.pipeline;
+    e->model_ = dist::load_ranks(ranks, pipeline_job(run));
+    e->pipeline_ = std::make_unique<dist::Pipeline>(run.config().vocab_size,
+                                                    run.config().hidden_size);
+  } else {
+    e->model_ = Model::load(dir, run.options.weights);
+  }
   e->pool_ = std::make_unique<ThreadPool>(run.request.threads);
   for (int id : run.config().eos_token_ids) e->eos_.push_back(id);
   if (e->tokenizer_ && e->tokenizer_->eos_id() >= 0) e->eos_.push_back(e->tokenizer_->eos_id());
   return e;
+}
+
+std::string Engine::rank_report() {
+  if (!pipeline_) return "";
+  const std::vector<size_t> peaks = pipeline_->peak_rss();
+  const PipelinePlan& pp = run_.pipeline;
+  std::string out;
+  for (size_t r = 0; r < pp.stages.size(); ++r) {
+    const StageRange st = pp.stages[r];
+    std::string what = st.end - st.first == 1 ? "layer " + std::to_string(st.first)
+                                              : "layers " + std::to_string(st.first) + "-" +
+                                                    std::to_string(st.end - 1);
+    if (st.has_embed()) what = "embeddings + " + what;
+    if (st.has_head(run_.config())) what += " + head";
+    out += "rank " + std::to_string(r) + ": " + what + " | plan " +
+           format_size(pp.plans[r].total) + " of " + format_size(pp.plans[r].budget.bytes) +
+           " | peak RSS " + format_size(r < peaks.size() ? peaks[r] : 0) + "\n";
+  }
+  return out;
 }
 
 const Tokenizer& Engine::tokenizer() const {
@@ -151,6 +204,11 @@ Session Engine::new_session(const MemoryPlan& plan, ThreadPool& pool, int64_t pl
   so.planned_tokens = std::clamp<int64_t>(planned_tokens, 0, plan.context);
   so.on_notice = run_.options.on_notice;
   so.hooks = hooks;
+  so.pipeline = pipeline_.get();
+  if (pipeline_ && hooks)
+    throw Error(ErrorKind::kUnsupported,
+                "hooks (trace, --patch, --steer, captures) see every layer in one process; under "
+                "mpirun the layers are spread over the ranks. Run this command without mpirun");
   return Session(*model_, pool, so);
 }
 

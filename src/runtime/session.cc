@@ -24,7 +24,19 @@ Session::Session(const Model& model, ThreadPool& pool, const SessionOptions& opt
       account_(opt.memory_limit),
       kv_(model.kv_shape(opt.kv_k, opt.kv_v, opt.context), &account_),
       act_(model.config(), checked_chunk(opt), &account_),
-      logits_(static_cast<size_t>(model.vocab_size())) {}
+      logits_(static_cast<size_t>(model.vocab_size())) {
+  if (opt_.pipeline)
+    remote_ = opt_.pipeline->open(opt_.context, act_.max_tokens(), opt_.kv_k, opt_.kv_v);
+}
+
+Session::~Session() {
+  if (opt_.pipeline) opt_.pipeline->close(remote_);
+}
+
+void Session::truncate(int64_t n) {
+  kv_.truncate(n);
+  if (opt_.pipeline) opt_.pipeline->truncate(remote_, n);
+}
 
 const std::vector<float>& Session::append(const std::vector<int32_t>& tokens,
                                           std::vector<float>* all_logits) {
@@ -52,7 +64,7 @@ const std::vector<float>& Session::append(const std::vector<int32_t>& tokens,
                      std::to_string(n_past()) +
                      " cached tokens; give the total length up front (-n) to avoid this");
     const std::vector<int32_t> held = history_;
-    kv_.truncate(0);
+    truncate(0);
     history_.clear();
     run(held.data(), static_cast<int64_t>(held.size()), rope_len, nullptr, false);
     ++recomputes_;
@@ -72,7 +84,18 @@ void Session::run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all
       rs.type == RopeType::kLongRope && rope_len <= rs.original_max_position_embeddings;
   for (int64_t done = 0; done < n; done += chunk) {
     const int64_t m = std::min(chunk, n - done);
-    if (all_logits) {
+    if (opt_.pipeline) {
+      // Rank 0's layers here, the rest down the pipeline; the logits come back from the last rank
+      // (waited for once, after the last chunk: the stages overlap on consecutive chunks).
+      const int64_t pos0 = n_past();
+      model_.forward(pool_, tokens + done, m, pos0, kv_, act_, nullptr, false, rope_len, nullptr);
+      const bool last = done + m == n;
+      const auto wanted = all_logits ? dist::LogitsWanted::kAll
+                                     : (last ? dist::LogitsWanted::kLast : dist::LogitsWanted::kNone);
+      opt_.pipeline->forward(remote_, act_.x.data(), m, pos0, rope_len, wanted,
+                             all_logits ? all_logits + done * V : logits_.data());
+      if (last) opt_.pipeline->wait();
+    } else if (all_logits) {
       model_.forward(pool_, tokens + done, m, n_past(), kv_, act_, all_logits + done * V, true,
                      rope_len, opt_.hooks);
     } else {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "dist/pipeline.h"
 #include "kv/kv_cache.h"
 #include "model/decoder.h"
 
@@ -35,11 +36,17 @@ struct SessionOptions {
   std::function<void(int64_t done, int64_t total)> on_progress;
   // Hook points the forward passes fire (captures, patches, steering); null: none. Not owned.
   hooks::ForwardHooks* hooks = nullptr;
+  // Under mpirun, rank 0's link to the other stages (the model is then rank 0's stage and the
+  // logits come from the last rank); null: the whole model runs here. Not owned.
+  dist::Pipeline* pipeline = nullptr;
 };
 
 class Session {
  public:
   Session(const Model& model, ThreadPool& pool, const SessionOptions& opt);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   // Runs `tokens` after what the session holds, prefill_chunk tokens at a time, and returns the
   // next-token logits after the last one ([vocab]). When all_logits is given it receives
@@ -58,9 +65,9 @@ class Session {
   int recomputes() const { return recomputes_; }
   // Replaces SessionOptions::on_progress (e.g. a Generator reports its prefill, then stops).
   void set_on_progress(std::function<void(int64_t, int64_t)> f) { opt_.on_progress = std::move(f); }
-  void reset() { kv_.truncate(0); }
+  void reset() { truncate(0); }
   // Forgets positions >= n (see KVCache::truncate), e.g. to rerun a benchmark from a fixed depth.
-  void truncate(int64_t n) { kv_.truncate(n); }
+  void truncate(int64_t n);
 
  private:
   const Model& model_;
@@ -74,6 +81,7 @@ class Session {
   std::vector<int32_t> history_;  // LongRoPE on short factors: the tokens held, for a recompute
   int64_t rope_len_ = 0;          // the rope length the cached keys were rotated with
   int recomputes_ = 0;
+  int remote_ = 0;  // the session's id on the other pipeline ranks (opt_.pipeline)
 
   // `report`: call on_progress after each chunk.
   void run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all_logits, bool report);

@@ -278,6 +278,7 @@ int perplexity(const PplOpts& o) {
                       {"kl_max", kl.max},
                       {"top1_agreement_percent", top1}};
     std::printf("%s\n", j.dump(2).c_str());
+    std::fputs(engine->rank_report().c_str(), stderr);  // under mpirun: each rank's plan and peak
     return 0;
   }
   std::printf("Final estimate: PPL = %.4f +/- %.5f (kv %s, %lld tokens scored)\n", ppl, ppl_err,
@@ -288,6 +289,7 @@ int perplexity(const PplOpts& o) {
     std::printf("KL divergence vs %s: mean %.6g +/- %.2g, max %.6g; top-1 agreement %.3f%%\n",
                 kv_type_name(*base), kl.mean(), kl.stderr_mean(), kl.max, top1);
   }
+  std::fputs(engine->rank_report().c_str(), stderr);  // under mpirun: each rank's plan and peak
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "model/rope_freqs.h"
 #include "plan/memory_plan.h"
 #include "plan/plan_json.h"
+#include "plan/stage_plan.h"
 #include "plan_options.h"
 
 namespace longctx::cli {
@@ -22,6 +23,7 @@ struct PlanOpts {
   std::string model_path, config_file, preset, weights_dtype = "bf16";
   PlanFlags flags;
   int batch = 1;
+  int ranks = 1;
   bool json = false;
 };
 
@@ -50,6 +52,86 @@ std::string row(const std::string& item, size_t bytes) {
   return buf;
 }
 
+std::string layers_text(StageRange s, const ModelConfig& c) {
+  std::string t = s.end - s.first == 1 ? "layer " + std::to_string(s.first)
+                                       : "layers " + std::to_string(s.first) + "-" +
+                                             std::to_string(s.end - 1);
+  if (s.has_embed()) t = "embeddings, " + t;
+  if (s.has_head(c)) t += ", head";
+  return t;
+}
+
+// plan --ranks N: each rank's stage priced against its own budget (plan/stage_plan.h).
+int plan_ranks(const PlanOpts& o, const PlanModel& m, const PlanRequest& req) {
+  std::vector<MemoryBudget> budgets;
+  for (int r = 0; r < o.ranks; ++r)
+    budgets.push_back(memory_budget_from_flag(budget_flag_for_rank(o.flags.mem_budget, r)));
+  const PipelinePlan pp = plan_pipeline(m, req, budgets);
+  const ModelConfig& c = m.cfg;
+  nlohmann::ordered_json largest = nlohmann::ordered_json::object();
+  for (KvType t : kAllKvTypes) {
+    PlanRequest one = req;
+    one.context = 0;
+    one.kv = t;
+    one.kv_k = one.kv_v = t;
+    largest[kv_type_name(t)] = plan_pipeline(m, one, budgets).context;
+  }
+  if (!pp.fits()) {
+    if (o.json) std::printf("%s\n", nlohmann::ordered_json{{"fits", false},
+                                                          {"largest_context", largest}}.dump(2).c_str());
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", pipeline_refusal(m, req, budgets).c_str());
+    return 1;
+  }
+  if (o.json) {
+    nlohmann::ordered_json j = {{"fits", true},
+                                {"ranks", o.ranks},
+                                {"context", pp.context},
+                                {"prefill_chunk", pp.prefill_chunk},
+                                {"kv", kv_setting_name(pp.plans[0].kv_k, pp.plans[0].kv_v)}};
+    for (size_t r = 0; r < pp.stages.size(); ++r) {
+      const MemoryPlan& p = pp.plans[r];
+      j["per_rank"].push_back({{"rank", r},
+                               {"first_layer", pp.stages[r].first},
+                               {"end_layer", pp.stages[r].end},
+                               {"weights", p.weights},
+                               {"kv_cache", p.kv_total},
+                               {"activations", p.activations + p.scratch},
+                               {"overhead", p.overhead},
+                               {"total", p.total},
+                               {"budget", p.budget.bytes}});
+    }
+    j["largest_context"] = largest;
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("plan for %s (%s, %d layers) on %d ranks | context %lld | kv %s | prefill chunk "
+              "%lld\n\n",
+              m.name.c_str(), c.model_type.c_str(), c.num_hidden_layers, o.ranks,
+              static_cast<long long>(pp.context),
+              kv_setting_name(pp.plans[0].kv_k, pp.plans[0].kv_v).c_str(),
+              static_cast<long long>(pp.prefill_chunk));
+  std::printf("| rank | stage                          |     weights |    KV cache | activations |"
+              "    overhead |       total |      budget |\n"
+              "|------|--------------------------------|-------------|-------------|-------------|"
+              "-------------|-------------|-------------|\n");
+  for (size_t r = 0; r < pp.stages.size(); ++r) {
+    const MemoryPlan& p = pp.plans[r];
+    std::printf("| %4zu | %-30s | %11s | %11s | %11s | %11s | %11s | %11s |\n", r,
+                layers_text(pp.stages[r], c).c_str(), format_size(p.weights).c_str(),
+                format_size(p.kv_total).c_str(), format_size(p.activations + p.scratch).c_str(),
+                format_size(p.overhead).c_str(), format_size(p.total).c_str(),
+                format_size(p.budget.bytes).c_str());
+  }
+  std::printf("\nlargest context that fits on these %d ranks:", o.ranks);
+  for (auto& [name, v] : largest.items())
+    std::printf(" %s %lld;", name.c_str(), v.get<long long>());
+  std::printf("\nper token and hop: %lld bytes of activations (hidden_size x 4) down the "
+              "pipeline; %lld bytes of logits back from the last rank per sampled token\n",
+              static_cast<long long>(c.hidden_size * 4), static_cast<long long>(c.vocab_size * 4));
+  return 0;
+}
+
 }  // namespace
 
 Runner add_plan_command(CLI::App& app) {
@@ -65,16 +147,29 @@ Runner add_plan_command(CLI::App& app) {
                   "Weight dtype for --config/--preset: f32, f16, bf16")
       ->capture_default_str();
   cmd->add_option("--batch", o->batch, "Sequences held at once")->capture_default_str();
+  cmd->add_option("--ranks", o->ranks,
+                  "Plan a pipeline over N MPI ranks (mpirun -np N): each rank's layers, KV cache "
+                  "and total against its budget; --mem-budget A,B,... gives one per rank")
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON");
   add_plan_flags(*cmd, o->flags);
   return [o] {
     const PlanModel m = resolve_model(*o);
     if (o->batch < 1) throw Error(ErrorKind::kInvalidArg, "--batch must be >= 1");
-    const MemoryBudget budget = memory_budget_from_flag(o->flags.mem_budget);
+    const MemoryBudget budget =
+        o->ranks > 1 ? MemoryBudget{} : memory_budget_from_flag(o->flags.mem_budget);
     EngineOptions eo = engine_options(o->flags);
     eo.force_ctx = true;
     PlanRequest req = plan_request(eo, m.cfg);
     req.batch = o->batch;
+    if (o->ranks < 1 || o->ranks > 4096)
+      throw Error(ErrorKind::kInvalidArg, "--ranks must be between 1 and 4096, not " +
+                                              std::to_string(o->ranks));
+    if (o->ranks > 1) {
+      if (o->batch > 1)
+        throw Error(ErrorKind::kInvalidArg, "--ranks plans one sequence; leave --batch out");
+      return plan_ranks(*o, m, req);
+    }
     const MemoryPlan p = make_plan(m, req, budget);
     const ModelConfig& c = m.cfg;
     const size_t mask = mask_elements(c, p.context);

@@ -127,6 +127,7 @@ int run(const RunOpts& o) {
                ids.size(), r.tokens.size(), stop_reason_text(r.stop), r.prefill_tok_per_s(),
                r.decode_tok_per_s(), session.kv().allocated_bytes() / 1048576.0,
                peak_rss_bytes() / 1048576.0);
+  std::fputs(engine->rank_report().c_str(), stderr);  // under mpirun: each rank's plan and peak
   return 0;
 }
 

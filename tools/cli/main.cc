@@ -12,6 +12,8 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "dist/mpi.h"
+#include "dist/pipeline.h"
 
 namespace {
 // `longctx serve` is the program longctx-serve beside this one: the HTTP library brings OpenSSL,
@@ -29,10 +31,31 @@ int exec_serve(char** argv) {
                serve.c_str(), std::strerror(errno));
   return 1;
 }
+
+#ifndef LONGCTX_MPI_BINARY
+// Under mpirun with more than one rank: the same command in longctx-mpi, the build of this
+// program with MPI linked (src/dist), so that everyday runs never load libmpi.
+int exec_mpi(char** argv) {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::string mpi = (ec ? std::filesystem::path(argv[0]) : self).parent_path() /
+                          "longctx-mpi";
+  execv(mpi.c_str(), argv);
+  std::fprintf(stderr,
+               "error: started by mpirun with %d ranks, but %s (longctx built with MPI) could "
+               "not be started (%s). Install libopenmpi-dev (bash scripts/install-deps.sh) and "
+               "rebuild, or run without mpirun\n",
+               longctx::dist::launcher_ranks(), mpi.c_str(), std::strerror(errno));
+  return 1;
+}
+#endif
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) return exec_serve(argv);
+#ifndef LONGCTX_MPI_BINARY
+  if (longctx::dist::launcher_ranks() > 1) return exec_mpi(argv);
+#endif
   // A file-size limit (ulimit -f) makes writes fail with EFBIG, reported like a full disk,
   // instead of killing the process.
   std::signal(SIGXFSZ, SIG_IGN);
@@ -58,7 +81,15 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return longctx::cli::usage_error(app, e);
   }
-  for (const CLI::App* sub : app.get_subcommands())
-    if (runners.count(sub)) return longctx::cli::run_guarded(runners.at(sub));
-  return 0;
+  // Under mpirun rank 0 runs the command and drives the pipeline; the other ranks serve it.
+  longctx::dist::init(&argc, &argv);
+  int rc = 0;
+  if (longctx::dist::rank() > 0) {
+    rc = longctx::dist::run_worker();
+  } else {
+    for (const CLI::App* sub : app.get_subcommands())
+      if (runners.count(sub)) rc = longctx::cli::run_guarded(runners.at(sub));
+  }
+  longctx::dist::finalize();
+  return rc;
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/error.h"
 #include "core/memory_account.h"
@@ -30,6 +31,7 @@ std::string job_text(const Job& j, const std::vector<StageRange>& stages = {}) {
             {"kv_v", static_cast<int>(r.value_type())},
             {"chunk", r.prefill_chunk},
             {"threads", r.threads},
+            {"threads_auto", j.threads_auto},
             {"weights", static_cast<int>(j.weights)},
             {"extra_first", j.extras.first},
             {"extra_last", j.extras.last}};
@@ -56,6 +58,7 @@ Job job_from_text(const std::string& text) {
   j.request.kv_v = static_cast<KvType>(o.at("kv_v").get<int>());
   j.request.prefill_chunk = o.at("chunk").get<int64_t>();
   j.request.threads = o.at("threads").get<int>();
+  j.threads_auto = o.at("threads_auto").get<bool>();
   j.weights = static_cast<WeightMemory>(o.at("weights").get<int>());
   j.extras.first = o.at("extra_first").get<size_t>();
   j.extras.last = o.at("extra_last").get<size_t>();
@@ -351,7 +354,10 @@ int run_worker() {
           sessions.clear();
           model.reset();
           model = load_collective(plans, job);
-          if (model) pool = std::make_unique<ThreadPool>(job.request.threads);
+          if (model)
+            pool = std::make_unique<ThreadPool>(
+                job.threads_auto ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))
+                                 : job.request.threads);
           break;
         }
         case Op::kOpen: {

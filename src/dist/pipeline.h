@@ -23,6 +23,7 @@ struct Job {
   std::string model_path;
   std::string mem_budget = "auto";  // one flag for all ranks, or "A,B,..." one per rank
   PlanRequest request;              // context and chunk 0: the planner picks (for all ranks)
+  bool threads_auto = false;        // -t 0: each rank runs as many threads as it has cores
   WeightMemory weights = WeightMemory::kResident;
   PipelineExtras extras;
 };

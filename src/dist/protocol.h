@@ -33,5 +33,7 @@ struct Header {
   int32_t kv_k = 0, kv_v = 0;          // kOpen: KvType values
   int64_t context = 0, chunk = 0;      // kOpen
 };
+// Sent as raw bytes: every rank runs the same build on the same architecture (docs/distributed.md).
+static_assert(sizeof(Header) == 64, "the header's layout is part of the protocol");
 
 }  // namespace longctx::dist

@@ -94,6 +94,7 @@ dist::Job pipeline_job(const PlannedRun& run) {
   job.model_path = run.options.model_path;
   job.mem_budget = run.options.mem_budget;
   job.request = run.request;
+  job.threads_auto = run.options.threads == 0;
   job.weights = run.options.weights;
   // Rank 0 holds the caller's buffers; the last rank holds logits of the same size when the
   // caller's buffers are scored logits (perplexity): price both.

@@ -143,7 +143,16 @@ TEST(PlanRefusal, WeightsAloneTooLarge) {
   r.context = 4096;
   const MemoryPlan p = make_plan(m, r, budget(24 * kGiB));
   EXPECT_FALSE(p.fits());
-  EXPECT_NE(refusal_message(m, r, p).find("No context fits"), std::string::npos);
+  // No setting of one process fits (132.7 GiB of weights); a pipeline of 6 ranks of 24 GiB does
+  // (5 would hold 26.3 GiB of weights each).
+  const std::string msg = refusal_message(m, r, p);
+  EXPECT_EQ(msg.find("-c "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("These fit: the asked context on 6 ranks of this budget (mpirun -np 6"),
+            std::string::npos)
+      << msg;
+  // Without the pipeline either, nothing fits.
+  const MemoryPlan tiny = make_plan(m, r, budget(2 * kGiB));
+  EXPECT_NE(refusal_message(m, r, tiny).find("No context fits"), std::string::npos);
 }
 
 TEST(PlanContextPolicy, DefaultIsTheLargestThatFitsCappedAtTheModelMaximum) {

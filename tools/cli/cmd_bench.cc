@@ -21,6 +21,7 @@
 
 #include "build_info.h"
 #include "commands.h"
+#include "dist/mpi.h"
 #include "config/model_config.h"
 #include "core/error.h"
 #include "core/huge_pages.h"
@@ -503,7 +504,14 @@ Runner add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--force-ctx", o->force_ctx, "Allow depth + tokens beyond max_position_embeddings");
   add_weight_memory_flag(*cmd, o->mmap);
-  return [o] { return run_bench(*o); };
+  return [o] {
+    if (dist::pipelined())
+      throw Error(ErrorKind::kUnsupported,
+                  "bench measures one process (its bandwidth probe and thread sweeps are per "
+                  "machine); under mpirun time `run` instead, whose summary gives prefill and "
+                  "decode tokens/s (docs/distributed.md)");
+    return run_bench(*o);
+  };
 }
 
 }  // namespace longctx::cli

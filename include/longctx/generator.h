@@ -41,7 +41,8 @@ void check_prompt_fits(int64_t prompt_tokens, int64_t context);
 struct GenerateResult {
   std::vector<int32_t> tokens;  // sampled ids, a final end-of-sequence id included
   StopReason stop = StopReason::kLimit;
-  int64_t prompt_tokens = 0;
+  int64_t prompt_tokens = 0;  // prefilled now (the prompt less what the session already held)
+  int64_t prompt_held = 0;    // prompt tokens the session held before (a prompt cache)
   double prefill_s = 0;  // the prompt's forward passes
   double decode_s = 0;   // sampling and the decode steps
   // Forward passes of one token: the first sampled token comes from the prefill's logits, so
@@ -68,9 +69,11 @@ class Generator {
   // end-of-sequence token (not passed to on_text) or a full context. `on_text` receives the
   // continuation as complete UTF-8 pieces (the decoder has seen the prompt, so a leading space is
   // kept); `on_prefilled` is called once the prompt has run. Error(kOutOfRange) when the prompt
-  // leaves no room in the context.
+  // leaves no room in the context. `held` > 0: the session holds exactly prompt[0, held) already
+  // (loaded from a prompt cache); only the rest runs, and sampling and decoding still see the
+  // whole prompt.
   GenerateResult generate(const std::vector<int32_t>& prompt, const TextCallback& on_text,
-                          const std::function<void()>& on_prefilled = {});
+                          const std::function<void()>& on_prefilled = {}, int64_t held = 0);
 
  private:
   Engine& engine_;

@@ -263,6 +263,49 @@ void KVCache::publish_prefix(const int32_t* tokens, int64_t n) {
       if (ids_[l][b] >= 0) shared_[l][b] = 1;
 }
 
+void KVCache::restore(int64_t n, const std::vector<int64_t>& first,
+                      const std::function<void(int, int64_t, uint8_t*)>& fill,
+                      const std::vector<float>& pending, const std::vector<int64_t>& pending_from) {
+  if (n_tokens_ != 0)
+    throw Error(ErrorKind::kInvalidArg, "restoring a KV cache that holds " +
+                                            std::to_string(n_tokens_) + " tokens");
+  if (n < 0 || n > shape_.capacity)
+    throw Error(ErrorKind::kOutOfRange, "a saved state of " + std::to_string(n) +
+                                            " tokens does not fit the context (" +
+                                            std::to_string(shape_.capacity) + ")");
+  const int L = shape_.n_layers;
+  if (static_cast<int>(first.size()) != L)
+    throw Error(ErrorKind::kInvalidArg, "a saved state with another number of layers");
+  release_all();
+  const int64_t bs = shape_.block_size, need = (n + bs - 1) / bs;
+  try {
+    for (int l = 0; l < L; ++l) {
+      const auto nb = static_cast<size_t>(need);
+      blocks_[l].assign(nb, nullptr);
+      ids_[l].assign(nb, -1);
+      shared_[l].assign(nb, 0);
+      k_ptrs_[l].assign(nb, nullptr);
+      v_ptrs_[l].assign(nb, nullptr);
+      first_live_[l] = std::clamp<int64_t>(first[l], 0, need);
+      for (int64_t b = first_live_[l]; b < need; ++b) {
+        set_block(l, static_cast<size_t>(b), pool_->allocate(), false);
+        fill(l, b, blocks_[l][static_cast<size_t>(b)]);
+      }
+    }
+    if (!pending_.empty()) {
+      if (pending.size() != pending_.size() || pending_from.size() != pending_from_.size())
+        throw Error(ErrorKind::kInvalidArg, "a saved state without its int4 pending keys");
+      pending_ = pending;
+      pending_from_ = pending_from;
+    }
+  } catch (...) {
+    release_all();
+    n_tokens_ = 0;
+    throw;
+  }
+  n_tokens_ = n;
+}
+
 size_t KVCache::live_bytes() const {
   size_t live = 0;
   for (const auto& blocks : blocks_)

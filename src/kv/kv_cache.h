@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -77,6 +78,30 @@ class KVCache {
     const auto& ids = ids_[layer];
     return block >= 0 && block < static_cast<int64_t>(ids.size()) ? ids[block] : -1;
   }
+
+  // Saved state (runtime/prompt_cache.h). A layer's blocks [first_live_block(l), blocks_held(l))
+  // hold its keys and values of positions [0, n_tokens()); a window layer has recycled the
+  // earlier ones. block_bytes is null for a block not held.
+  int64_t first_live_block(int layer) const { return first_live_[layer]; }
+  int64_t blocks_held(int layer) const {
+    return (n_tokens_ + shape_.block_size - 1) / shape_.block_size;
+  }
+  const uint8_t* block_bytes(int layer, int64_t block) const {
+    return block >= 0 && block < static_cast<int64_t>(blocks_[layer].size()) ? blocks_[layer][block]
+                                                                               : nullptr;
+  }
+  // int4 keys: the f32 keys of the group being filled (n_kv_heads x 16 x head_dim floats per
+  // layer, all layers) and where each layer's group starts; empty for other key types.
+  const std::vector<float>& pending_keys() const { return pending_; }
+  const std::vector<int64_t>& pending_from() const { return pending_from_; }
+  // On an empty cache: n tokens held, layer l's blocks [first[l], blocks_held) allocated and
+  // filled by fill(layer, block, bytes) (bytes_per_layer_block bytes each), the int4 pending
+  // keys and group starts copied in (ignored for other key types). Error(kInvalidArg) when the
+  // cache is not empty or n exceeds its capacity; on any error (fill's included) the cache is
+  // left empty.
+  void restore(int64_t n, const std::vector<int64_t>& first,
+               const std::function<void(int layer, int64_t block, uint8_t* bytes)>& fill,
+               const std::vector<float>& pending, const std::vector<int64_t>& pending_from);
 
   // Private pool: bytes of every block carved (live and recycled); shared pool: bytes of the
   // blocks in this table. Plus shape().fixed_bytes().

@@ -7,8 +7,10 @@
 #include <set>
 #include <string>
 #include <vector>
+#include <xxhash.h>
 
 #include "config/arch.h"
+#include "core/tensor_type.h"
 #include "core/error.h"
 
 namespace longctx {
@@ -220,6 +222,25 @@ int64_t first_nonfinite(const void* data, int64_t count, T mask) {
 }
 
 }  // namespace
+
+uint64_t model_fingerprint(const ModelConfig& c, const io::WeightSource& w) {
+  std::string s = c.model_type;
+  for (const double x :
+       {double(c.hidden_size), double(c.intermediate_size), double(c.num_hidden_layers),
+        double(c.num_attention_heads), double(c.num_key_value_heads), double(c.head_dim),
+        double(c.vocab_size), double(c.max_position_embeddings), double(c.rms_norm_eps),
+        c.rope_theta, c.partial_rotary_factor, double(c.tie_word_embeddings),
+        double(c.attention_bias), double(c.o_bias), c.rope_scaling.factor,
+        c.rope_scaling.attention_factor})
+    s += "|" + std::to_string(x);
+  s += "|" + c.rope_scaling.name + "|" + c.hidden_act + "|" + c.rope_scaling_json;
+  for (const int64_t wdw : c.layer_window) s += "|" + std::to_string(wdw);
+  for (const auto& [name, t] : w.tensors()) {
+    s += "\n" + name + " " + tensor_type_name(t.type) + " " + std::to_string(t.nbytes);
+    for (const int64_t d : t.shape) s += " " + std::to_string(d);
+  }
+  return XXH64(s.data(), s.size(), 0);
+}
 
 WeightLayout weight_layout(const ModelConfig& cfg, const io::WeightSource& w,
                            WeightFormat format) {

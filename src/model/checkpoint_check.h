@@ -17,6 +17,10 @@ std::string shape_str(const std::vector<int64_t>& shape);
 
 void check_checkpoint(const ModelConfig& cfg, const io::WeightSource& weights, WeightFormat format);
 
+// xxHash64 of the numbers of a config that change the output and of the tensor directory (names,
+// types, shapes, sizes; no data): what pipeline ranks and prompt-cache files compare.
+uint64_t model_fingerprint(const ModelConfig& cfg, const io::WeightSource& weights);
+
 // Where a checkpoint's bytes are: per layer, the token embeddings, and the rest (final norm,
 // output head, RoPE factors), as a pipeline stage holds them. Tensors in unsupported dtypes are
 // not read and count nowhere.

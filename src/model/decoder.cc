@@ -222,6 +222,7 @@ Model::Model(ModelConfig cfg, std::unique_ptr<io::WeightSource> weights, WeightF
   for (int l = 0; l < L; ++l)
     layers_[l].window = l < static_cast<int>(cfg_.layer_window.size()) ? cfg_.layer_window[l] : 0;
 
+  fingerprint_ = model_fingerprint(cfg_, w);
   rope_init_ = compute_rope_freqs(cfg_);
   if (cfg_.rope_scaling.type == RopeType::kLongRope)
     rope_long_ =

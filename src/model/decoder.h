@@ -127,6 +127,8 @@ class Model {
   // The layers this model runs (all of them unless loaded as a pipeline stage), and the names of
   // the tensors those need.
   StageRange stage() const { return stage_; }
+  // model_fingerprint of the config and tensor directory (model/checkpoint_check.h).
+  uint64_t fingerprint() const { return fingerprint_; }
   const std::vector<std::string>& stage_tensors() const { return stage_tensors_; }
 
   // Runs tokens[0..n) at positions pos0..pos0+n through the model, appending their keys/values to
@@ -184,6 +186,7 @@ class Model {
 
   ModelConfig cfg_;
   StageRange stage_;
+  uint64_t fingerprint_ = 0;
   std::vector<std::string> stage_tensors_;
   std::unique_ptr<io::WeightSource> weights_;
   TensorNames names_;

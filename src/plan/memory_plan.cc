@@ -6,7 +6,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <xxhash.h>
 
 #include "config/gguf_config.h"
 #include "core/error.h"
@@ -68,26 +67,6 @@ void chunk_memory(const ModelConfig& c, KvType k, KvType v, int64_t chunk, int t
   const size_t attn = kernels::attention_scratch_bytes(pool, p, chunk, view);
   const size_t widest = static_cast<size_t>(std::max(c.hidden_size, c.intermediate_size));
   scratch = size_t(threads) * (attn + size_t(chunk) * widest * 2);
-}
-
-// The numbers of a config that change the output, and the tensor directory, hashed.
-uint64_t model_fingerprint(const ModelConfig& c, const io::WeightSource& w) {
-  std::string s = c.model_type;
-  for (const double x :
-       {double(c.hidden_size), double(c.intermediate_size), double(c.num_hidden_layers),
-        double(c.num_attention_heads), double(c.num_key_value_heads), double(c.head_dim),
-        double(c.vocab_size), double(c.max_position_embeddings), double(c.rms_norm_eps),
-        c.rope_theta, c.partial_rotary_factor, double(c.tie_word_embeddings),
-        double(c.attention_bias), double(c.o_bias), c.rope_scaling.factor,
-        c.rope_scaling.attention_factor})
-    s += "|" + std::to_string(x);
-  s += "|" + c.rope_scaling.name + "|" + c.hidden_act + "|" + c.rope_scaling_json;
-  for (const int64_t wdw : c.layer_window) s += "|" + std::to_string(wdw);
-  for (const auto& [name, t] : w.tensors()) {
-    s += "\n" + name + " " + tensor_type_name(t.type) + " " + std::to_string(t.nbytes);
-    for (const int64_t d : t.shape) s += " " + std::to_string(d);
-  }
-  return XXH64(s.data(), s.size(), 0);
 }
 
 void fill_layout(PlanModel& m, const io::WeightSource& w, WeightFormat format) {

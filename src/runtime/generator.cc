@@ -48,9 +48,15 @@ Generator::Generator(Engine& engine, Session& session, const GenerateOptions& op
 }
 
 GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const TextCallback& on_text,
-                                   const std::function<void()>& on_prefilled) {
+                                   const std::function<void()>& on_prefilled, int64_t held) {
   GenerateResult res;
-  res.prompt_tokens = static_cast<int64_t>(prompt.size());
+  if (held != 0 &&
+      (held < 0 || held >= static_cast<int64_t>(prompt.size()) || held != session_.n_past() ||
+       !std::equal(prompt.begin(), prompt.begin() + held, session_.tokens().begin())))
+    throw Error(ErrorKind::kInternal, "the session does not hold the prompt's first " +
+                                            std::to_string(held) + " tokens");
+  res.prompt_held = held;
+  res.prompt_tokens = static_cast<int64_t>(prompt.size()) - held;
   if (prompt.empty()) throw Error(ErrorKind::kInvalidArg, "nothing to run: the prompt is empty");
   check_prompt_fits(session_.n_past() + res.prompt_tokens, session_.context());
   const Tokenizer& tok = engine_.tokenizer();
@@ -71,7 +77,8 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Tex
     });
     const auto t0 = std::chrono::steady_clock::now();
     try {
-      logits = session_.append(prompt);
+      logits = session_.append(held > 0 ? std::vector<int32_t>(prompt.begin() + held, prompt.end())
+                                        : prompt);
     } catch (...) {
       session_.set_on_progress(before);
       throw;

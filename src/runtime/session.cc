@@ -33,8 +33,23 @@ Session::~Session() {
   if (opt_.pipeline) opt_.pipeline->close(remote_);
 }
 
+void Session::restore_state(int64_t n, const std::vector<int64_t>& first,
+                            const std::function<void(int, int64_t, uint8_t*)>& fill,
+                            const std::vector<float>& pending,
+                            const std::vector<int64_t>& pending_from,
+                            const std::vector<int32_t>& tokens, int64_t rope_len) {
+  if (opt_.pipeline)
+    throw Error(ErrorKind::kUnsupported, "a saved state cannot be restored under mpirun");
+  if (static_cast<int64_t>(tokens.size()) != n)
+    throw Error(ErrorKind::kInvalidArg, "a saved state whose tokens do not match its length");
+  kv_.restore(n, first, fill, pending, pending_from);
+  history_ = tokens;
+  rope_len_ = rope_len;
+}
+
 void Session::truncate(int64_t n) {
   kv_.truncate(n);
+  if (static_cast<int64_t>(history_.size()) > kv_.n_tokens()) history_.resize(kv_.n_tokens());
   if (opt_.pipeline) opt_.pipeline->truncate(remote_, n);
 }
 
@@ -78,10 +93,6 @@ void Session::run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all
                   bool report) {
   const int64_t V = model_.vocab_size();
   const int64_t chunk = act_.max_tokens();
-  // Only a LongRoPE sequence still on its short factors can need its tokens again (a recompute).
-  const RopeScaling& rs = model_.config().rope_scaling;
-  const bool keep_history =
-      rs.type == RopeType::kLongRope && rope_len <= rs.original_max_position_embeddings;
   for (int64_t done = 0; done < n; done += chunk) {
     const int64_t m = std::min(chunk, n - done);
     if (opt_.pipeline) {
@@ -102,7 +113,7 @@ void Session::run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all
       model_.forward(pool_, tokens + done, m, n_past(), kv_, act_, logits_.data(), false,
                      rope_len, opt_.hooks);
     }
-    if (keep_history) history_.insert(history_.end(), tokens + done, tokens + done + m);
+    history_.insert(history_.end(), tokens + done, tokens + done + m);
     if (report && opt_.on_progress) opt_.on_progress(done + m, n);
   }
   rope_len_ = rope_len;

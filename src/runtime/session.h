@@ -56,6 +56,16 @@ class Session {
                                    std::vector<float>* all_logits = nullptr);
 
   int64_t n_past() const { return kv_.n_tokens(); }
+  // The tokens the session holds (positions [0, n_past())).
+  const std::vector<int32_t>& tokens() const { return history_; }
+  // The rope length the cached keys were rotated with (runtime/prompt_cache.h).
+  int64_t rope_len() const { return rope_len_; }
+  // On an empty session: the KV state of `tokens` as KVCache::restore takes it, keys rotated
+  // for rope length `rope_len` (runtime/prompt_cache.h loads files through this).
+  void restore_state(int64_t n, const std::vector<int64_t>& first,
+                     const std::function<void(int, int64_t, uint8_t*)>& fill,
+                     const std::vector<float>& pending, const std::vector<int64_t>& pending_from,
+                     const std::vector<int32_t>& tokens, int64_t rope_len);
   int64_t context() const { return opt_.context; }
   const SessionOptions& options() const { return opt_; }
   const KVCache& kv() const { return kv_; }
@@ -78,7 +88,7 @@ class Session {
   Activations act_;
   std::vector<float> logits_;
   std::vector<float> chunk_logits_;
-  std::vector<int32_t> history_;  // LongRoPE on short factors: the tokens held, for a recompute
+  std::vector<int32_t> history_;  // the tokens held (prompt caches; a LongRoPE recompute)
   int64_t rope_len_ = 0;          // the rope length the cached keys were rotated with
   int recomputes_ = 0;
   int remote_ = 0;  // the session's id on the other pipeline ranks (opt_.pipeline)

@@ -13,6 +13,7 @@
 #include "longctx/engine.h"
 #include "longctx/generator.h"
 #include "model/rope_freqs.h"
+#include "runtime/prompt_cache.h"
 #include "hook_options.h"
 #include "plan_options.h"
 
@@ -27,10 +28,15 @@ struct RunOpts {
   PlanFlags plan;
   GenerateOptions gen;
   HookFlags hooks;
+  std::string prompt_cache;  // --prompt-cache FILE
+  bool prompt_cache_ro = false, prompt_cache_strict = false;
 };
 
 int run(const RunOpts& o) {
   validate(o.gen);
+  if ((o.prompt_cache_ro || o.prompt_cache_strict) && o.prompt_cache.empty())
+    throw Error(ErrorKind::kInvalidArg,
+                "--prompt-cache-ro and --prompt-cache-strict go with --prompt-cache FILE");
   if (!o.prompt.empty() && !o.prompt_file.empty())
     throw Error(ErrorKind::kInvalidArg,
                 "give the prompt with -p TEXT or -f FILE, not both (-f " + o.prompt_file + ")");
@@ -86,6 +92,22 @@ int run(const RunOpts& o) {
   Session session = engine->new_session(static_cast<int64_t>(ids.size()) + o.gen.n_predict,
                                         runner.get());
   Generator gen(*engine, session, o.gen);
+  // --prompt-cache: the longest prefix of the prompt the file holds, checked, into the session.
+  PromptCacheLoad cached;
+  if (!o.prompt_cache.empty()) {
+    cached = load_prompt_cache(session, o.prompt_cache, ids);
+    if (!cached.refused.empty()) {
+      const std::string why = "--prompt-cache " + o.prompt_cache + " cannot be used: " +
+                              cached.refused;
+      if (o.prompt_cache_strict) throw Error(ErrorKind::kFormat, why + " (--prompt-cache-strict)");
+      std::fprintf(stderr, "note: %s; the prompt is prefilled from scratch\n", why.c_str());
+    } else if (cached.found) {
+      std::fprintf(stderr, "prompt cache: %lld of the prompt's %zu tokens from %s (%lld cached, "
+                           "read and checked in %.3f s)\n",
+                   static_cast<long long>(cached.reused), ids.size(), o.prompt_cache.c_str(),
+                   static_cast<long long>(cached.cached), cached.seconds);
+    }
+  }
 
   if (random_weights)
     std::fprintf(stderr,
@@ -117,7 +139,12 @@ int run(const RunOpts& o) {
       },
       [&] {
         if (gen.shows_progress()) echo_prompt();
-      });
+        // After the prefill: the prompt's state, for the next run that starts with it.
+        if (!o.prompt_cache.empty() && !o.prompt_cache_ro &&
+            session.n_past() > cached.reused)
+          save_prompt_cache(session, o.prompt_cache);
+      },
+      cached.reused);
   std::fputs("\n", stdout);
   std::fflush(stdout);
 
@@ -158,6 +185,13 @@ Runner add_run_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--seed", o->gen.sampler.seed, "Sampling seed")->capture_default_str();
   cmd->add_flag("--ignore-eos", o->gen.ignore_eos, "Keep generating past end-of-sequence");
+  cmd->add_option("--prompt-cache", o->prompt_cache,
+                  "Reuse the KV state of a prompt prefix saved in FILE, prefill only the rest, "
+                  "then save this prompt's state there (docs/prompt-cache.md)");
+  cmd->add_flag("--prompt-cache-ro", o->prompt_cache_ro,
+                "With --prompt-cache: use the file, never write it");
+  cmd->add_flag("--prompt-cache-strict", o->prompt_cache_strict,
+                "With --prompt-cache: a file that cannot be used is an error instead of a note");
   add_progress_flags(*cmd, o->gen.progress);
   add_hook_flags(*cmd, o->hooks, /*capture=*/false);
   return [o] { return run(*o); };

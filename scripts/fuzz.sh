@@ -3,15 +3,15 @@
 # of their seed corpora (fuzz/corpus/NAME), so the corpus in the repository stays as committed.
 #   scripts/fuzz.sh NAME [SECONDS]   one harness, SECONDS (default 60) long
 #   scripts/fuzz.sh all [SECONDS]    every harness in turn, SECONDS (default 6) each (scripts/test.sh)
-# NAME: chat_template, gguf, gguf_tokenizer, hook_spec, http_request, model_config, safetensors,
-# safetensors_index, sentencepiece or tokenizer_json (docs/fuzzing.md).
+# NAME: chat_template, gguf, gguf_tokenizer, hook_spec, http_request, model_config, prompt_cache,
+# safetensors, safetensors_index, sentencepiece or tokenizer_json (docs/fuzzing.md).
 # Extra arguments after SECONDS go to libFuzzer (e.g. -runs=10000000 -jobs=2). Any crash, leak,
 # timeout (10 s per input) or out-of-memory (2 GiB) fails the script; the input that did it is left
 # in build-fuzz/artifacts/NAME/ to add as a regression test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-NAMES=(chat_template gguf gguf_tokenizer hook_spec http_request model_config safetensors
-       safetensors_index sentencepiece tokenizer_json)
+NAMES=(chat_template gguf gguf_tokenizer hook_spec http_request model_config prompt_cache
+       safetensors safetensors_index sentencepiece tokenizer_json)
 name="${1:?usage: scripts/fuzz.sh NAME|all [SECONDS] [libFuzzer flags...]}"
 shift
 if [[ "$name" == all ]]; then

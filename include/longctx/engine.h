@@ -50,6 +50,8 @@ struct EngineOptions {
   std::string extra_what;
   // False: load no tokenizer (callers that feed token ids, e.g. bench); tokenizer() then throws.
   bool tokenizer = true;
+  // What sessions do past the context: stop (default), shift, sinks:N (runtime/session.h).
+  ContextOverflow overflow;
   // Receives sessions' one-line notices (LongRoPE recomputing the cache); null: dropped.
   std::function<void(const std::string&)> on_notice;
 };

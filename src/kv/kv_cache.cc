@@ -263,6 +263,76 @@ void KVCache::publish_prefix(const int32_t* tokens, int64_t n) {
       if (ids_[l][b] >= 0) shared_[l][b] = 1;
 }
 
+void KVCache::shift(int64_t keep, int64_t drop,
+                    const std::function<void(float*, int64_t, int)>& rotate) {
+  const int64_t n = n_tokens_;
+  if (keep < 0 || drop <= 0 || keep + drop > n)
+    throw Error(ErrorKind::kInvalidArg, "context shift of " + std::to_string(drop) +
+                                            " tokens after " + std::to_string(keep) +
+                                            " outside the " + std::to_string(n) + " held");
+  const int64_t bs = shape_.block_size, end = n - drop;
+  const int nkv = shape_.n_kv_heads, hd = shape_.head_dim;
+  const int64_t row = static_cast<int64_t>(nkv) * hd;
+  const bool per_channel = kernels::kv_per_channel(shape_.k_type, true);
+  const size_t k_sec = kernels::kv_row_bytes(shape_.k_type, hd, true) * bs;
+  const size_t v_sec = kernels::kv_row_bytes(shape_.v_type, hd, false) * bs;
+  const size_t half = shape_.key_block_bytes();
+  std::vector<float> k, v;
+  for (int l = 0; l < shape_.n_layers; ++l) {
+    // The rows to rewrite: from keep's block (whole key groups) to the new end. A window layer
+    // holds only [first_live * bs, n); rows it does not hold stay zero (no query sees them).
+    const int64_t lo_old = first_live_[l] * bs;
+    const int64_t from = std::max(keep / bs * bs, std::max<int64_t>(0, lo_old - drop) / bs * bs);
+    const int64_t m = end - from;
+    k.assign(static_cast<size_t>(std::max<int64_t>(m, 0) * row), 0.f);
+    v.assign(k.size(), 0.f);
+    // Old position of new row p: p below keep stays, p at or past keep comes from p + drop.
+    auto decode_row = [&](int64_t old_pos, float* kd, float* vd) {
+      if (old_pos < lo_old) return;
+      const uint8_t* blk = blocks_[l][static_cast<size_t>(old_pos / bs)];
+      if (!blk) return;
+      const int off = static_cast<int>(old_pos % bs);
+      for (int h = 0; h < nkv; ++h) {
+        kernels::kv_decode(shape_.v_type, false, blk + half + h * v_sec, static_cast<int>(bs), off,
+                           1, hd, vd + h * hd);
+        if (per_channel && old_pos >= pending_from_[l]) {
+          const float* pend = pending_.data() + (static_cast<size_t>(l) * nkv + h) *
+                                                    kernels::kKvChannelGroup * hd;
+          std::copy(pend + (old_pos % kernels::kKvChannelGroup) * hd,
+                    pend + (old_pos % kernels::kKvChannelGroup + 1) * hd, kd + h * hd);
+        } else {
+          kernels::kv_decode(shape_.k_type, true, blk + h * k_sec, static_cast<int>(bs), off, 1,
+                             hd, kd + h * hd);
+        }
+      }
+    };
+    for (int64_t p = from; p < end; ++p) {
+      const size_t r = static_cast<size_t>((p - from) * row);
+      decode_row(p < keep ? p : p + drop, k.data() + r, v.data() + r);
+    }
+    const int64_t moved0 = std::max(keep, from);  // first new position whose key moved
+    if (end > moved0)
+      rotate(k.data() + static_cast<size_t>((moved0 - from) * row), end - moved0, l);
+    // Blocks from `from` on are rebuilt from fresh ones; the layer's live range starts there.
+    for (size_t b = static_cast<size_t>(from / bs); b < blocks_[l].size(); ++b) {
+      if (ids_[l][b] >= 0) pool_->release(ids_[l][b]);
+      set_block(l, b, {}, false);
+    }
+    const size_t need = static_cast<size_t>((end + bs - 1) / bs);
+    blocks_[l].resize(std::max(need, static_cast<size_t>(from / bs)), nullptr);
+    ids_[l].resize(blocks_[l].size(), -1);
+    shared_[l].resize(blocks_[l].size(), 0);
+    k_ptrs_[l].resize(blocks_[l].size(), nullptr);
+    v_ptrs_[l].resize(blocks_[l].size(), nullptr);
+    first_live_[l] = std::min(first_live_[l], from / bs);
+    for (size_t b = static_cast<size_t>(from / bs); b < need; ++b)
+      set_block(l, b, pool_->allocate(), false);
+    if (per_channel) pending_from_[l] = from;  // a whole group: write() refills from here
+    if (m > 0) write(l, from, m, k.data(), v.data());
+  }
+  n_tokens_ = end;
+}
+
 void KVCache::restore(int64_t n, const std::vector<int64_t>& first,
                       const std::function<void(int, int64_t, uint8_t*)>& fill,
                       const std::vector<float>& pending, const std::vector<int64_t>& pending_from) {

@@ -62,6 +62,15 @@ class KVCache {
   // be needed again is Error(kInvalidArg).
   void truncate(int64_t n);
 
+  // Context shift (--context-overflow): forgets positions [keep, keep + drop) and moves the
+  // tokens after them down to [keep, n_tokens() - drop). The moved keys are decoded, passed to
+  // rotate(keys [m][n_kv_heads][head_dim], m, layer) to be re-rotated for positions `drop`
+  // earlier, and encoded again (keys and values of positions from keep's block on are re-encoded;
+  // f32/f16/bf16 round-trip exactly). A sliding-window layer moves only what its window can still
+  // see. Error(kInvalidArg) for a range outside the held tokens.
+  void shift(int64_t keep, int64_t drop,
+             const std::function<void(float* keys, int64_t m, int layer)>& rotate);
+
   // Prefix cache (KVBlockPool). On an empty cache, maps the longest chain of cached full blocks
   // matching tokens[0, n) into the table, at most (n - 1) / block_size blocks so that at least
   // one token is left to run (its logits are needed); sets n_tokens() and returns it. A window

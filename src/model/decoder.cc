@@ -255,6 +255,15 @@ KVCacheShape kv_cache_shape(const ModelConfig& cfg, KvType k, KvType v, int64_t 
   return s;
 }
 
+void Model::rotate_keys(float* keys, int64_t m, int64_t delta, int64_t rope_len) const {
+  RopeFreqs scratch;
+  const RopeFreqs& rope = select_rope(rope_len, scratch);
+  // RoPE composes: R(p - d) = R(-d) R(p). The attention factor was applied once already.
+  const std::vector<int64_t> pos(static_cast<size_t>(m), -delta);
+  kernels::rope(keys, m, cfg_.num_key_value_heads, cfg_.head_dim, cfg_.rot_dim(), pos.data(),
+                rope.inv_freq.data(), 1.0f);
+}
+
 KVCacheShape Model::kv_shape(KvType k, KvType v, int64_t capacity) const {
   return kv_cache_shape(cfg_, k, v, capacity, stage_);
 }

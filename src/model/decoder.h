@@ -152,6 +152,10 @@ class Model {
   void forward_batch(ThreadPool& pool, const BatchEntry* entries, int n_entries,
                      Activations& act) const;
 
+  // Re-rotates m cached keys [m][n_kv_heads][head_dim] (as the cache stores them, RoPE applied
+  // for sequence rope length `rope_len`) to positions `delta` earlier: a context shift.
+  void rotate_keys(float* keys, int64_t m, int64_t delta, int64_t rope_len) const;
+
   // The KV-cache shape this model needs (layers, kv heads, head_dim, windows) with keys stored as
   // `k` and values as `v`, for `capacity` tokens.
   KVCacheShape kv_shape(KvType k, KvType v, int64_t capacity) const;

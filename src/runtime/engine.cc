@@ -206,6 +206,11 @@ Session Engine::new_session(const MemoryPlan& plan, ThreadPool& pool, int64_t pl
   so.on_notice = run_.options.on_notice;
   so.hooks = hooks;
   so.pipeline = pipeline_.get();
+  so.overflow = run_.options.overflow;
+  if (pipeline_ && so.overflow.mode != ContextOverflow::kStop)
+    throw Error(ErrorKind::kUnsupported,
+                "--context-overflow " + context_overflow_name(so.overflow) +
+                    " runs in one process; under mpirun a sequence ends at the context");
   if (pipeline_ && hooks)
     throw Error(ErrorKind::kUnsupported,
                 "hooks (trace, --patch, --steer, captures) see every layer in one process; under "

@@ -110,7 +110,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Tex
     }
     emit(stream.push(next));
     if (generated == opt_.n_predict) break;
-    if (session_.n_past() + 1 > session_.context()) {
+    if (!session_.keeps_going() && session_.n_past() + 1 > session_.context()) {
       res.stop = StopReason::kContextFull;
       break;
     }

@@ -53,11 +53,71 @@ void Session::truncate(int64_t n) {
   if (opt_.pipeline) opt_.pipeline->truncate(remote_, n);
 }
 
+ContextOverflow parse_context_overflow(const std::string& text) {
+  ContextOverflow o;
+  if (text == "stop") return o;
+  if (text == "shift") {
+    o.mode = ContextOverflow::kShift;
+    return o;
+  }
+  if (text.rfind("sinks:", 0) == 0) {
+    const std::string n = text.substr(6);
+    if (!n.empty() && n.size() <= 9 && n.find_first_not_of("0123456789") == std::string::npos) {
+      o.mode = ContextOverflow::kSinks;
+      o.sinks = std::stoll(n);
+      return o;
+    }
+  }
+  throw Error(ErrorKind::kInvalidArg,
+              "--context-overflow '" + text +
+                  "' is not one of: stop (end at the context), shift (drop the older half, "
+                  "keep going), sinks:N (keep the first N tokens and a window), e.g. sinks:4");
+}
+
+std::string context_overflow_name(const ContextOverflow& o) {
+  switch (o.mode) {
+    case ContextOverflow::kStop:
+      return "stop";
+    case ContextOverflow::kShift:
+      return "shift";
+    case ContextOverflow::kSinks:
+      return "sinks:" + std::to_string(o.sinks);
+  }
+  return "?";
+}
+
+void Session::make_room(int64_t m) {
+  const int64_t n = n_past(), ctx = opt_.context;
+  if (n + m <= ctx) return;
+  const ContextOverflow& o = opt_.overflow;
+  const int64_t keep = std::min(n, o.mode == ContextOverflow::kShift ? int64_t{1} : o.sinks);
+  if (keep + m > ctx)
+    throw Error(ErrorKind::kOutOfRange,
+                std::to_string(m) + " tokens at once do not fit a context of " +
+                    std::to_string(ctx) + " beside the " + std::to_string(keep) +
+                    " kept; use a smaller --prefill-chunk or a larger -c");
+  if (opt_.pipeline)
+    throw Error(ErrorKind::kUnsupported, "--context-overflow " + context_overflow_name(o) +
+                                             " runs in one process, not under mpirun");
+  const int64_t need = n + m - ctx;
+  // shift: the older half of what is not kept; sinks: an eighth of the context at a time (a
+  // window that slides in steps, each step re-rotating the cache once), at least what m needs.
+  const int64_t step = o.mode == ContextOverflow::kShift ? (n - keep) / 2 : (ctx - keep) / 8;
+  const int64_t drop = std::min(n - keep, std::max(need, step));
+  const int64_t rope_len = rope_len_ > 0 ? rope_len_ : n;
+  kv_.shift(keep, drop, [&](float* keys, int64_t rows, int) {
+    model_.rotate_keys(keys, rows, drop, rope_len);
+  });
+  history_.erase(history_.begin() + keep, history_.begin() + keep + drop);
+  ++shifts_;
+  dropped_ += drop;
+}
+
 const std::vector<float>& Session::append(const std::vector<int32_t>& tokens,
                                           std::vector<float>* all_logits) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) throw Error(ErrorKind::kInvalidArg, "nothing to run: the token list is empty");
-  if (n_past() + n > opt_.context)
+  if (!keeps_going() && n_past() + n > opt_.context)
     throw Error(ErrorKind::kOutOfRange,
                 "context is full: " + std::to_string(n_past()) + " tokens held + " +
                     std::to_string(n) + " new > context " + std::to_string(opt_.context) +
@@ -68,7 +128,9 @@ const std::vector<float>& Session::append(const std::vector<int32_t>& tokens,
   if (static_cast<int64_t>(history_.size()) > n_past()) history_.resize(n_past());
   if (n_past() == 0) rope_len_ = 0;
   const RopeScaling& rs = model_.config().rope_scaling;
-  const int64_t rope_len = rope_length(rs, n_past() + n, opt_.planned_tokens);
+  // Past the context (--context-overflow) the cache never holds more than the context.
+  const int64_t rope_len =
+      rope_length(rs, std::min(n_past() + n, opt_.context), opt_.planned_tokens);
   if (rope_needs_recompute(rs, rope_len_, rope_len)) {
     // As transformers does for Phi-3 (prepare_inputs_for_generation): the cached keys were
     // rotated with the short factors; rerun everything with the long ones, and say so.
@@ -95,6 +157,7 @@ void Session::run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all
   const int64_t chunk = act_.max_tokens();
   for (int64_t done = 0; done < n; done += chunk) {
     const int64_t m = std::min(chunk, n - done);
+    if (keeps_going()) make_room(m);
     if (opt_.pipeline) {
       // Rank 0's layers here, the rest down the pipeline; the logits come back from the last rank
       // (waited for once, after the last chunk: the stages overlap on consecutive chunks).

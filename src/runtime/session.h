@@ -16,6 +16,19 @@
 
 namespace longctx {
 
+// What a session does when a sequence outgrows its context (--context-overflow).
+struct ContextOverflow {
+  enum Mode { kStop, kShift, kSinks } mode = kStop;
+  // kStop: appending past the context is Error(kOutOfRange) (a generation ends there).
+  // kShift: keep the first token, drop the older half of the rest (llama.cpp's context shift).
+  // kSinks: keep the first `sinks` tokens (attention sinks) and the newest ones, dropping the
+  // oldest others an eighth of the context at a time (StreamingLLM's window, slid in steps).
+  int64_t sinks = 4;
+};
+// "stop", "shift" or "sinks:N"; Error(kInvalidArg) naming the choices otherwise.
+ContextOverflow parse_context_overflow(const std::string& text);
+std::string context_overflow_name(const ContextOverflow& o);
+
 struct SessionOptions {
   int64_t context = 0;        // cap on tokens held (prompt + generated); required > 0
   int64_t prefill_chunk = 256;
@@ -39,6 +52,8 @@ struct SessionOptions {
   // Under mpirun, rank 0's link to the other stages (the model is then rank 0's stage and the
   // logits come from the last rank); null: the whole model runs here. Not owned.
   dist::Pipeline* pipeline = nullptr;
+  // Past the context: stop (an error), or drop tokens from the cache and re-rotate the rest.
+  ContextOverflow overflow;
 };
 
 class Session {
@@ -73,6 +88,11 @@ class Session {
   const MemoryAccount& memory() const { return account_; }
   // How often the whole cache was recomputed (LongRoPE crossing from short to long factors).
   int recomputes() const { return recomputes_; }
+  // How often the context overflowed and tokens were dropped (options().overflow), and how many.
+  int shifts() const { return shifts_; }
+  int64_t dropped() const { return dropped_; }
+  // Whether appending past the context drops tokens instead of failing.
+  bool keeps_going() const { return opt_.overflow.mode != ContextOverflow::kStop; }
   // Replaces SessionOptions::on_progress (e.g. a Generator reports its prefill, then stops).
   void set_on_progress(std::function<void(int64_t, int64_t)> f) { opt_.on_progress = std::move(f); }
   void reset() { truncate(0); }
@@ -92,6 +112,12 @@ class Session {
   int64_t rope_len_ = 0;          // the rope length the cached keys were rotated with
   int recomputes_ = 0;
   int remote_ = 0;  // the session's id on the other pipeline ranks (opt_.pipeline)
+  int shifts_ = 0;
+  int64_t dropped_ = 0;
+
+  // Drops tokens as options().overflow says, so that `m` more fit. Error(kOutOfRange) when m
+  // exceeds what the context holds beside the kept tokens.
+  void make_room(int64_t m);
 
   // `report`: call on_progress after each chunk.
   void run(const int32_t* tokens, int64_t n, int64_t rope_len, float* all_logits, bool report);

@@ -31,6 +31,7 @@ namespace {
 struct PplOpts {
   HookFlags hooks;
   std::string model_path, file, compare_kv;
+  std::string overflow = "stop";  // --context-overflow: also score the text as one stream
   int64_t stride = 0;
   bool json = false;
   bool mmap = false;
@@ -105,6 +106,8 @@ int perplexity(const PplOpts& o) {
   EngineOptions eo = engine_options(o.plan);
   eo.model_path = o.model_path;
   eo.weights = weight_memory(o.mmap);
+  const ContextOverflow overflow = parse_context_overflow(o.overflow);
+  eo.overflow = overflow;
   // Refuses a request that cannot fit (or -c past max_position_embeddings) before tokenizing.
   const PlannedRun probe = Engine::plan_only(eo);
   const ModelConfig& cfg = probe.config();
@@ -252,6 +255,25 @@ int perplexity(const PplOpts& o) {
   }
   progress.finish();
   std::fputs((running_list + "\n").c_str(), running_out);
+  // --context-overflow shift|sinks:N: the whole text as one sequence through a context of ctx
+  // tokens that drops tokens as it fills; every token from position ctx/2 on is scored.
+  Stat stream;
+  int stream_shifts = 0;
+  if (overflow.mode != ContextOverflow::kStop) {
+    Session s = engine->new_session(plan, engine->pool(), ctx, runner.get());
+    const int64_t piece = std::max<int64_t>(1, std::min(plan.prefill_chunk, ctx / 4));
+    std::vector<float> piece_logits;
+    for (int64_t at = 0; at + 1 < N; at += piece) {
+      const int64_t m = std::min(piece, N - 1 - at);
+      s.append(std::vector<int32_t>(ids.begin() + at, ids.begin() + at + m), &piece_logits);
+      for (int64_t r = 0; r < m; ++r) {
+        if (at + r < ctx / 2) continue;
+        log_softmax(piece_logits.data() + r * V, V, lq);
+        stream.add(-lq[ids[static_cast<size_t>(at + r + 1)]]);
+      }
+    }
+    stream_shifts = s.shifts();
+  }
   const double ppl = std::exp(nll.mean()), ppl_err = ppl * nll.stderr_mean();
   const double base_ppl = std::exp(base_nll.mean()), base_err = base_ppl * base_nll.stderr_mean();
   const double top1 = kl.n ? 100.0 * same_top1 / kl.n : 0.0;
@@ -277,6 +299,12 @@ int perplexity(const PplOpts& o) {
                       {"kl_mean_stderr", kl.stderr_mean()},
                       {"kl_max", kl.max},
                       {"top1_agreement_percent", top1}};
+    if (stream.n > 0)
+      j["stream"] = {{"context_overflow", o.overflow},
+                     {"ppl", std::exp(stream.mean())},
+                     {"ppl_stderr", std::exp(stream.mean()) * stream.stderr_mean()},
+                     {"scored", stream.n},
+                     {"shifts", stream_shifts}};
     std::printf("%s\n", j.dump(2).c_str());
     std::fputs(engine->rank_report().c_str(), stderr);  // under mpirun: each rank's plan and peak
     return 0;
@@ -289,6 +317,12 @@ int perplexity(const PplOpts& o) {
     std::printf("KL divergence vs %s: mean %.6g +/- %.2g, max %.6g; top-1 agreement %.3f%%\n",
                 kv_type_name(*base), kl.mean(), kl.stderr_mean(), kl.max, top1);
   }
+  if (stream.n > 0)
+    std::printf("One stream (--context-overflow %s, context %lld, %d shifts): PPL = %.4f +/- %.5f "
+                "(%lld tokens scored, from position %lld)\n",
+                o.overflow.c_str(), static_cast<long long>(ctx), stream_shifts,
+                std::exp(stream.mean()), std::exp(stream.mean()) * stream.stderr_mean(),
+                static_cast<long long>(stream.n), static_cast<long long>(ctx / 2));
   std::fputs(engine->rank_report().c_str(), stderr);  // under mpirun: each rank's plan and peak
   return 0;
 }
@@ -308,6 +342,10 @@ Runner add_perplexity_command(CLI::App& app) {
   cmd->add_option("--compare-kv", o->compare_kv,
                   "Also run this KV type (e.g. f32) and report KL divergence and top-1 agreement "
                   "of the next-token distributions against it");
+  cmd->add_option("--context-overflow", o->overflow,
+                  "Also score the whole text as one sequence through the context, dropping tokens "
+                  "as it fills: shift or sinks:N (stop, the default: the windows only)")
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON (progress goes to stderr)");
   add_plan_flags(*cmd, o->plan);
   add_weight_memory_flag(*cmd, o->mmap);

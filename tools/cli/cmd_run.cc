@@ -28,6 +28,7 @@ struct RunOpts {
   PlanFlags plan;
   GenerateOptions gen;
   HookFlags hooks;
+  std::string overflow = "stop";  // --context-overflow
   std::string prompt_cache;  // --prompt-cache FILE
   bool prompt_cache_ro = false, prompt_cache_strict = false;
 };
@@ -56,6 +57,7 @@ int run(const RunOpts& o) {
   eo.model_path = dir;
   eo.force_ctx = o.force_ctx;
   eo.weights = weight_memory(o.mmap);
+  eo.overflow = parse_context_overflow(o.overflow);
   eo.on_notice = [](const std::string& m) { std::fprintf(stderr, "note: %s\n", m.c_str()); };
   PlannedRun planned = Engine::plan_only(eo);
   const MemoryPlan& plan = planned.plan;
@@ -154,6 +156,9 @@ int run(const RunOpts& o) {
                ids.size(), r.tokens.size(), stop_reason_text(r.stop), r.prefill_tok_per_s(),
                r.decode_tok_per_s(), session.kv().allocated_bytes() / 1048576.0,
                peak_rss_bytes() / 1048576.0);
+  if (session.shifts() > 0)
+    std::fprintf(stderr, "context overflow (%s): %d shifts dropped %lld tokens\n",
+                 o.overflow.c_str(), session.shifts(), static_cast<long long>(session.dropped()));
   std::fputs(engine->rank_report().c_str(), stderr);  // under mpirun: each rank's plan and peak
   return 0;
 }
@@ -185,6 +190,10 @@ Runner add_run_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--seed", o->gen.sampler.seed, "Sampling seed")->capture_default_str();
   cmd->add_flag("--ignore-eos", o->gen.ignore_eos, "Keep generating past end-of-sequence");
+  cmd->add_option("--context-overflow", o->overflow,
+                  "Past the context: stop (default), shift (drop the older half of the tokens, "
+                  "keep going), sinks:N (keep the first N and a window; StreamingLLM)")
+      ->capture_default_str();
   cmd->add_option("--prompt-cache", o->prompt_cache,
                   "Reuse the KV state of a prompt prefix saved in FILE, prefill only the rest, "
                   "then save this prompt's state there (docs/prompt-cache.md)");

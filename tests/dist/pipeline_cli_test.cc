@@ -18,6 +18,7 @@
 
 #include "integration/cli_util.h"
 #include "model/random_checkpoint.h"
+#include "model/test_util.h"
 
 namespace longctx {
 namespace {
@@ -57,23 +58,21 @@ CliResult mpirun(int ranks, const std::string& args, bool with_stderr = true) {
 // A Llama-shaped random checkpoint whose KV cache at 4096 tokens outweighs its weights.
 std::string model_dir() {
   static const std::string dir = [] {
-    const std::string d = (fs::temp_directory_path() / "longctx-pipeline-cli").string();
     RandomCheckpointOptions o;
     o.config_json = R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama",
       "hidden_size": 512, "intermediate_size": 1024, "num_hidden_layers": 8,
       "num_attention_heads": 8, "num_key_value_heads": 8, "vocab_size": 2048,
       "max_position_embeddings": 4096, "rms_norm_eps": 1e-5, "tie_word_embeddings": false})";
     o.dtype = DType::kBF16;
-    o.overwrite = true;
-    if (!random_checkpoint_matches(d, o)) write_random_checkpoint(d, o);
-    return d;
+    return test::random_checkpoint_dir("pipeline-cli", o);
   }();
   return dir;
 }
 
 // A text of `words` words.
 std::string text_file(int words) {
-  const std::string path = (fs::temp_directory_path() / "longctx-pipeline-text.txt").string();
+  static const std::string dir = test::scratch_dir("pipeline-text");
+  const std::string path = dir + "/text.txt";
   std::ofstream f(path);
   uint32_t s = 99;
   const char* vocab[] = {"the", "cat", "sat", "on", "a", "mat", "while", "rain", "fell",

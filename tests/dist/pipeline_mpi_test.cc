@@ -27,7 +27,6 @@ namespace fs = std::filesystem;
 // window layers recycle blocks on every stage.
 std::string mistral_dir() {
   static const std::string dir = [] {
-    const std::string d = (fs::temp_directory_path() / "longctx-pipeline-mistral").string();
     RandomCheckpointOptions o;
     o.config_json = R"({"architectures": ["MistralForCausalLM"], "model_type": "mistral",
       "hidden_size": 64, "intermediate_size": 160, "num_hidden_layers": 5,
@@ -36,9 +35,7 @@ std::string mistral_dir() {
       "rope_theta": 10000.0, "tie_word_embeddings": false})";
     o.dtype = DType::kF32;
     o.seed = 7;
-    o.overwrite = true;
-    if (!random_checkpoint_matches(d, o)) write_random_checkpoint(d, o);
-    return d;
+    return test::random_checkpoint_dir("pipeline-mistral", o);
   }();
   return dir;
 }

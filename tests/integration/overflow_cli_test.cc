@@ -10,6 +10,7 @@
 
 #include "integration/cli_util.h"
 #include "model/random_checkpoint.h"
+#include "model/test_util.h"
 
 namespace longctx {
 namespace {
@@ -21,16 +22,13 @@ std::string stories() { return std::string(LONGCTX_SHARED_DIR) + "/models/storie
 // A Mistral-shaped random checkpoint with a 64-token sliding window.
 std::string mistral_window() {
   static const std::string dir = [] {
-    const std::string d = (fs::temp_directory_path() / "longctx-overflow-mistral").string();
     RandomCheckpointOptions o;
     o.config_json = R"({"architectures": ["MistralForCausalLM"], "model_type": "mistral",
       "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 3,
       "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1024,
       "max_position_embeddings": 4096, "sliding_window": 64})";
     o.dtype = DType::kF32;
-    o.overwrite = true;
-    if (!random_checkpoint_matches(d, o)) write_random_checkpoint(d, o);
-    return d;
+    return test::random_checkpoint_dir("overflow-mistral", o);
   }();
   return dir;
 }

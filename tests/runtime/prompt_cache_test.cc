@@ -50,7 +50,8 @@ SessionOptions options(KvType kv, int64_t planned = 0) {
 }
 
 std::string temp_file(const std::string& name) {
-  return (fs::temp_directory_path() / ("longctx-pc-" + name)).string();
+  static const std::string dir = test::scratch_dir("prompt-cache");
+  return dir + "/" + name;
 }
 
 std::vector<uint8_t> read_all(const std::string& path) {
@@ -231,7 +232,6 @@ TEST(PromptCacheMismatch, AnotherModelKvTypeOrRopeFactorsIsRefusedWithTheReason)
   }
   // LongRoPE: keys rotated with the short factors are refused by a run planned past
   // original_max_position_embeddings (the long factors).
-  const std::string dir = temp_file("phi3-longrope");
   RandomCheckpointOptions o;
   o.config_json = R"({"architectures": ["Phi3ForCausalLM"], "model_type": "phi3",
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
@@ -240,9 +240,7 @@ TEST(PromptCacheMismatch, AnotherModelKvTypeOrRopeFactorsIsRefusedWithTheReason)
     "rope_scaling": {"type": "longrope", "short_factor": [1,1,1,1,1,1,1,1],
                      "long_factor": [1,2,3,4,5,6,7,8]}})";
   o.dtype = DType::kF32;
-  o.overwrite = true;
-  write_random_checkpoint(dir, o);
-  const auto phi = Model::load(dir);
+  const auto phi = Model::load(test::random_checkpoint_dir("phi3-longrope", o));
   const std::string phi_path = temp_file("phi3-cache");
   {
     Session s(*phi, pool, options(KvType::kF32, 48));
@@ -261,7 +259,6 @@ TEST(PromptCacheMismatch, AnotherModelKvTypeOrRopeFactorsIsRefusedWithTheReason)
   }
   fs::remove(path);
   fs::remove(phi_path);
-  fs::remove_all(dir);
 }
 
 TEST(PromptCacheFile, MissingFileIsNotAnErrorAndSavingIsAtomic) {

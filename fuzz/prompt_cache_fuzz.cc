@@ -1,7 +1,7 @@
 // libFuzzer harness for prompt-cache files (runtime/prompt_cache.h): any input is either refused
 // with a reason, leaving the session empty, or loaded into a session that then runs; never a
-// crash, an over-read or an allocation past the context. Inputs run against a tiny random model
-// (written once into a temporary folder) with f16 or int4 keys, chosen by the input's size.
+// crash, an over-read or an allocation past the context. Each input is loaded against a tiny
+// random model (written once into a temporary folder) with f16 and with int4 KV.
 //
 // The seed corpus (fuzz/corpus/prompt_cache) holds valid files of that model, written by
 //   build-fuzz/fuzz/prompt_cache_fuzz -make_seeds=fuzz/corpus/prompt_cache
@@ -83,14 +83,14 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   return 0;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const KvType kv = size % 2 ? KvType::kInt4 : KvType::kF16;
+namespace {
+void try_load(const uint8_t* data, size_t size, KvType kv) {
   Session s(*g_model, *g_pool, options(kv));
   const std::vector<int32_t> p = prompt(80);
   const PromptCacheLoad r = load_prompt_cache(s, data, size, p);
   if (!r.refused.empty()) {
     if (r.reused != 0 || s.n_past() != 0) __builtin_trap();  // a refusal uses nothing
-    return 0;
+    return;
   }
   if (r.reused <= 0 || r.reused >= static_cast<int64_t>(p.size()) || s.n_past() != r.reused)
     __builtin_trap();
@@ -103,5 +103,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const Error&) {
     __builtin_trap();  // a file that loads must leave a session that works
   }
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try_load(data, size, KvType::kF16);
+  try_load(data, size, KvType::kInt4);
   return 0;
 }

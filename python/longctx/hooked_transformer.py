@@ -317,12 +317,19 @@ class HookedTransformer:
 
     def generate(self, input="", max_new_tokens=10, temperature=0.0, top_k=None, top_p=None,
                  min_p=None, stop_at_eos=True, fwd_hooks=None, return_type="input",
-                 verbose=False, prepend_bos=True, seed=None):
+                 verbose=False, prepend_bos=True, seed=None, prompt_cache=None,
+                 prompt_cache_ro=False, prompt_cache_strict=False):
         """Continues `input` (text or token ids) through the library's Generator: greedy at
         temperature 0, else sampled with top_k / top_p / min_p. fwd_hooks apply to the prompt
         and to every generated token. return_type "str": prompt + continuation as text,
         "tokens": int64 [1, pos + new], "input": the type of `input`. verbose shows the
-        prefill's progress line on stderr."""
+        prefill's progress line on stderr.
+
+        prompt_cache (a path): as the CLI's --prompt-cache, the KV state of the longest prefix
+        of the prompt the file holds is reused and only the rest is prefilled; afterwards the
+        prompt's state is saved there (not with prompt_cache_ro). A file that cannot be used
+        (another model or KV type, damaged) gives a RuntimeWarning with the reason and a full
+        prefill, or a FormatError with prompt_cache_strict. Not with fwd_hooks."""
         if return_type not in ("str", "tokens", "input"):
             raise InvalidArgumentError(
                 f"return_type must be 'str', 'tokens' or 'input', not {return_type!r}")
@@ -336,7 +343,9 @@ class HookedTransformer:
                                   1.0 if top_p is None else float(top_p),
                                   0.0 if min_p is None else float(min_p), bool(stop_at_eos),
                                   int(seed) & (2**64 - 1), self._hook_entries(fwd_hooks),
-                                  bool(verbose))
+                                  bool(verbose),
+                                  "" if prompt_cache is None else os.fspath(prompt_cache),
+                                  bool(prompt_cache_ro), bool(prompt_cache_strict))
         full = np.concatenate([tokens, np.asarray(new, np.int64).reshape(1, -1)], axis=1)
         if return_type == "tokens" or (return_type == "input" and not is_str):
             return full

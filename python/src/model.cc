@@ -11,6 +11,7 @@
 #include "model_handle.h"
 #include "model/decoder.h"
 #include "plan/plan_json.h"
+#include "runtime/prompt_cache.h"
 
 namespace longctx::py {
 
@@ -114,7 +115,8 @@ py::dict config_dict(const ModelHandle& m) {
 
 py::list generate(ModelHandle& m, const std::vector<int32_t>& prompt, int max_new,
                   float temperature, int top_k, float top_p, float min_p, bool stop_at_eos,
-                  uint64_t seed, const py::list& hook_list, bool verbose) {
+                  uint64_t seed, const py::list& hook_list, bool verbose,
+                  const std::string& prompt_cache, bool cache_ro, bool cache_strict) {
   Engine& e = *m.engine;
   check_fits_context(e, static_cast<int64_t>(prompt.size()), 1);
   GenerateOptions go;
@@ -132,11 +134,35 @@ py::list generate(ModelHandle& m, const std::vector<int32_t>& prompt, int max_ne
   if (!hook_list.empty()) ph = std::make_unique<PyHooks>(e.config(), py_hooks_from(e.config(), hook_list));
   auto session = make_session(e, static_cast<int64_t>(prompt.size()) + max_new, ph.get());
   if (ph) ph->set_owner(own(new KeepAlive{m.engine, session}));
+  // prompt_cache: as the CLI's --prompt-cache (docs/prompt-cache.md).
+  PromptCacheLoad cached;
+  if (!prompt_cache.empty()) {
+    if (ph)
+      throw Error(ErrorKind::kInvalidArg,
+                  "prompt_cache with fwd_hooks: hooks see every position, and a cached prefix "
+                  "is not run; drop one of them");
+    {
+      py::gil_scoped_release release;
+      cached = load_prompt_cache(*session, prompt_cache, prompt);
+    }
+    if (!cached.refused.empty()) {
+      const std::string why = "prompt_cache " + prompt_cache + " cannot be used: " + cached.refused;
+      if (cache_strict) throw Error(ErrorKind::kFormat, why + " (prompt_cache_strict)");
+      const std::string msg = why + "; the prompt is prefilled from scratch";
+      if (PyErr_WarnEx(PyExc_RuntimeWarning, msg.c_str(), 1) != 0) throw py::error_already_set();
+    }
+  }
   GenerateResult r;
   {
     py::gil_scoped_release release;
     Generator g(e, *session, go);
-    r = g.generate(prompt, [](const std::string&) { check_interrupt(); });
+    r = g.generate(
+        prompt, [](const std::string&) { check_interrupt(); },
+        [&] {
+          if (!prompt_cache.empty() && !cache_ro && session->n_past() > cached.reused)
+            save_prompt_cache(*session, prompt_cache);
+        },
+        cached.reused);
   }
   if (r.stop == StopReason::kContextFull) {
     const std::string msg = "generate stopped after " + std::to_string(r.tokens.size()) +
@@ -240,7 +266,9 @@ void init_model(py::module_& mod) {
           py::arg("capture"))
       .def("generate", &generate, py::arg("tokens"), py::arg("max_new_tokens"),
            py::arg("temperature"), py::arg("top_k"), py::arg("top_p"), py::arg("min_p"),
-           py::arg("stop_at_eos"), py::arg("seed"), py::arg("hooks"), py::arg("verbose"));
+           py::arg("stop_at_eos"), py::arg("seed"), py::arg("hooks"), py::arg("verbose"),
+           py::arg("prompt_cache") = "", py::arg("prompt_cache_ro") = false,
+           py::arg("prompt_cache_strict") = false);
 }
 
 }  // namespace longctx::py

@@ -19,13 +19,12 @@ namespace longctx::dist {
 
 namespace {
 int g_rank = 0, g_size = 1;
-bool g_started = false;
 std::vector<std::string> g_args;
 #ifdef LONGCTX_HAVE_MPI
+bool g_started = false;
 std::vector<MPI_Request> g_pending;
-#endif
-
 constexpr size_t kPiece = size_t{1} << 30;  // bytes per MPI call (counts are ints)
+#endif
 }  // namespace
 
 // A launcher's rank count, when this process was started by one (OpenMPI, MPICH/Hydra, Slurm).

@@ -103,8 +103,7 @@ void throw_first_failure(const std::vector<Report>& reps, const char* doing) {
 
 // Every rank: plans its share of `job` and reports; rank 0 decides and broadcasts the split.
 // Returns false on ranks > 0 when the run was refused (they go back to waiting).
-struct WorkerState;
-bool plan_collective(const Job& job, RankPlans& out, std::string* refusal) {
+bool plan_collective(const Job& job, RankPlans& out) {
   Report mine;
   put(mine.host, host());
   const std::string key = argv_key();
@@ -122,7 +121,6 @@ bool plan_collective(const Job& job, RankPlans& out, std::string* refusal) {
   const std::vector<Report> reps = gather(mine);
   // Rank 0 decides; the others learn the split (or that there is none) from its broadcast.
   std::vector<int64_t> split(static_cast<size_t>(3 + 2 * size()), 0);  // ok, context, chunk, ranges
-  std::string why;
   if (rank() == 0) {
     try {
       throw_first_failure(reps, "plan");
@@ -162,10 +160,7 @@ bool plan_collective(const Job& job, RankPlans& out, std::string* refusal) {
     }
   }
   bcast(split.data(), split.size() * sizeof(int64_t));
-  if (!split[0]) {
-    if (refusal) *refusal = why;
-    return false;
-  }
+  if (!split[0]) return false;
   if (rank() != 0) {
     out.plan.context = split[1];
     out.plan.prefill_chunk = split[2];
@@ -214,7 +209,7 @@ RankPlans plan_ranks(const Job& job) {
   send_header(h);
   send(text.data(), text.size(), 1, kTagPayload);
   RankPlans out;
-  plan_collective(job, out, nullptr);
+  plan_collective(job, out);
   return out;
 }
 
@@ -341,7 +336,7 @@ int run_worker() {
           plans = RankPlans{};
           sessions.clear();
           model.reset();
-          if (!plan_collective(job, plans, nullptr)) plans = RankPlans{};
+          if (!plan_collective(job, plans)) plans = RankPlans{};
           break;
         }
         case Op::kLoad: {

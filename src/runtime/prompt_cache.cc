@@ -1,16 +1,19 @@
 #include "runtime/prompt_cache.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
-#include "io/weights.h"
 #include "model/rope_freqs.h"
 #include "runtime/session.h"
 
@@ -64,6 +67,12 @@ std::string field_meaning(const std::string& key) {
 }
 
 size_t block_bytes(const Session& s) { return s.kv().shape().bytes_per_layer_block(); }
+
+// Reads n bytes at `at` of the file into dst; false when they are not all there.
+using ReadAt = std::function<bool(uint64_t at, void* dst, size_t n)>;
+
+PromptCacheLoad load_from(Session& s, uint64_t size, const ReadAt& read_at,
+                          const std::vector<int32_t>& prompt);
 
 }  // namespace
 
@@ -125,20 +134,48 @@ PromptCacheLoad load_prompt_cache(Session& s, const std::string& path,
   PromptCacheLoad r;
   std::error_code ec;
   if (std::filesystem::exists(path, ec)) {
-    try {
-      const std::shared_ptr<io::MappedFile> f = io::MappedFile::open(path);
-      r = load_prompt_cache(s, f->data(), f->size(), prompt, f.get());
-    } catch (const Error& e) {
-      r.refused = e.what();
+    // Read with pread straight into the KV blocks: a mapping would leave file pages resident
+    // beside the cache it fills (the kernel maps pages around each fault).
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      r.refused = "it cannot be read (" + std::string(fd < 0 ? std::strerror(errno) : "not a regular file") + ")";
+    } else {
+      const ReadAt read_at = [fd](uint64_t at, void* dst, size_t n) {
+        auto* out = static_cast<uint8_t*>(dst);
+        while (n > 0) {
+          const ssize_t got = ::pread(fd, out, n, static_cast<off_t>(at));
+          if (got < 0 && errno == EINTR) continue;
+          if (got <= 0) return false;
+          out += got;
+          at += static_cast<uint64_t>(got);
+          n -= static_cast<size_t>(got);
+        }
+        return true;
+      };
+      r = load_from(s, static_cast<uint64_t>(st.st_size), read_at, prompt);
     }
+    if (fd >= 0) ::close(fd);
     r.found = true;
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
 
-PromptCacheLoad load_prompt_cache(Session& s, const uint8_t* p, size_t size,
-                                  const std::vector<int32_t>& prompt, const io::MappedFile* f) {
+PromptCacheLoad load_prompt_cache(Session& s, const uint8_t* data, size_t size,
+                                  const std::vector<int32_t>& prompt) {
+  const ReadAt read_at = [data, size](uint64_t at, void* dst, size_t n) {
+    if (at > size || n > size - at) return false;
+    std::memcpy(dst, data + at, n);
+    return true;
+  };
+  return load_from(s, size, read_at, prompt);
+}
+
+namespace {
+
+PromptCacheLoad load_from(Session& s, uint64_t size, const ReadAt& read_at,
+                          const std::vector<int32_t>& prompt) {
   PromptCacheLoad r;
   r.found = true;
   auto done = [&](std::string why) {
@@ -149,19 +186,35 @@ PromptCacheLoad load_prompt_cache(Session& s, const uint8_t* p, size_t size,
     return done("it cannot be used under mpirun (each rank holds only its layers' cache)");
   if (s.n_past() != 0) return done("the session already holds tokens");
   if (prompt.empty()) return done("the prompt is empty");
-  if (size < kPrefixBytes || std::memcmp(p, kMagic, 8) != 0)
+  uint8_t prefix[kPrefixBytes];
+  if (size < kPrefixBytes || !read_at(0, prefix, kPrefixBytes) ||
+      std::memcmp(prefix, kMagic, 8) != 0)
     return done("it is not a longctx prompt cache (no LCPCACHE magic)");
   uint32_t version = 0, reserved = 0;
   uint64_t hlen = 0, hsum = 0;
-  std::memcpy(&version, p + 8, 4);
-  std::memcpy(&reserved, p + 12, 4);
-  std::memcpy(&hlen, p + 16, 8);
-  std::memcpy(&hsum, p + 24, 8);
+  std::memcpy(&version, prefix + 8, 4);
+  std::memcpy(&reserved, prefix + 12, 4);
+  std::memcpy(&hlen, prefix + 16, 8);
+  std::memcpy(&hsum, prefix + 24, 8);
   if (version != kPromptCacheVersion || reserved != 0)
     return done("it is format version " + std::to_string(version) + ", this longctx reads " +
                 std::to_string(kPromptCacheVersion));
   if (hlen > size - kPrefixBytes) return done("it is truncated (its header runs past the end)");
-  if (XXH64(p + kPrefixBytes, hlen, 0) != hsum)
+  // What a header for this session's context can be at most (a token is at most 12 characters
+  // of JSON, a checksum 21), so that a file claiming more is refused before it is read.
+  const KVCacheShape& shape = s.kv().shape();
+  const uint64_t most_blocks =
+      uint64_t(shape.n_layers) * uint64_t(s.context() / shape.block_size + 1);
+  const uint64_t most_header = 4096 + uint64_t(s.context()) * 12 + most_blocks * 21 +
+                               uint64_t(shape.n_layers) * 48 + shape.layer_window.size() * 24;
+  if (hlen > most_header)
+    return done("its header (" + std::to_string(hlen) + " bytes) is larger than any cache of this "
+                "context (" + std::to_string(s.context()) + " tokens) can have");
+  // The header is small beside the blocks (about 7 bytes a token); it is read whole.
+  std::string header(static_cast<size_t>(hlen), '\0');
+  if (!read_at(kPrefixBytes, header.data(), header.size()))
+    return done("it is truncated (its header cannot be read)");
+  if (XXH64(header.data(), header.size(), 0) != hsum)
     return done("its header is corrupt (checksum mismatch)");
   json h;
   std::vector<int32_t> tokens;
@@ -170,7 +223,7 @@ PromptCacheLoad load_prompt_cache(Session& s, const uint8_t* p, size_t size,
   int64_t n = 0, rope_len = 0;
   uint64_t pending_sum = 0, data = 0;
   try {
-    h = json::parse(p + kPrefixBytes, p + kPrefixBytes + hlen);
+    h = json::parse(header);
     n = h.at("n_tokens").get<int64_t>();
     rope_len = h.at("rope_len").get<int64_t>();
     tokens = h.at("tokens").get<std::vector<int32_t>>();
@@ -237,9 +290,8 @@ PromptCacheLoad load_prompt_cache(Session& s, const uint8_t* p, size_t size,
                   "already dropped the keys that position needs");
   }
 
-  // Blocks, each checked against its checksum as it is copied; the mapping's pages are dropped as
-  // they are read, so the file costs no memory beside the cache it fills.
-  const uint8_t* blocks_at = p + kPrefixBytes + hlen;
+  // Blocks, read into the cache and each checked against its checksum.
+  const uint64_t blocks_at = kPrefixBytes + hlen;
   std::vector<int64_t> offset(static_cast<size_t>(L));
   size_t i = 0;
   for (int l = 0; l < L; ++l) {
@@ -248,8 +300,8 @@ PromptCacheLoad load_prompt_cache(Session& s, const uint8_t* p, size_t size,
   }
   std::vector<float> pending(s.kv().pending_keys().size());
   if (!pending.empty()) {
-    std::memcpy(pending.data(), blocks_at + blocks * bb, pending_bytes);
-    if (XXH64(pending.data(), pending_bytes, 0) != pending_sum)
+    if (!read_at(blocks_at + blocks * bb, pending.data(), pending_bytes) ||
+        XXH64(pending.data(), pending_bytes, 0) != pending_sum)
       return done("its int4 pending keys are corrupt (checksum mismatch)");
   }
   try {
@@ -258,10 +310,7 @@ PromptCacheLoad load_prompt_cache(Session& s, const uint8_t* p, size_t size,
         [&](int layer, int64_t block, uint8_t* dst) {
           const size_t k = static_cast<size_t>(offset[static_cast<size_t>(layer)] + block -
                                                first[static_cast<size_t>(layer)]);
-          const uint8_t* src = blocks_at + k * bb;
-          std::memcpy(dst, src, bb);
-          if (f) f->advise(src, bb, io::MappedFile::Advice::kDontNeed);
-          if (XXH64(dst, bb, 0) != sums[k])
+          if (!read_at(blocks_at + k * bb, dst, bb) || XXH64(dst, bb, 0) != sums[k])
             throw Error(ErrorKind::kFormat, "block " + std::to_string(block) + " of layer " +
                                                 std::to_string(layer) +
                                                 " is corrupt (checksum mismatch)");
@@ -274,5 +323,7 @@ PromptCacheLoad load_prompt_cache(Session& s, const uint8_t* p, size_t size,
   r.reused = use;
   return done("");
 }
+
+}  // namespace
 
 }  // namespace longctx

@@ -17,9 +17,6 @@
 namespace longctx {
 
 class Session;
-namespace io {
-class MappedFile;
-}
 
 inline constexpr uint32_t kPromptCacheVersion = 1;
 
@@ -44,10 +41,8 @@ void save_prompt_cache(const Session& session, const std::string& path);
 // on a whole 16-token key group, so the reused codes are exactly those of an uninterrupted run.
 PromptCacheLoad load_prompt_cache(Session& session, const std::string& path,
                                   const std::vector<int32_t>& prompt);
-// The same over a file's bytes already in memory (tests, the fuzz harness); `file`, when given,
-// is the mapping they are in, whose pages are dropped as the blocks are copied.
+// The same over a file's bytes already in memory (tests, the fuzz harness).
 PromptCacheLoad load_prompt_cache(Session& session, const uint8_t* data, size_t size,
-                                  const std::vector<int32_t>& prompt,
-                                  const io::MappedFile* file = nullptr);
+                                  const std::vector<int32_t>& prompt);
 
 }  // namespace longctx

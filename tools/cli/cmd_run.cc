@@ -151,9 +151,13 @@ int run(const RunOpts& o) {
   std::fflush(stdout);
 
   std::fprintf(stderr,
-               "prompt %zu tok | generated %zu tok (%s) | prefill %.1f tok/s | decode %.2f tok/s | "
+               "prompt %zu tok%s | generated %zu tok (%s) | prefill %.1f tok/s | decode %.2f tok/s | "
                "kv %.1f MiB | peak RSS %.1f MiB\n",
-               ids.size(), r.tokens.size(), stop_reason_text(r.stop), r.prefill_tok_per_s(),
+               ids.size(),
+               r.prompt_held > 0
+                   ? (" (" + std::to_string(r.prompt_held) + " from the prompt cache)").c_str()
+                   : "",
+               r.tokens.size(), stop_reason_text(r.stop), r.prefill_tok_per_s(),
                r.decode_tok_per_s(), session.kv().allocated_bytes() / 1048576.0,
                peak_rss_bytes() / 1048576.0);
   if (session.shifts() > 0)

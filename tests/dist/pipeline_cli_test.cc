@@ -142,8 +142,12 @@ TEST(PipelineCli, TwoRanksHoldWhatOneRefusesEachWithinItsPlan) {
     const auto& mm = *it;
     const size_t plan = parse_size_text(mm[2], mm[3]), peak = parse_size_text(mm[4], mm[5]);
     EXPECT_LE(plan, budget) << mm[0];
+#ifndef LONGCTX_SANITIZE  // resident memory under ASan measures its shadow memory, not ours
     EXPECT_LE(peak, plan) << mm[0];
     EXPECT_GT(peak, plan / 2) << "the cache was not filled: " << mm[0];
+#else
+    (void)peak;
+#endif
     ++ranks;
   }
   EXPECT_EQ(ranks, 2) << ran.output;

@@ -9,23 +9,14 @@
 #include "model/decoder.h"
 #include "model/presets.h"
 #include "model/quant_scheme.h"
+#include "plan/plan_test_util.h"
 
 namespace longctx {
 namespace {
 
-PlanModel preset(const std::string& name) {
-  const Preset& p = find_preset(name);
-  return plan_model_from_config(parse_model_config(p.config_json, name), 2, name);
-}
-
-MemoryBudget budget(size_t bytes) {
-  MemoryBudget b;
-  b.bytes = bytes;
-  b.source = "test";
-  return b;
-}
-
-constexpr size_t kGiB = size_t{1} << 30;
+using plantest::budget;
+using plantest::kGiB;
+using plantest::preset;
 
 TEST(PlanSeedFigures, Llama3KvCacheBytes) {
   const PlanModel m = preset("llama-3-8b");

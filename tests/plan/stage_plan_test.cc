@@ -5,23 +5,14 @@
 
 #include "core/error.h"
 #include "model/presets.h"
+#include "plan/plan_test_util.h"
 
 namespace longctx {
 namespace {
 
-constexpr size_t kGiB = size_t{1} << 30;
-
-PlanModel preset(const std::string& name) {
-  const Preset& p = find_preset(name);
-  return plan_model_from_config(parse_model_config(p.config_json, name), 2, name);
-}
-
-MemoryBudget budget(size_t bytes) {
-  MemoryBudget b;
-  b.bytes = bytes;
-  b.source = "test";
-  return b;
-}
+using plantest::budget;
+using plantest::kGiB;
+using plantest::preset;
 
 PlanRequest request(int64_t context) {
   PlanRequest r;

@@ -255,5 +255,24 @@ TEST(PipelineCli, RanksStartedWithOtherArgumentsAreRefused) {
   EXPECT_NE(output.find("other arguments"), std::string::npos) << output;
 }
 
+// Commands that need one process say so under mpirun, naming the way out.
+TEST(PipelineCli, CommandsThatRunInOneProcessSaySo) {
+  REQUIRE_MPI();
+  const std::string m = quote(std::string(LONGCTX_SHARED_DIR) + "/models/stories260K");
+  const struct {
+    std::string args, says;
+  } cases[] = {{"serve -m " + m, "longctx serve runs in one process"},
+               {"bench -m " + m + " -p 16 -n 4 -r 1", "bench measures one process"},
+               {"trace -m " + m + " -p hi -o /dev/null --hooks blocks.0.hook_resid_pre",
+                "hooks (trace, --patch, --steer, captures) see every layer in one process"},
+               {"run -m " + m + " -p hi -n 4 --context-overflow shift",
+                "--context-overflow shift runs in one process"}};
+  for (const auto& c : cases) {
+    const CliResult r = mpirun(2, c.args);
+    EXPECT_NE(r.exit_code, 0) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.says), std::string::npos) << c.args << "\n" << r.output;
+  }
+}
+
 }  // namespace
 }  // namespace longctx

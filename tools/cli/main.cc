@@ -52,7 +52,16 @@ int exec_mpi(char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) return exec_serve(argv);
+  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) {
+    if (longctx::dist::launcher_ranks() > 1) {
+      std::fprintf(stderr,
+                   "error: longctx serve runs in one process; under mpirun every rank would start "
+                   "its own server on the same port. Start it without mpirun "
+                   "(docs/distributed.md)\n");
+      return 1;
+    }
+    return exec_serve(argv);
+  }
 #ifndef LONGCTX_MPI_BINARY
   if (longctx::dist::launcher_ranks() > 1) return exec_mpi(argv);
 #endif

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "core/error.h"
 #include "dist/protocol.h"
@@ -94,35 +95,38 @@ std::string argv_key() {
 }
 
 #ifdef LONGCTX_HAVE_MPI
-void send(const void* data, size_t bytes, int dest, int tag) {
-  const auto* p = static_cast<const uint8_t*>(data);
+namespace {
+// Calls fn(piece, count) over [data, data + bytes) in pieces MPI's int counts can carry (at
+// least one call, for a zero-byte message too).
+template <typename T, typename Fn>
+void in_pieces(T* data, size_t bytes, Fn&& fn) {
+  auto* p = reinterpret_cast<std::conditional_t<std::is_const_v<T>, const uint8_t, uint8_t>*>(data);
   do {
     const size_t n = std::min(bytes, kPiece);
-    MPI_Send(p, static_cast<int>(n), MPI_BYTE, dest, tag, MPI_COMM_WORLD);
+    fn(p, static_cast<int>(n));
     p += n;
     bytes -= n;
   } while (bytes > 0);
+}
+}  // namespace
+
+void send(const void* data, size_t bytes, int dest, int tag) {
+  in_pieces(data, bytes, [&](const uint8_t* p, int n) {
+    MPI_Send(p, n, MPI_BYTE, dest, tag, MPI_COMM_WORLD);
+  });
 }
 
 void recv(void* data, size_t bytes, int src, int tag) {
-  auto* p = static_cast<uint8_t*>(data);
-  do {
-    const size_t n = std::min(bytes, kPiece);
-    MPI_Recv(p, static_cast<int>(n), MPI_BYTE, src, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    p += n;
-    bytes -= n;
-  } while (bytes > 0);
+  in_pieces(data, bytes, [&](uint8_t* p, int n) {
+    MPI_Recv(p, n, MPI_BYTE, src, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  });
 }
 
 void irecv(void* data, size_t bytes, int src, int tag) {
-  auto* p = static_cast<uint8_t*>(data);
-  do {
-    const size_t n = std::min(bytes, kPiece);
+  in_pieces(data, bytes, [&](uint8_t* p, int n) {
     g_pending.emplace_back();
-    MPI_Irecv(p, static_cast<int>(n), MPI_BYTE, src, tag, MPI_COMM_WORLD, &g_pending.back());
-    p += n;
-    bytes -= n;
-  } while (bytes > 0);
+    MPI_Irecv(p, n, MPI_BYTE, src, tag, MPI_COMM_WORLD, &g_pending.back());
+  });
 }
 
 void wait_all() {

@@ -322,17 +322,21 @@ int run_worker() {
   auto pass_on = [&](const Header& h) {
     if (!last) send(&h, sizeof h, me + 1, kTagHeader);
   };
+  // A header with a text payload (the job): received, then passed on with it.
+  auto relay_text = [&](const Header& h) {
+    std::string text(static_cast<size_t>(h.n), '\0');
+    recv(text.data(), text.size(), me - 1, kTagPayload);
+    pass_on(h);
+    if (!last) send(text.data(), text.size(), me + 1, kTagPayload);
+    return text;
+  };
   for (;;) {
     Header h;
     recv(&h, sizeof h, me - 1, kTagHeader);
     try {
       switch (h.op) {
         case Op::kPlan: {
-          std::string text(static_cast<size_t>(h.n), '\0');
-          recv(text.data(), text.size(), me - 1, kTagPayload);
-          pass_on(h);
-          if (!last) send(text.data(), text.size(), me + 1, kTagPayload);
-          job = job_from_text(text);
+          job = job_from_text(relay_text(h));
           plans = RankPlans{};
           sessions.clear();
           model.reset();
@@ -340,10 +344,7 @@ int run_worker() {
           break;
         }
         case Op::kLoad: {
-          std::string text(static_cast<size_t>(h.n), '\0');
-          recv(text.data(), text.size(), me - 1, kTagPayload);
-          pass_on(h);
-          if (!last) send(text.data(), text.size(), me + 1, kTagPayload);
+          const std::string text = relay_text(h);
           job = job_from_text(text);
           plans.plan.stages = stages_from_text(text);
           sessions.clear();

@@ -17,6 +17,8 @@ BlockLayout block_layout(TensorType t) {
     case TensorType::kQ4_K: return {256, 144};
     case TensorType::kQ5_K: return {256, 176};
     case TensorType::kQ6_K: return {256, 210};
+    case TensorType::kQ5_0: return {32, 22};
+    case TensorType::kQ5_1: return {32, 24};
   }
   return {1, 4};
 }
@@ -33,6 +35,8 @@ const char* tensor_type_name(TensorType t) {
     case TensorType::kQ4_K: return "q4_k";
     case TensorType::kQ5_K: return "q5_k";
     case TensorType::kQ6_K: return "q6_k";
+    case TensorType::kQ5_0: return "q5_0";
+    case TensorType::kQ5_1: return "q5_1";
   }
   return "?";
 }
@@ -41,7 +45,8 @@ std::optional<TensorType> parse_tensor_type(std::string_view s) {
   std::string low(s);
   for (char& c : low) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (TensorType t : {TensorType::kF32, TensorType::kF16, TensorType::kBF16, TensorType::kQ8_0,
-                       TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K})
+                       TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K,
+                       TensorType::kQ5_0, TensorType::kQ5_1})
     if (low == tensor_type_name(t)) return t;
   return std::nullopt;
 }

@@ -97,6 +97,10 @@ uint32_t ggml_type_number(TensorType t) {
       return 13;
     case TensorType::kQ6_K:
       return 14;
+    case TensorType::kQ5_0:
+      return 6;
+    case TensorType::kQ5_1:
+      return 7;
   }
   return 0;
 }
@@ -183,6 +187,10 @@ std::optional<TensorType> ggml_compute_type(uint32_t ggml_type) {
       return TensorType::kF16;
     case 2:
       return TensorType::kQ4_0;
+    case 6:
+      return TensorType::kQ5_0;
+    case 7:
+      return TensorType::kQ5_1;
     case 8:
       return TensorType::kQ8_0;
     case 12:

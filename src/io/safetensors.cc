@@ -270,10 +270,9 @@ const TensorInfo* WeightSource::find(const std::string& name) const {
   if (auto u = unsupported_.find(name); u != unsupported_.end() && gguf_)
     throw Error(ErrorKind::kUnsupported,
                 unsupported_file_.at(name) + ": tensor " + name + " is stored as " + u->second +
-                    ", which longctx does not compute with (F32, F16, BF16, Q8_0, Q4_0, Q4_K, "
-                    "Q5_K and Q6_K are); convert the Hugging Face folder with longctx quantize "
-                    "--type q4_k_m (it falls back to Q8_0 where llama-quantize picks Q5_0/Q5_1), "
-                    "or requantize with llama-quantize to Q8_0");
+                    ", which longctx does not compute with (F32, F16, BF16, Q8_0, Q4_0, Q5_0, "
+                    "Q5_1, Q4_K, Q5_K and Q6_K are); convert the Hugging Face folder with longctx "
+                    "quantize --type q4_k_m, or requantize with llama-quantize to Q8_0 or Q4_K_M");
   if (auto u = unsupported_.find(name); u != unsupported_.end())
     throw Error(ErrorKind::kUnsupported,
                 unsupported_file_.at(name) + ": tensor " + name + " is stored as " + u->second +

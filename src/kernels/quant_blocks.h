@@ -21,6 +21,20 @@ struct BlockQ4_0 {
   uint16_t d;  // f16
   uint8_t qs[16];
 };
+// x[i] = d * (q[i] - 16), q[i] in [0, 31]: the nibbles as Q4_0's (element i low, i + 16 high) and
+// bit i of qh (little-endian uint32) as bit 4 of q[i].
+struct BlockQ5_0 {
+  uint16_t d;  // f16
+  uint8_t qh[4];
+  uint8_t qs[16];
+};
+// x[i] = d * q[i] + m, q[i] in [0, 31], coded as Q5_0's.
+struct BlockQ5_1 {
+  uint16_t d;  // f16
+  uint16_t m;  // f16
+  uint8_t qh[4];
+  uint8_t qs[16];
+};
 // 8 sub-blocks s of 32: x = d * sc[s] * q - dmin * m[s], q in [0, 15]; sc, m 6-bit in `scales`
 // (scale_min_k4). qs[32 * j + l] holds element l of sub-block 2j (low nibble) and of 2j + 1 (high).
 struct BlockQ4_K {
@@ -48,7 +62,16 @@ struct BlockQ6_K {
 };
 
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_K) == 144 &&
-              sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
+              sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 && sizeof(BlockQ5_0) == 22 &&
+              sizeof(BlockQ5_1) == 24);
+
+// The 5-bit code q[i] of a Q5_0 / Q5_1 block (qs, qh as stored).
+constexpr int q5_code(const uint8_t* qs, const uint8_t* qh, int i) {
+  const uint32_t h = uint32_t{qh[0]} | uint32_t{qh[1]} << 8 | uint32_t{qh[2]} << 16 |
+                     uint32_t{qh[3]} << 24;
+  const int nib = i < 16 ? qs[i] & 0xF : qs[i - 16] >> 4;
+  return nib | static_cast<int>((h >> i) & 1) << 4;
+}
 
 // Scale and minimum (6 bits each) of sub-block j < 8 of a Q4_K / Q5_K block: j < 4 in the low 6
 // bits of bytes j and j + 4; j >= 4 in the nibbles of byte j + 4 with the top 2 bits in the high

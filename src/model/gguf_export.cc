@@ -30,8 +30,8 @@ using nlohmann::json;
 std::optional<ExportType> parse_export_type(std::string_view s) {
   std::string low(s);
   for (char& c : low) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (ExportType t : {ExportType::kQ8_0, ExportType::kQ4_0, ExportType::kQ4_K_M, ExportType::kF16,
-                       ExportType::kF32})
+  for (ExportType t : {ExportType::kQ8_0, ExportType::kQ4_0, ExportType::kQ4_K_M, ExportType::kQ5_0,
+                       ExportType::kQ5_1, ExportType::kF16, ExportType::kF32})
     if (low == export_type_name(t)) return t;
   return std::nullopt;
 }
@@ -48,11 +48,15 @@ const char* export_type_name(ExportType t) {
       return "q4_0";
     case ExportType::kQ4_K_M:
       return "q4_k_m";
+    case ExportType::kQ5_0:
+      return "q5_0";
+    case ExportType::kQ5_1:
+      return "q5_1";
   }
   return "?";
 }
 
-std::string export_type_names() { return "q8_0, q4_0, q4_k_m, f16, f32"; }
+std::string export_type_names() { return "q8_0, q4_0, q4_k_m, q5_0, q5_1, f16, f32"; }
 
 uint32_t export_file_type(ExportType t) {
   switch (t) {
@@ -66,6 +70,10 @@ uint32_t export_file_type(ExportType t) {
       return 7;
     case ExportType::kQ4_K_M:
       return 15;
+    case ExportType::kQ5_0:
+      return 8;
+    case ExportType::kQ5_1:
+      return 9;
   }
   return 0;
 }
@@ -92,6 +100,10 @@ TensorType matrix_type(ExportType t, WeightRole role, int layer, int n_layers, i
       return quant_type_for(QuantScheme::kQ4_0, role, layer, n_layers, cols);
     case ExportType::kQ4_K_M:
       return quant_type_for(QuantScheme::kQ4_K_M, role, layer, n_layers, cols);
+    case ExportType::kQ5_0:
+      return quant_type_for(QuantScheme::kQ5_0, role, layer, n_layers, cols);
+    case ExportType::kQ5_1:
+      return quant_type_for(QuantScheme::kQ5_1, role, layer, n_layers, cols);
   }
   return TensorType::kF32;
 }

@@ -20,12 +20,12 @@
 
 namespace longctx {
 
-enum class ExportType { kF32, kF16, kQ8_0, kQ4_0, kQ4_K_M };
+enum class ExportType { kF32, kF16, kQ8_0, kQ4_0, kQ4_K_M, kQ5_0, kQ5_1 };
 
-// "f32", "f16", "q8_0", "q4_0", "q4_k_m" (case-insensitive); nullopt otherwise.
+// "f32", "f16", "q8_0", "q4_0", "q4_k_m", "q5_0", "q5_1" (case-insensitive); nullopt otherwise.
 std::optional<ExportType> parse_export_type(std::string_view s);
 const char* export_type_name(ExportType t);  // "f32", ..., "q4_k_m"
-std::string export_type_names();             // "q8_0, q4_0, q4_k_m, f16, f32"
+std::string export_type_names();  // "q8_0, q4_0, q4_k_m, q5_0, q5_1, f16, f32"
 // llama.cpp's llama_ftype (general.file_type): 0, 1, 7, 2, 15.
 uint32_t export_file_type(ExportType t);
 

@@ -12,6 +12,8 @@ std::optional<QuantScheme> parse_quant_scheme(std::string_view s) {
   if (low == "q8_0") return QuantScheme::kQ8_0;
   if (low == "q4_0") return QuantScheme::kQ4_0;
   if (low == "q4_k_m") return QuantScheme::kQ4_K_M;
+  if (low == "q5_0") return QuantScheme::kQ5_0;
+  if (low == "q5_1") return QuantScheme::kQ5_1;
   return std::nullopt;
 }
 
@@ -20,6 +22,8 @@ const char* quant_scheme_name(QuantScheme s) {
     case QuantScheme::kQ8_0: return "Q8_0";
     case QuantScheme::kQ4_0: return "Q4_0";
     case QuantScheme::kQ4_K_M: return "Q4_K_M";
+    case QuantScheme::kQ5_0: return "Q5_0";
+    case QuantScheme::kQ5_1: return "Q5_1";
   }
   return "?";
 }
@@ -37,8 +41,12 @@ bool more_bits(int layer, int n_layers) {
 
 TensorType fit(TensorType t, int64_t cols) {
   if (cols % block_layout(t).elems == 0) return t;
-  if (cols % 32 == 0) return TensorType::kQ8_0;
-  return TensorType::kF16;
+  if (cols % 32 != 0) return TensorType::kF16;
+  switch (t) {
+    case TensorType::kQ4_K: return TensorType::kQ5_0;
+    case TensorType::kQ5_K: return TensorType::kQ5_1;
+    default: return TensorType::kQ8_0;
+  }
 }
 
 }  // namespace
@@ -51,6 +59,12 @@ TensorType quant_type_for(QuantScheme scheme, WeightRole role, int layer, int n_
       break;
     case QuantScheme::kQ4_0:
       t = role == WeightRole::kOutput ? TensorType::kQ6_K : TensorType::kQ4_0;
+      break;
+    case QuantScheme::kQ5_0:
+      t = role == WeightRole::kOutput ? TensorType::kQ6_K : TensorType::kQ5_0;
+      break;
+    case QuantScheme::kQ5_1:
+      t = role == WeightRole::kOutput ? TensorType::kQ6_K : TensorType::kQ5_1;
       break;
     case QuantScheme::kQ4_K_M:
       t = TensorType::kQ4_K;

@@ -70,6 +70,27 @@ INSTANTIATE_TEST_SUITE_P(
                 "kq_q4_k_m"}),
     [](const ::testing::TestParamInfo<PplCase>& i) { return std::string(i.param.name); });
 
+// Q5_0 and Q5_1 (llama-quantize's own types, and its fallback for Q4_K / Q5_K rows that 256 does
+// not divide) on stories260K: each a little above Q8_0 and well below Q4_0, Q5_1 (a minimum per
+// block) closer to f32 than Q5_0. A misread fifth bit or minimum puts a type far past Q4_0.
+// Measured: f32 4.8220, Q8_0 4.8332, Q5_1 4.8372, Q5_0 4.9069, Q4_K_M (here Q5_0 rows) 4.9129,
+// Q4_0 5.1362.
+TEST(QuantizeCli, Q5TypesLandBetweenQ8_0AndQ4_0) {
+  const std::string folder = shared("models/stories260K");
+  const double f32 = longctx_ppl(shared("gguf/stories260K-f32.gguf"));
+  const double q8 = longctx_ppl(shared("gguf/stories260K-q8_0.gguf"));
+  const double q4 = longctx_ppl(shared("gguf/stories260K-q4_0.gguf"));
+  const double q51 = longctx_ppl(quantize(folder, "q5_1", "st_q5_1"));
+  const double q50 = longctx_ppl(quantize(folder, "q5_0", "st_q5_0"));
+  const double q4km = longctx_ppl(quantize(folder, "q4_k_m", "st_q4_k_m"));
+  EXPECT_GT(q51, q8 * 0.999);
+  EXPECT_LT(q51, f32 * 1.005);
+  EXPECT_LT(q51, q50);
+  EXPECT_LT(q50, f32 * 1.03);
+  EXPECT_LT(q4km, f32 * 1.03);
+  EXPECT_LT(q50 - f32, (q4 - f32) / 2);
+}
+
 // llama-perplexity on PATH (or $LLAMA_PERPLEXITY): "" when absent.
 std::string llama_perplexity() {
   if (const char* e = std::getenv("LLAMA_PERPLEXITY"); e && fs::exists(e)) return e;
@@ -140,7 +161,7 @@ TEST(QuantizeCli, RefusesBadRequests) {
   const std::string model = shared("models/stories260K");
   expect_refused("-m " + dir + "/nowhere --type q8_0 -o " + out, out, "is not a folder");
   expect_refused("-m " + model + " --type q5_k_m -o " + out, out,
-                 "valid types: q8_0, q4_0, q4_k_m, f16, f32");
+                 "valid types: q8_0, q4_0, q4_k_m, q5_0, q5_1, f16, f32");
   const std::string missing = dir + "/no/such/folder/out.gguf";
   expect_refused("-m " + model + " --type q8_0 -o " + missing, missing, "folder/out.gguf");
 

@@ -287,13 +287,15 @@ TEST(GgmlTypeInfo, EveryTypeTheFormatDefines) {
                                                                      {2, TensorType::kQ4_0},
                                                                      {12, TensorType::kQ4_K},
                                                                      {13, TensorType::kQ5_K},
-                                                                     {14, TensorType::kQ6_K}}) {
+                                                                     {14, TensorType::kQ6_K},
+                                                                     {6, TensorType::kQ5_0},
+                                                                     {7, TensorType::kQ5_1}}) {
     EXPECT_EQ(ggml_type_info(ggml)->block_elems, block_layout(t).elems);
     EXPECT_EQ(ggml_type_info(ggml)->block_bytes, block_layout(t).bytes);
     EXPECT_EQ(ggml_compute_type(ggml), t);
     EXPECT_EQ(ggml_type_number(t), ggml);
   }
-  for (uint32_t other : {3u, 6u, 9u, 10u, 11u, 15u, 20u, 23u, 24u, 26u, 28u, 39u})
+  for (uint32_t other : {3u, 9u, 10u, 11u, 15u, 20u, 23u, 24u, 26u, 28u, 39u})
     EXPECT_FALSE(ggml_compute_type(other).has_value()) << other;
 }
 

@@ -78,7 +78,8 @@ TEST(BatchInvariance, EveryTypeEveryPathEverySplit) {
                         {TensorType::kF16, 200},  {TensorType::kBF16, 200},
                         {TensorType::kBF16, 1000}, {TensorType::kQ8_0, 320},
                         {TensorType::kQ4_0, 320}, {TensorType::kQ4_K, 512},
-                        {TensorType::kQ5_K, 512}, {TensorType::kQ6_K, 512}};
+                        {TensorType::kQ5_K, 512}, {TensorType::kQ6_K, 512},
+                        {TensorType::kQ5_0, 320}, {TensorType::kQ5_1, 320}};
   for (SimdPath path : runnable_paths()) {
     set_simd_path(path);
     for (const Case& c : cases) {

@@ -52,7 +52,7 @@ std::vector<double> ggml_rounded(const std::vector<float>& x, int group) {
 void check(const QuantWeights& w, int64_t n, int threads) {
   const TensorType t = w.view.type;
   const int64_t rows = w.view.rows, cols = w.view.cols, be = block_layout(t).elems;
-  const int group = t == TensorType::kQ8_0 || t == TensorType::kQ4_0 ? 32 : 256;
+  const int group = block_layout(t).elems == 32 ? 32 : 256;
   SCOPED_TRACE(std::string(tensor_type_name(t)) + " rows=" + std::to_string(rows) +
                " cols=" + std::to_string(cols) + " n=" + std::to_string(n));
   auto x = testing::normal_floats(n * cols, 7 + n + cols);

@@ -19,11 +19,9 @@ using testing::QuantWeights;
 using testing::random_floats;
 using testing::runnable_paths;
 
-// Activation group of a type's kernels (docs/gguf-kernels.md): 32 for Q8_0 / Q4_0, 256 for the
-// K-quants.
-int64_t act_group(TensorType t) {
-  return t == TensorType::kQ8_0 || t == TensorType::kQ4_0 ? 32 : 256;
-}
+// Activation group of a type's kernels (docs/gguf-kernels.md): 32 for Q8_0 / Q4_0 / Q5_0 / Q5_1,
+// 256 for the K-quants.
+int64_t act_group(TensorType t) { return block_layout(t).elems == 32 ? 32 : 256; }
 
 // The kernels quantize x per group g to int8: x~_c = d_g q_c with d_g = max_g |x| / 127 and
 // |x_c - x~_c| <= d_g / 2, then compute sum_c w_c x~_c with exact integer sums inside a block and

@@ -49,6 +49,27 @@ TEST(QuantReference, DecodesHandBuiltQ4_0) {
   }
 }
 
+// Q5_0 / Q5_1: d (Q5_1: then m), 4 bytes qh (bit i: bit 4 of element i's code), 16 bytes of
+// nibbles as Q4_0's; Q5_0: x = d (q - 16), Q5_1: x = d q + m.
+TEST(QuantReference, DecodesHandBuiltQ5_0AndQ5_1) {
+  for (TensorType t : {TensorType::kQ5_0, TensorType::kQ5_1}) {
+    const bool q51 = t == TensorType::kQ5_1;
+    const size_t qh = q51 ? 4 : 2;
+    std::vector<uint8_t> b(qh + 20, 0);
+    put16(b, 0, kF16Quarter);
+    if (q51) put16(b, 2, 0xBC00);  // m = -1
+    int q[32];
+    for (int i = 0; i < 32; ++i) q[i] = (i * 7 + 3) % 32;  // every code 0..31 once
+    for (int i = 0; i < 32; ++i) {
+      b[qh + 4 + i % 16] |= static_cast<uint8_t>((q[i] & 15) << (i < 16 ? 0 : 4));
+      b[qh + i / 8] |= static_cast<uint8_t>((q[i] >> 4) << (i % 8));
+    }
+    const auto y = decode(t, b, 32);
+    for (int i = 0; i < 32; ++i)
+      EXPECT_EQ(y[i], q51 ? 0.25f * q[i] - 1.f : 0.25f * (q[i] - 16)) << tensor_type_name(t) << i;
+  }
+}
+
 // Q4_K / Q5_K: 6-bit scale sc[s] and minimum m[s] of sub-block s packed in 12 bytes: s < 4 in
 // the low 6 bits of bytes s (scale) and s + 4 (minimum); s >= 4 as the nibbles of byte s + 4 with
 // the top 2 bits in bits 6-7 of bytes s - 4 (scale) and s (minimum).
@@ -127,7 +148,9 @@ TEST(QuantReference, RoundTripError) {
                         {TensorType::kQ4_0, 0.094},
                         {TensorType::kQ4_K, 0.078},
                         {TensorType::kQ5_K, 0.040},
-                        {TensorType::kQ6_K, 0.0195}};
+                        {TensorType::kQ6_K, 0.0195},
+                        {TensorType::kQ5_0, 0.046},
+                        {TensorType::kQ5_1, 0.041}};
   const int64_t n = 256 * 64;
   const auto x = normal_floats(n, 7, 0.02f);
   for (const Case& c : cases) {
@@ -147,15 +170,15 @@ TEST(QuantReference, RoundTripError) {
   }
 }
 
-// Per element: Q8_0 within half a step of its block's grid (d = amax / 127), Q4_0 within one step
-// (the largest magnitude sits on -8 d, the other end clamps at 7 d); plus d's f16 rounding
-// (2^-11 relative) times the largest code (127 or 8).
+// Per element: Q8_0 within half a step of its block's grid (d = amax / 127), Q4_0 and Q5_0 within
+// one step (the largest magnitude sits on -8 d / -16 d, the other end clamps at 7 d / 15 d); plus
+// d's f16 rounding (2^-11 relative) times the largest code (127, 8 or 16).
 TEST(QuantReference, RoundToNearestBlockBounds) {
   const int64_t n = 32 * 40;
   auto x = normal_floats(n, 9);
   for (int i = 0; i < 32; ++i) x[5 * 32 + i] = 0.f;  // an all-zero block
   x[7 * 32 + 3] = 1e4f;                              // one outlier
-  for (TensorType t : {TensorType::kQ8_0, TensorType::kQ4_0}) {
+  for (TensorType t : {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ5_0}) {
     std::vector<uint8_t> q(row_bytes(t, n));
     std::vector<float> y(n);
     quantize_row(t, x.data(), q.data(), n);
@@ -163,9 +186,9 @@ TEST(QuantReference, RoundToNearestBlockBounds) {
     for (int64_t b = 0; b < n / 32; ++b) {
       float amax = 0;
       for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
-      const float step = t == TensorType::kQ8_0 ? amax / 127 : amax / 8;
-      const float tol = t == TensorType::kQ8_0 ? step * (0.5f + 127.f / 2048) * 1.001f
-                                               : step * (1.0f + 8.f / 2048) * 1.001f;
+      const float top = t == TensorType::kQ8_0 ? 127 : t == TensorType::kQ4_0 ? 8 : 16;
+      const float step = amax / top;
+      const float tol = step * ((t == TensorType::kQ8_0 ? 0.5f : 1.0f) + top / 2048) * 1.001f;
       for (int i = 0; i < 32; ++i)
         ASSERT_LE(std::fabs(y[b * 32 + i] - x[b * 32 + i]), tol)
             << tensor_type_name(t) << " block " << b << " element " << i;
@@ -178,7 +201,8 @@ TEST(QuantReference, RoundToNearestBlockBounds) {
 TEST(QuantReference, DegenerateBlocks) {
   // Largest error on the ramp 1..2: one step of [0, 2] (Q4_0: of [-2, 2]), half a step for the
   // types that round to nearest over their full range.
-  const float ramp_tol[] = {2.f / 127, 2.f / 8 * 1.01f, 2.f / 15, 2.f / 31, 2.f / 32};
+  const float ramp_tol[] = {2.f / 127, 2.f / 8 * 1.01f, 2.f / 15, 2.f / 31, 2.f / 32,
+                            2.f / 16 * 1.01f, 1.f / 31};
   int ti = 0;
   for (TensorType t : kBlockTypes) {
     for (float v : {0.f, 0.3f, -2.f}) {

@@ -18,8 +18,9 @@
 
 namespace longctx::kernels::testing {
 
-inline constexpr TensorType kBlockTypes[] = {
-    TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K};
+inline constexpr TensorType kBlockTypes[] = {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K,
+                                             TensorType::kQ5_K, TensorType::kQ6_K, TensorType::kQ5_0,
+                                             TensorType::kQ5_1};
 
 inline std::vector<float> normal_floats(size_t n, uint32_t seed, float sigma = 1.f) {
   std::mt19937 rng(seed);
@@ -71,8 +72,15 @@ inline QuantWeights raw_weights(TensorType t, int64_t rows, int64_t cols, uint32
     switch (t) {
       case TensorType::kQ8_0:
       case TensorType::kQ4_0:
+      case TensorType::kQ5_0:
         std::memcpy(&bytes[off], &d, 2);
         break;
+      case TensorType::kQ5_1: {  // a minimum of either sign
+        const uint16_t m = f32_to_f16(u(rng) * 16 * (rng() % 2 ? 1.f : -1.f));
+        std::memcpy(&bytes[off], &d, 2);
+        std::memcpy(&bytes[off + 2], &m, 2);
+        break;
+      }
       case TensorType::kQ4_K:
       case TensorType::kQ5_K:
         std::memcpy(&bytes[off], &d, 2);

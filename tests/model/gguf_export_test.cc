@@ -250,6 +250,33 @@ TEST(Export, ParsesTypesAndNamesThem) {
   EXPECT_EQ(export_file_type(ExportType::kQ4_K_M), 15u);
 }
 
+// Rows that 256 does not divide: llama-quantize's Q4_K_M makes Q4_K rows Q5_0 (Q6_K rows Q8_0, and
+// F16 where not even 32 divides the row); its Q5_0 / Q5_1 put every matrix in that type with a
+// Q6_K output head (stories260K ties it to the 64-column embedding: Q8_0). The file types are
+// llama.cpp's numbers.
+TEST(Export, Q5TypesAndTheQ4_K_MFallbacks) {
+  struct Want {
+    ExportType type;
+    int64_t file_type;
+    const char* attn_q;  // 64 columns
+    const char* ffn_down;  // 172 columns
+  };
+  for (const Want& w : {Want{ExportType::kQ4_K_M, 15, "Q5_0", "F16"},
+                        Want{ExportType::kQ5_0, 8, "Q5_0", "F16"},
+                        Want{ExportType::kQ5_1, 9, "Q5_1", "F16"}}) {
+    const std::string out =
+        export_to(shared("models/stories260K"), w.type, std::string("fb-") + export_type_name(w.type));
+    const auto f = io::GgufFile::open(out);
+    SCOPED_TRACE(export_type_name(w.type));
+    EXPECT_EQ(f->get_int("general.file_type"), w.file_type);
+    EXPECT_EQ(f->find_tensor("blk.0.attn_q.weight")->ggml_type_name, w.attn_q);
+    EXPECT_EQ(f->find_tensor("blk.4.ffn_up.weight")->ggml_type_name, w.attn_q);
+    EXPECT_EQ(f->find_tensor("blk.0.ffn_down.weight")->ggml_type_name, w.ffn_down);
+    EXPECT_EQ(f->find_tensor("token_embd.weight")->ggml_type_name, "Q8_0");
+  }
+  EXPECT_EQ(parse_export_type("Q5_1"), ExportType::kQ5_1);
+}
+
 TEST(Export, F16KeepsNormsInF32) {
   const std::string out = export_to(shared("models/stories260K"), ExportType::kF16, "f16");
   const auto f = io::GgufFile::open(out);

@@ -39,5 +39,5 @@ def test_quantize_f32_gives_the_folder_reference(lc, load, tmp_path):
         lc.quantize(STORIES, "q3_k", tmp_path / "x.gguf")
         raise AssertionError("expected an error")
     except lc.InvalidArgumentError as e:
-        assert "q8_0, q4_0, q4_k_m, f16, f32" in str(e)
+        assert "q8_0, q4_0, q4_k_m, q5_0, q5_1, f16, f32" in str(e)
     assert not (tmp_path / "x.gguf").exists()

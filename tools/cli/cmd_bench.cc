@@ -303,11 +303,11 @@ int run_bench(const BenchOpts& o) {
   TensorType wtype = TensorType::kF32;
   size_t wtype_bytes = 0;
   {
-    std::vector<size_t> by_dtype(8, 0);
+    std::vector<size_t> by_dtype(256, 0);  // by TensorType (a uint8_t)
     for (const auto& [name, t] : model->weights().tensors()) {
       rm.weight_bytes += t.nbytes;
       const auto d = static_cast<size_t>(t.type);
-      if (d < by_dtype.size() && (by_dtype[d] += t.nbytes) > wtype_bytes) {
+      if ((by_dtype[d] += t.nbytes) > wtype_bytes) {
         wtype_bytes = by_dtype[d];
         wtype = t.type;
       }

@@ -65,10 +65,10 @@ struct QuantTile {
 
 // Activations quantized for block-type weights (docs/gguf-kernels.md), made once per matmul call
 // by Isa::quantize_act: for each of n rows, cols int8 codes q, one f32 scale d per `group`
-// elements (x ~ d * q with d = max|x| / 127 over the group: 32 for Q8_0 / Q4_0, one per weight
-// block; 256 for the K-quants, one per super-block, so their integer sums run over a whole
+// elements (x ~ d * q with d = max|x| / 127 over the group: 32 for Q8_0 / Q4_0 / Q5_0 / Q5_1,
+// one per weight block; 256 for the K-quants, one per super-block, so their integer sums run over a whole
 // super-block), and the sum of the codes of every 16 elements (bsum) for Q6_K's offset of 32 and
-// the K-quants' minima.
+// the minima of the K-quants and Q5_1.
 struct QuantAct {
   const int8_t* q;      // [n][cols]
   const float* d;       // [n][cols / group]
@@ -82,9 +82,7 @@ inline QuantAct act_row(const QuantAct& x, int64_t i) {
                   x.cols, x.group};
 }
 // The activation group of weights of type t (a block type).
-inline int act_group(TensorType t) {
-  return t == TensorType::kQ8_0 || t == TensorType::kQ4_0 ? 32 : 256;
-}
+inline int act_group(TensorType t) { return block_layout(t).elems == 32 ? 32 : 256; }
 // Bytes of QuantAct arrays for n rows (q, d and bsum, each 64-byte aligned).
 inline size_t quant_act_bytes(int64_t n, int64_t cols, int group) {
   auto up = [](size_t b) { return (b + 63) & ~size_t{63}; };

@@ -9,8 +9,9 @@
 // AVX2: pmaddubsw + pmaddwd (pair sums <= 2 * 128 * 127 fit int16); AVX-512: vpdpbusd / vpdpwssd
 // (VNNI on 256-bit vectors: on Zen 4 a 512-bit op is two 256-bit halves, so nothing is lost).
 //
-// Per weight block the code products are summed exactly in int32; Q8_0 / Q4_0 blocks are scaled
-// by d_w * d_x (one x group per block) in an f32 vector accumulator; a K-quant super-block (one x
+// Per weight block the code products are summed exactly in int32; Q8_0 / Q4_0 / Q5_0 / Q5_1 blocks
+// are scaled by d_w * d_x (one x group per block) in an f32 vector accumulator (Q5_1's minima,
+// m * d_x * the x codes' sum per block, are summed apart and added to the row's result); a K-quant super-block (one x
 // group) sums its sub-blocks' products times their scales in int32, subtracts the minima (the x
 // code sums of bsum times each sub-block's minimum; Q6_K: 32 times its scales) and is scaled once.
 #pragma once
@@ -43,37 +44,66 @@ inline __m256i pair16(const int16_t* a, const int16_t* b) {
   return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(*a)), _mm_set1_epi16(*b), 1);
 }
 
-// Signed Q8_0 / Q4_0 codes w (|w| <= 128) times x: |w| unsigned, x given w's sign (|x| <= 127, so
-// nothing overflows even for a stored code of -128).
+// Signed Q8_0 / Q4_0 / Q5_0 codes w (|w| <= 128) times x: |w| unsigned, x given w's sign (|x| <=
+// 127, so nothing overflows even for a stored code of -128).
 template <class QT>
 inline __m256i dot_signed(__m256i w, __m256i x) {
   return QT::dot(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
 }
 
+// Bytes of a block of one of the 32-element types.
+constexpr int64_t block32_bytes(TensorType t) {
+  return t == TensorType::kQ8_0 ? 34 : t == TensorType::kQ4_0 ? 18 : t == TensorType::kQ5_0 ? 22 : 24;
+}
+
+// The 32 codes of a Q4_0 / Q5_0 / Q5_1 block as bytes 0..31 of a vector: nibbles (element i low,
+// i + 16 high), the fifth bits of Q5 on top (byte i gets bit i of qh: each byte picks its qh byte
+// i / 8, then tests bit i % 8).
+template <TensorType T>
+inline __m256i codes_32(const uint8_t* blk) {
+  constexpr int qs_at = T == TensorType::kQ4_0 ? 2 : T == TensorType::kQ5_0 ? 6 : 8;
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + qs_at));
+  const __m128i m = _mm_set1_epi8(0x0F);
+  __m256i w = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, m)),
+                                      _mm_and_si128(_mm_srli_epi16(q, 4), m), 1);
+  if constexpr (T != TensorType::kQ4_0) {
+    const __m256i h = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(static_cast<int>(q5_high_bits(blk + qs_at - 4))),
+        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                         3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(h, bit), bit);
+    w = _mm256_or_si256(w, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+  }
+  return w;
+}
+
 // One weight row times NX x rows (QuantAct rows xi..), added to acc[NX] (f32 lanes).
-// Q8_0 / Q4_0: one x group per block. U accumulators per row hide the FMA latency in decode
-// (U = 1 elsewhere: one accumulator of 8 lanes per output is llama.cpp's prefill order).
+// Q8_0 / Q4_0 / Q5_0 / Q5_1: one x group per block (Q5_1's minima are left to q5_1_min_sum). U
+// accumulators per row hide the FMA latency in decode (U = 1 elsewhere: one accumulator of 8 lanes
+// per output is llama.cpp's prefill order).
 template <class QT, TensorType T, int NX, int U>
 inline void row_32(const uint8_t* wr, int64_t nb, const int8_t* const* xq, const float* const* xd,
                    __m256* acc) {
-  constexpr int64_t bytes = T == TensorType::kQ8_0 ? 34 : 18;
+  constexpr int64_t bytes = block32_bytes(T);
   auto block = [&](int64_t b, int u) {
     const uint8_t* blk = wr + b * bytes;
     __m256i w;
     if constexpr (T == TensorType::kQ8_0) {
       w = load32(blk + 2);
     } else {
-      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-      const __m128i m = _mm_set1_epi8(0x0F);
-      w = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, m)),
-                                  _mm_and_si128(_mm_srli_epi16(q, 4), m), 1);
-      w = _mm256_sub_epi8(w, _mm256_set1_epi8(8));
+      w = codes_32<T>(blk);
+      if constexpr (T == TensorType::kQ4_0) w = _mm256_sub_epi8(w, _mm256_set1_epi8(8));
+      if constexpr (T == TensorType::kQ5_0) w = _mm256_sub_epi8(w, _mm256_set1_epi8(16));
     }
     uint16_t dh;
     __builtin_memcpy(&dh, blk, 2);
     const float dw = f16(dh);
     for (int i = 0; i < NX; ++i) {
-      const __m256i p = dot_signed<QT>(w, load32(xq[i] + b * 32));
+      const __m256i x = load32(xq[i] + b * 32);
+      // Q5_1's codes are unsigned (0..31): no sign transfer.
+      const __m256i p = T == TensorType::kQ5_1 ? QT::dot(_mm256_setzero_si256(), w, x)
+                                               : dot_signed<QT>(w, x);
       acc[i * U + u] =
           _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * xd[i][b]), acc[i * U + u]);
     }
@@ -185,7 +215,9 @@ inline void row_q6k(const uint8_t* wr, int64_t nb, const int8_t* const* xq, cons
 template <class QT, TensorType T, int NX, bool Decode = false>
 void rows(const QuantAct& x, int64_t i0, const WeightView& w, const float* bias, float* y,
           int64_t r0, int64_t r1) {
-  constexpr int U = Decode && (T == TensorType::kQ8_0 || T == TensorType::kQ4_0) ? 2 : 1;
+  constexpr bool b32 = T == TensorType::kQ8_0 || T == TensorType::kQ4_0 ||
+                       T == TensorType::kQ5_0 || T == TensorType::kQ5_1;
+  constexpr int U = Decode && b32 ? 2 : 1;
   const int64_t ng = x.cols / x.group, nb16 = x.cols / 16;
   const int8_t* xq[NX];
   const float* xd[NX];
@@ -199,7 +231,7 @@ void rows(const QuantAct& x, int64_t i0, const WeightView& w, const float* bias,
     const uint8_t* wr = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
     __m256 acc[NX * U];
     for (int i = 0; i < NX * U; ++i) acc[i] = _mm256_setzero_ps();
-    if constexpr (T == TensorType::kQ8_0 || T == TensorType::kQ4_0)
+    if constexpr (b32)
       row_32<QT, T, NX, U>(wr, ng, xq, xd, acc);
     else if constexpr (T == TensorType::kQ6_K)
       row_q6k<QT, NX>(wr, ng, xq, xd, xs, acc);
@@ -208,7 +240,9 @@ void rows(const QuantAct& x, int64_t i0, const WeightView& w, const float* bias,
     for (int i = 0; i < NX; ++i) {
       __m256 a = acc[i * U];
       for (int u = 1; u < U; ++u) a = _mm256_add_ps(a, acc[i * U + u]);
-      y[(i0 + i) * w.rows + r] = hsum(a) + (bias ? bias[r] : 0.f);
+      float v = hsum(a);
+      if constexpr (T == TensorType::kQ5_1) v += q5_1_min_sum(wr, ng, xd[i], xs[i], f16);
+      y[(i0 + i) * w.rows + r] = v + (bias ? bias[r] : 0.f);
     }
   }
 }
@@ -268,6 +302,10 @@ void by_type(const QuantAct& x, int64_t n, const WeightView& w, const float* bia
       return go(std::integral_constant<TensorType, TensorType::kQ5_K>{});
     case TensorType::kQ6_K:
       return go(std::integral_constant<TensorType, TensorType::kQ6_K>{});
+    case TensorType::kQ5_0:
+      return go(std::integral_constant<TensorType, TensorType::kQ5_0>{});
+    case TensorType::kQ5_1:
+      return go(std::integral_constant<TensorType, TensorType::kQ5_1>{});
     default:
       return;
   }

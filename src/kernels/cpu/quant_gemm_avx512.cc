@@ -241,6 +241,8 @@ void qgemm(const QuantAct& x, int64_t n, const WeightView& w, const float* bias,
   switch (w.type) {
     case TensorType::kQ8_0:
     case TensorType::kQ4_0:
+    case TensorType::kQ5_0:
+    case TensorType::kQ5_1:
       return qgemm_q0(x, n, w, bias, y, r0, r1, pack);
     case TensorType::kQ4_K:
       return qgemm_t<TensorType::kQ4_K>(x, n, w, bias, y, r0, r1, p);

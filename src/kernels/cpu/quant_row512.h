@@ -1,7 +1,7 @@
 // AVX-512 decode (one x row) over block-type weights: each weight row is read front to back on
-// 512-bit vectors, 64 weight codes per integer dot product (two Q8_0 / Q4_0 blocks, or two 32-wide
-// sub-blocks of a K-quant super-block), and the f32 accumulators stay vectors until the row ends
-// (no horizontal sum per block). Include only from quant_avx512.cc (VNNI flags; internal linkage).
+// 512-bit vectors, 64 weight codes per integer dot product (two Q8_0 / Q4_0 / Q5_0 / Q5_1 blocks,
+// or two 32-wide sub-blocks of a K-quant super-block), and the f32 accumulators stay vectors until
+// the row ends (no horizontal sum per block). Include only from quant_avx512.cc (VNNI flags; internal linkage).
 //
 // The arithmetic is cpu/quant_dot.h's: per block the code products sum exactly in int32 (K-quants:
 // times their sub-block scales in int32, minus the minima / Q6_K's offset of 32 through the x
@@ -43,11 +43,16 @@ inline __m512i dot_signed(__m512i w, __m512i x) {
   return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), xs);
 }
 
-// Q8_0 / Q4_0: two blocks per vector, lanes 0-7 of the int32 sums are block b's, 8-15 block
-// b + 1's; their scales d_w d_x spread the same way. A last odd block fills the lower half only.
+// Q8_0 / Q4_0 / Q5_0 / Q5_1: two blocks per vector, lanes 0-7 of the int32 sums are block b's,
+// 8-15 block b + 1's; their scales d_w d_x spread the same way. A last odd block fills the lower
+// half only. Q5_1's minima are summed apart (q5_1_min_sum) by the caller.
 template <TensorType T>
 float row_32(const uint8_t* wr, int64_t nb, const int8_t* xq, const float* xd) {
-  constexpr int64_t bytes = T == TensorType::kQ8_0 ? 34 : 18;
+  constexpr int64_t bytes = T == TensorType::kQ8_0   ? 34
+                            : T == TensorType::kQ4_0 ? 18
+                            : T == TensorType::kQ5_0 ? 22
+                                                     : 24;
+  constexpr int qs_at = T == TensorType::kQ5_0 ? 6 : T == TensorType::kQ5_1 ? 8 : 2;
   const __m512i lane_of_block = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
   auto step = [&](int64_t b, bool two, int u) {
@@ -58,14 +63,20 @@ float row_32(const uint8_t* wr, int64_t nb, const int8_t* xq, const float* xd) {
       if (two) w = _mm512_inserti64x4(w, load32(p + 36), 1);
     } else {
       // [q0 | q0 >> 4 | q1 | q1 >> 4] by 128-bit lanes: block b's elements 0-15, 16-31, then b+1's.
-      __m256i q = _mm256_castsi128_si256(load16(p + 2));
-      if (two) q = _mm256_inserti128_si256(q, load16(p + 20), 1);
+      __m256i q = _mm256_castsi128_si256(load16(p + qs_at));
+      if (two) q = _mm256_inserti128_si256(q, load16(p + bytes + qs_at), 1);
       const __m512i z = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3),
                                                  _mm512_castsi256_si512(q));
       const __m512i sh = _mm512_setr_epi64(0, 0, 0x0004000400040004, 0x0004000400040004, 0, 0,
                                            0x0004000400040004, 0x0004000400040004);
-      w = _mm512_sub_epi8(_mm512_and_si512(_mm512_srlv_epi16(z, sh), _mm512_set1_epi8(0x0F)),
-                          _mm512_set1_epi8(8));
+      w = _mm512_and_si512(_mm512_srlv_epi16(z, sh), _mm512_set1_epi8(0x0F));
+      if constexpr (T != TensorType::kQ4_0) {  // bit i of qh (of block b, then b + 1) -> + 16
+        uint64_t hb = q5_high_bits(p + qs_at - 4);
+        if (two) hb |= uint64_t{q5_high_bits(p + bytes + qs_at - 4)} << 32;
+        w = _mm512_mask_add_epi8(w, hb, w, _mm512_set1_epi8(0x10));
+      }
+      if constexpr (T == TensorType::kQ4_0) w = _mm512_sub_epi8(w, _mm512_set1_epi8(8));
+      if constexpr (T == TensorType::kQ5_0) w = _mm512_sub_epi8(w, _mm512_set1_epi8(16));
     }
     if (two) {
       x = load64(xq + b * 32);
@@ -82,7 +93,11 @@ float row_32(const uint8_t* wr, int64_t nb, const int8_t* xq, const float* xd) {
             : _mm_set_ss(xd[b]);
     const __m512 s =
         _mm512_permutexvar_ps(lane_of_block, _mm512_castps128_ps512(_mm_mul_ps(dw, dx)));
-    acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_signed(w, x)), s, acc[u]);
+    // Q5_1's codes are unsigned (0..31): no sign transfer.
+    const __m512i prod = T == TensorType::kQ5_1
+                             ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x)
+                             : dot_signed(w, x);
+    acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(prod), s, acc[u]);
   };
   int64_t b = 0;
   for (; b + 4 <= nb; b += 4) step(b, true, 0), step(b + 2, true, 1);
@@ -195,6 +210,12 @@ inline void rows1(const QuantAct& x, const WeightView& w, const float* bias, flo
         break;
       case TensorType::kQ6_K:
         v = row_q6k(wr, ng, x.q, x.d, x.bsum);
+        break;
+      case TensorType::kQ5_0:
+        v = row_32<TensorType::kQ5_0>(wr, ng, x.q, x.d);
+        break;
+      case TensorType::kQ5_1:
+        v = row_32<TensorType::kQ5_1>(wr, ng, x.q, x.d) + q5_1_min_sum(wr, ng, x.d, x.bsum, f16);
         break;
       default:
         break;

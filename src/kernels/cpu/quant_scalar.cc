@@ -34,6 +34,21 @@ float row_dot(TensorType t, const uint8_t* w, int64_t cols, const int8_t* xq, co
         acc += f16_to_f32(blk.d) * xd[b] * static_cast<float>(s);
       }
       break;
+    case TensorType::kQ5_0:
+    case TensorType::kQ5_1:
+      for (int64_t b = 0; b < cols / kQK; ++b, xq += kQK, xs += 2) {
+        const bool q51 = t == TensorType::kQ5_1;
+        const uint8_t* blk = w + b * (q51 ? 24 : 22);
+        const uint8_t* qh = blk + (q51 ? 4 : 2);
+        int32_t s = 0;
+        for (int l = 0; l < kQK; ++l) s += (q5_code(qh + 4, qh, l) - (q51 ? 0 : 16)) * xq[l];
+        uint16_t dm[2];
+        __builtin_memcpy(dm, blk, 4);
+        acc += f16_to_f32(dm[0]) * xd[b] * static_cast<float>(s);
+        // Q5_1's minimum times the block's activations: m * d_x * (sum of the x codes).
+        if (q51) acc += f16_to_f32(dm[1]) * xd[b] * static_cast<float>(xs[0] + xs[1]);
+      }
+      break;
     case TensorType::kQ4_K:
     case TensorType::kQ5_K:
       for (int64_t b = 0; b < cols / kQKK; ++b, xq += kQKK, xs += 16) {

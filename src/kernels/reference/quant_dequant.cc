@@ -1,6 +1,7 @@
 // Scalar reference decoders of the GGUF block types (kernels/quant_blocks.h), written from the
 // format's formulas; the tests check them against hand-built blocks and llama.cpp's files.
 #include <cstring>
+#include <type_traits>
 
 #include "core/dtype.h"
 #include "kernels/quant_blocks.h"
@@ -25,6 +26,21 @@ void dequant_q4_0(const BlockQ4_0* b, float* y, int64_t nb) {
     for (int l = 0; l < 16; ++l) {
       y[l] = d * ((b[i].qs[l] & 0xF) - 8);
       y[l + 16] = d * ((b[i].qs[l] >> 4) - 8);
+    }
+  }
+}
+
+// Q5_0 (x = d (q - 16)) and Q5_1 (x = d q + m).
+template <class B>
+void dequant_q5(const B* b, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += kQK) {
+    const float d = f16_to_f32(b[i].d);
+    for (int l = 0; l < kQK; ++l) {
+      const int q = q5_code(b[i].qs, b[i].qh, l);
+      if constexpr (std::is_same_v<B, BlockQ5_0>)
+        y[l] = d * (q - 16);
+      else
+        y[l] = d * q + f16_to_f32(b[i].m);
     }
   }
 }
@@ -90,6 +106,10 @@ void dequantize_row(TensorType t, const void* src, float* dst, int64_t n) {
       for (int64_t i = 0; i < nb; ++i)
         dequant_q6_k(static_cast<const BlockQ6_K*>(src)[i], dst + i * kQKK);
       return;
+    case TensorType::kQ5_0:
+      return dequant_q5(static_cast<const BlockQ5_0*>(src), dst, nb);
+    case TensorType::kQ5_1:
+      return dequant_q5(static_cast<const BlockQ5_1*>(src), dst, nb);
   }
 }
 

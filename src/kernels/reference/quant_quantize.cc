@@ -47,6 +47,45 @@ void quant_q4_0(const float* x, BlockQ4_0* b, int64_t nb) {
   }
 }
 
+// Stores 5-bit codes q[0..32) as Q5_0 / Q5_1 nibbles and fifth bits.
+void put_q5(const int* q, uint8_t* qs, uint8_t* qh) {
+  uint32_t h = 0;
+  for (int l = 0; l < 16; ++l) {
+    qs[l] = static_cast<uint8_t>((q[l] & 0xF) | ((q[l + 16] & 0xF) << 4));
+    h |= uint32_t(q[l] >> 4) << l | uint32_t(q[l + 16] >> 4) << (l + 16);
+  }
+  for (int k = 0; k < 4; ++k) qh[k] = static_cast<uint8_t>(h >> (8 * k));
+}
+
+void quant_q5_0(const float* x, BlockQ5_0* b, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += kQK) {
+    // As Q4_0: the signed value of largest magnitude maps to -16.
+    float amax = 0.f, max = 0.f;
+    for (int l = 0; l < kQK; ++l)
+      if (std::fabs(x[l]) > amax) amax = std::fabs(x[l]), max = x[l];
+    const float d = max / -16.f, id = d != 0.f ? 1.f / d : 0.f;
+    b[i].d = f32_to_f16(d);
+    int q[kQK];
+    for (int l = 0; l < kQK; ++l) q[l] = std::min(31, static_cast<int>(x[l] * id + 16.5f));
+    put_q5(q, b[i].qs, b[i].qh);
+  }
+}
+
+void quant_q5_1(const float* x, BlockQ5_1* b, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += kQK) {
+    // 32 levels from the block's minimum to its maximum; codes round half up from the minimum.
+    float min = x[0], max = x[0];
+    for (int l = 1; l < kQK; ++l) min = std::min(min, x[l]), max = std::max(max, x[l]);
+    const float d = (max - min) / 31.f, id = d != 0.f ? 1.f / d : 0.f;
+    b[i].d = f32_to_f16(d);
+    b[i].m = f32_to_f16(min);
+    int q[kQK];
+    for (int l = 0; l < kQK; ++l)
+      q[l] = clampi(static_cast<int>((x[l] - min) * id + 0.5f), 0, 31);
+    put_q5(q, b[i].qs, b[i].qh);
+  }
+}
+
 // Scale s and minimum m (x ~ s * L - m, L in [0, nmax], m >= 0) of n values minimising
 // sum w_i (s L_i - m - x_i)^2: start from the min/max grid, then try nstep grids of
 // (nmax + rmin + rdelta * k) steps over [min, max], each followed by the closed-form least
@@ -269,6 +308,10 @@ void quantize_row(TensorType t, const float* src, void* dst, int64_t n) {
     case TensorType::kQ6_K:
       for (int64_t i = 0; i < nb; ++i) quant_q6_k(src + i * kQKK, static_cast<BlockQ6_K*>(dst)[i]);
       return;
+    case TensorType::kQ5_0:
+      return quant_q5_0(src, static_cast<BlockQ5_0*>(dst), nb);
+    case TensorType::kQ5_1:
+      return quant_q5_1(src, static_cast<BlockQ5_1*>(dst), nb);
   }
 }
 

@@ -72,11 +72,13 @@ TEST(BatchInvariance, EveryTypeEveryPathEverySplit) {
     TensorType type;
     int64_t cols;
   };
-  // Float widths: a partial last vector (200), 4-vector blocks plus whole vectors (1000); block
-  // types: whole blocks only (their rows are whole blocks by construction).
+  // Float widths: a partial last vector (200), 4-vector blocks plus whole vectors (1000), rows long
+  // enough for AVX-512's 3-weight-row bf16 tiles with an odd chunk count and a partial last chunk
+  // (1100); block types: whole blocks only (their rows are whole blocks by construction).
   const Case cases[] = {{TensorType::kF32, 200},  {TensorType::kF32, 1000},
                         {TensorType::kF16, 200},  {TensorType::kBF16, 200},
-                        {TensorType::kBF16, 1000}, {TensorType::kQ8_0, 320},
+                        {TensorType::kBF16, 1000}, {TensorType::kBF16, 1100},
+                        {TensorType::kQ8_0, 320},
                         {TensorType::kQ4_0, 320}, {TensorType::kQ4_K, 512},
                         {TensorType::kQ5_K, 512}, {TensorType::kQ6_K, 512},
                         {TensorType::kQ5_0, 320}, {TensorType::kQ5_1, 320}};

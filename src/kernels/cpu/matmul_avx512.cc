@@ -27,46 +27,25 @@ inline __mmask16 tail_mask(int64_t n) { return mask16(n); }
 // stored weights (no conversion): half the instructions of the shift + f32 FMA path. x rows have
 // stride ldx (cols rounded up to even).
 //
-// The decode order of these kernels (as cpu/matvec.h's for the f32 FMAs): accumulator u takes the
-// 32-element chunks u, u + 4, ... of each 128-element block, every chunk after the last block
-// (the final one masked) goes to accumulator 0, and the result is reduce((a0 + a1) + (a2 + a3)).
-// The one-row stream and the multi-row tiles sum each output in exactly this order, so a row's
-// result does not depend on the other rows of the call (batch invariance).
+// The decode order of these kernels: the 32-element chunks j of a row go to accumulator j % 2 (the
+// last one masked, zero-filled), and the result is reduce(a0 + a1). Every tile below sums each
+// output in exactly this order, whatever its shape, so a row's result does not depend on the other
+// rows of the call (batch invariance). Two accumulators, not four: one x row streams W from memory
+// (about one vdpbf16ps per 8 cycles at this machine's bandwidth), far from the dependency chain's
+// latency, and with two the batched tiles can hold 3 weight rows x 4 x rows (24 accumulators)
+// without spilling: 7 loads per 12 vdpbf16ps instead of 5 per 4. (Measured, kernels_bench
+// MatvecRows, 8 x rows: 1.6x faster on 2048-column rows, no gain on 576-column rows, where the
+// 1-row tiles stay.)
 inline __mmask32 mask32(int64_t e) { return e >= 32 ? ~__mmask32{0} : ((__mmask32{1} << e) - 1); }
 
-// One x row (decode), as matvec.h's seq(): 128 weights (4 lines) per step, one stream.
-void matvec1_bf16_seq(const uint16_t* xb, const WeightView& w, const float* bias, float* y,
-                      int64_t r0, int64_t r1) {
-  const auto* wp = static_cast<const uint16_t*>(w.data);
-  const int64_t cols = w.cols;
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint16_t* row = wp + r * cols;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
-    int64_t c = 0;
-    for (; c + 128 <= cols; c += 128) {
-      for (int u = 0; u < 4; ++u)
-        acc[u] = _mm512_dpbf16_ps(acc[u], (__m512bh)_mm512_loadu_si512(xb + c + 32 * u),
-                                  (__m512bh)_mm512_loadu_si512(row + c + 32 * u));
-    }
-    for (; c < cols; c += 32) {
-      const __mmask32 m = mask32(cols - c);
-      acc[0] = _mm512_dpbf16_ps(acc[0], (__m512bh)_mm512_maskz_loadu_epi16(m, xb + c),
-                                (__m512bh)_mm512_maskz_loadu_epi16(m, row + c));
-    }
-    const __m512 a = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-    y[r] = _mm512_reduce_add_ps(a) + (bias ? bias[r] : 0.f);
-  }
-}
-
-// y[i][r..r+NW) for NX x rows and NW weight rows, each output in matvec1_bf16_seq's order, as
-// cpu/matvec.h's tile() (accumulators indexed by constants only).
+// y[i][r..r+NW) for NX x rows and NW weight rows, each output in the decode order above
+// (accumulators indexed by constants only: indexed at run time, GCC keeps them on the stack).
 template <int NX, int NW>
 inline void tile_bf16(const uint16_t* xb, int64_t ldx, int64_t cols, const uint16_t* w, int64_t r,
                       const float* bias, float* y, int64_t ldy) {
-  __m512 acc[4][NX][NW];
-#pragma GCC unroll 4
-  for (int u = 0; u < 4; ++u)
+  __m512 acc[2][NX][NW];
+#pragma GCC unroll 2
+  for (int u = 0; u < 2; ++u)
 #pragma GCC unroll 16
     for (int i = 0; i < NX; ++i)
 #pragma GCC unroll 16
@@ -74,8 +53,13 @@ inline void tile_bf16(const uint16_t* xb, int64_t ldx, int64_t cols, const uint1
   auto chunk = [&]<int U>(int64_t c, __mmask32 m) __attribute__((always_inline)) {
     __m512bh wv[NW];
 #pragma GCC unroll 16
-    for (int k = 0; k < NW; ++k)
+    for (int k = 0; k < NW; ++k) {
       wv[k] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + (r + k) * cols + c);
+      // The next tile's rows: NW rows read side by side are NW short streams, which the hardware
+      // prefetcher does not follow (without this the 3-row tiles took twice as long).
+      if constexpr (NW > 1)
+        _mm_prefetch(reinterpret_cast<const char*>(w + (r + NW + k) * cols + c), _MM_HINT_T0);
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < NX; ++i) {
       const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, xb + i * ldx + c);
@@ -85,21 +69,18 @@ inline void tile_bf16(const uint16_t* xb, int64_t ldx, int64_t cols, const uint1
   };
   constexpr __mmask32 all = ~__mmask32{0};
   int64_t c = 0;
-  for (; c + 128 <= cols; c += 128) {
+  for (; c + 64 <= cols; c += 64) {
     chunk.template operator()<0>(c, all);
     chunk.template operator()<1>(c + 32, all);
-    chunk.template operator()<2>(c + 64, all);
-    chunk.template operator()<3>(c + 96, all);
   }
-  for (; c < cols; c += 32) chunk.template operator()<0>(c, mask32(cols - c));
+  if (c < cols) chunk.template operator()<0>(c, mask32(cols - c));
+  if (c + 32 < cols) chunk.template operator()<1>(c + 32, mask32(cols - c - 32));
 #pragma GCC unroll 16
   for (int i = 0; i < NX; ++i)
 #pragma GCC unroll 16
-    for (int k = 0; k < NW; ++k) {
-      const __m512 a = _mm512_add_ps(_mm512_add_ps(acc[0][i][k], acc[1][i][k]),
-                                     _mm512_add_ps(acc[2][i][k], acc[3][i][k]));
-      y[i * ldy + r + k] = _mm512_reduce_add_ps(a) + (bias ? bias[r + k] : 0.f);
-    }
+    for (int k = 0; k < NW; ++k)
+      y[i * ldy + r + k] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][i][k], acc[1][i][k])) +
+                           (bias ? bias[r + k] : 0.f);
 }
 
 // Weight rows [r, r + NW) against all n x rows, Vec16::kMatvecX at a time: the weight rows stay
@@ -118,12 +99,16 @@ inline void tiles_bf16_at(const uint16_t* xb, int64_t ldx, int64_t n, const Weig
   });
 }
 
-// As cpu/matvec.h's matvec_dt(): one weight row (one stream) at a time.
+// One x row: each weight row in turn, one stream. From 4 x rows on, where the products and not
+// the memory set the pace, 3 weight rows per tile on rows of 1024 columns or more (the last rows
+// of the range one at a time).
 void matvec_bf16_dot(const uint16_t* xb, int64_t n, const WeightView& w, const float* bias,
                      float* y, int64_t r0, int64_t r1) {
-  if (n == 1) return matvec1_bf16_seq(xb, w, bias, y, r0, r1);
   const int64_t ldx = (w.cols + 1) & ~int64_t{1};
-  for (int64_t r = r0; r < r1; ++r) tiles_bf16_at<1>(xb, ldx, n, w, r, bias, y);
+  int64_t r = r0;
+  if (n >= Vec16::kMatvecX && w.cols >= 1024)
+    for (; r + 3 <= r1; r += 3) tiles_bf16_at<3>(xb, ldx, n, w, r, bias, y);
+  for (; r < r1; ++r) tiles_bf16_at<1>(xb, ldx, n, w, r, bias, y);
 }
 
 // ---- prefill: packed panels + MR x NR micro-kernel ----

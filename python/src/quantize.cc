@@ -23,7 +23,8 @@ void init_quantize(py::module_& m) {
         return py::make_tuple(r.tensors, r.file_bytes);
       },
       py::arg("model_dir"), py::arg("type"), py::arg("out"),
-      "Writes MODEL_DIR as the GGUF file OUT (type: q8_0, q4_0, q4_k_m, q5_0, q5_1, f16, f32); returns "
+      "Writes MODEL_DIR as the GGUF file OUT (type: q8_0, q4_0, q4_k_m, q5_0, q5_1, f16, f32); "
+      "returns "
       "(tensor count, file bytes).");
 }
 

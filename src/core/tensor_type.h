@@ -23,7 +23,8 @@ enum class TensorType : uint8_t {
   kQ5_K,  // 256 elements: like Q4_K plus 32 bytes of fifth bits
   kQ6_K,  // 256 elements: 128 bytes low nibbles, 64 bytes high 2 bits, 16 x int8 scales, f16 d
   // llama-quantize's fallbacks where a K-quant does not fit a row (rows not a multiple of 256:
-  // Q4_K -> Q5_0, Q5_K -> Q5_1), so every Q4_K_M / Q5_K_M file of a 576- or 896-wide model has them.
+  // Q4_K -> Q5_0, Q5_K -> Q5_1), so every Q4_K_M / Q5_K_M file of a 576- or 896-wide model has
+  // them.
   kQ5_0,  // 32 elements: f16 d, 4 bytes of fifth bits, 16 bytes of nibbles; x = d * (q - 16)
   kQ5_1,  // 32 elements: f16 d, f16 m, fifth bits, nibbles; x = d * q + m
 };

@@ -18,9 +18,9 @@
 
 namespace longctx::kernels::testing {
 
-inline constexpr TensorType kBlockTypes[] = {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K,
-                                             TensorType::kQ5_K, TensorType::kQ6_K, TensorType::kQ5_0,
-                                             TensorType::kQ5_1};
+inline constexpr TensorType kBlockTypes[] = {
+    TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ5_K,
+    TensorType::kQ6_K, TensorType::kQ5_0, TensorType::kQ5_1};
 
 inline std::vector<float> normal_floats(size_t n, uint32_t seed, float sigma = 1.f) {
   std::mt19937 rng(seed);

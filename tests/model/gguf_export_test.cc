@@ -264,8 +264,8 @@ TEST(Export, Q5TypesAndTheQ4_K_MFallbacks) {
   for (const Want& w : {Want{ExportType::kQ4_K_M, 15, "Q5_0", "F16"},
                         Want{ExportType::kQ5_0, 8, "Q5_0", "F16"},
                         Want{ExportType::kQ5_1, 9, "Q5_1", "F16"}}) {
-    const std::string out =
-        export_to(shared("models/stories260K"), w.type, std::string("fb-") + export_type_name(w.type));
+    const std::string out = export_to(shared("models/stories260K"), w.type,
+                                      std::string("fb-") + export_type_name(w.type));
     const auto f = io::GgufFile::open(out);
     SCOPED_TRACE(export_type_name(w.type));
     EXPECT_EQ(f->get_int("general.file_type"), w.file_type);

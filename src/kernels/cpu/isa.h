@@ -63,10 +63,10 @@ struct QuantTile {
   const uint8_t* v_meta;   // the first value's scales (int4: and minima)
 };
 
-// Activations quantized for block-type weights (docs/gguf-kernels.md), made once per matmul call
-// by Isa::quantize_act: for each of n rows, cols int8 codes q, one f32 scale d per `group`
-// elements (x ~ d * q with d = max|x| / 127 over the group: 32 for Q8_0 / Q4_0 / Q5_0 / Q5_1,
-// one per weight block; 256 for the K-quants, one per super-block, so their integer sums run over a whole
+// Activations quantized for block-type weights (docs/gguf-kernels.md), made once per matmul call by
+// Isa::quantize_act: for each of n rows, cols int8 codes q, one f32 scale d per `group` elements (x
+// ~ d * q with d = max|x| / 127 over the group: 32 for Q8_0 / Q4_0 / Q5_0 / Q5_1, one per weight
+// block; 256 for the K-quants, one per super-block, so their integer sums run over a whole
 // super-block), and the sum of the codes of every 16 elements (bsum) for Q6_K's offset of 32 and
 // the minima of the K-quants and Q5_1.
 struct QuantAct {

@@ -10,10 +10,11 @@
 // (VNNI on 256-bit vectors: on Zen 4 a 512-bit op is two 256-bit halves, so nothing is lost).
 //
 // Per weight block the code products are summed exactly in int32; Q8_0 / Q4_0 / Q5_0 / Q5_1 blocks
-// are scaled by d_w * d_x (one x group per block) in an f32 vector accumulator (Q5_1's minima,
-// m * d_x * the x codes' sum per block, are summed apart and added to the row's result); a K-quant super-block (one x
-// group) sums its sub-blocks' products times their scales in int32, subtracts the minima (the x
-// code sums of bsum times each sub-block's minimum; Q6_K: 32 times its scales) and is scaled once.
+// are scaled by d_w * d_x (one x group per block) in an f32 vector accumulator (Q5_1's minima, m *
+// d_x * the x codes' sum per block, are summed apart and added to the row's result); a K-quant
+// super-block (one x group) sums its sub-blocks' products times their scales in int32, subtracts
+// the minima (the x code sums of bsum times each sub-block's minimum; Q6_K: 32 times its scales)
+// and is scaled once.
 #pragma once
 
 #include <immintrin.h>
@@ -53,7 +54,10 @@ inline __m256i dot_signed(__m256i w, __m256i x) {
 
 // Bytes of a block of one of the 32-element types.
 constexpr int64_t block32_bytes(TensorType t) {
-  return t == TensorType::kQ8_0 ? 34 : t == TensorType::kQ4_0 ? 18 : t == TensorType::kQ5_0 ? 22 : 24;
+  return t == TensorType::kQ8_0   ? 34
+         : t == TensorType::kQ4_0 ? 18
+         : t == TensorType::kQ5_0 ? 22
+                                  : 24;
 }
 
 // The 32 codes of a Q4_0 / Q5_0 / Q5_1 block as bytes 0..31 of a vector: nibbles (element i low,

@@ -1,14 +1,14 @@
-// AVX-512 prefill over Q8_0 / Q4_0 / Q5_0 / Q5_1 weights (part of Isa::qgemm): an integer GEMM on VNNI that
-// keeps llama.cpp's f32 order. llama.cpp multiplies these types in prefill with tinyBLAS: per
-// output, 8 f32 lanes, lane k accumulating fma(d_w * d_x, (int) sum of the products of columns
-// 4k..4k+3 of the block, lane) over the blocks in order, then the 8 lanes summed as
-// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). AVX2's prefill (cpu/quant_dot.h) does the same,
-// and the peaked test models move by a tenth of a percent of perplexity under any other order
+// AVX-512 prefill over Q8_0 / Q4_0 / Q5_0 / Q5_1 weights (part of Isa::qgemm): an integer GEMM on
+// VNNI that keeps llama.cpp's f32 order. llama.cpp multiplies these types in prefill with tinyBLAS:
+// per output, 8 f32 lanes, lane k accumulating fma(d_w * d_x, (int) sum of the products of columns
+// 4k..4k+3 of the block, lane) over the blocks in order, then the 8 lanes summed as ((l0 + l4) +
+// (l2 + l6)) + ((l1 + l5) + (l3 + l7)). AVX2's prefill (cpu/quant_dot.h) does the same, and the
+// peaked test models move by a tenth of a percent of perplexity under any other order
 // (docs/gguf-kernels.md). Here the 16 lanes of a vector are 16 weight rows and each output keeps
 // its 8 lane accumulators as 8 vectors: one vpdpbusd per 4 columns gives exactly tinyBLAS's int
 // lane for 16 rows at once, with the panel of 16 unpacked weight rows (all columns: the 8
-// accumulators of an output live in registers from the first block to the last) reused by all
-// n x rows.
+// accumulators of an output live in registers from the first block to the last) reused by all n x
+// rows.
 //
 // Codes are unsigned in the panel (Q8_0: w + 128 as w ^ 0x80; Q4_0: the nibble, value q - 8; Q5_0:
 // the 5-bit code, value q - 16), so each lane's integer is vpdpbusd(u, x) - off * (sum of the 4 x

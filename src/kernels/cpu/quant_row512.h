@@ -1,7 +1,8 @@
 // AVX-512 decode (one x row) over block-type weights: each weight row is read front to back on
 // 512-bit vectors, 64 weight codes per integer dot product (two Q8_0 / Q4_0 / Q5_0 / Q5_1 blocks,
 // or two 32-wide sub-blocks of a K-quant super-block), and the f32 accumulators stay vectors until
-// the row ends (no horizontal sum per block). Include only from quant_avx512.cc (VNNI flags; internal linkage).
+// the row ends (no horizontal sum per block). Include only from quant_avx512.cc (VNNI flags;
+// internal linkage).
 //
 // The arithmetic is cpu/quant_dot.h's: per block the code products sum exactly in int32 (K-quants:
 // times their sub-block scales in int32, minus the minima / Q6_K's offset of 32 through the x

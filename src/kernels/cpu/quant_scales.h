@@ -1,5 +1,6 @@
-// Q4_K / Q5_K scale unpacking and Q5_1's minima, shared by the block-type kernels of every path. Internal linkage (an
-// anonymous namespace), so each path's translation unit keeps its own copy (cpu/isa.h).
+// Q4_K / Q5_K scale unpacking and Q5_1's minima, shared by the block-type kernels of every path.
+// Internal linkage (an anonymous namespace), so each path's translation unit keeps its own copy
+// (cpu/isa.h).
 #pragma once
 
 #include <cstdint>

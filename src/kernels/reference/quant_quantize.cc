@@ -30,20 +30,24 @@ void quant_q8_0(const float* x, BlockQ8_0* b, int64_t nb) {
   }
 }
 
+// Q4_0 (half = 8) and Q5_0 (half = 16): the signed value of largest magnitude maps to -half, so
+// the grid reaches it exactly; codes q = x / d + half in [0, 2 half - 1]. Returns d.
+float symmetric_codes(const float* x, int half, int* q) {
+  float amax = 0.f, max = 0.f;
+  for (int l = 0; l < kQK; ++l)
+    if (std::fabs(x[l]) > amax) amax = std::fabs(x[l]), max = x[l];
+  const float d = max / static_cast<float>(-half), id = d != 0.f ? 1.f / d : 0.f;
+  // Truncation of v + half + 0.5 (v >= -half) is rounding half up of v + half.
+  for (int l = 0; l < kQK; ++l)
+    q[l] = std::min(2 * half - 1, static_cast<int>(x[l] * id + (static_cast<float>(half) + 0.5f)));
+  return d;
+}
+
 void quant_q4_0(const float* x, BlockQ4_0* b, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK) {
-    // The signed value of largest magnitude maps to -8, so the grid reaches it exactly.
-    float amax = 0.f, max = 0.f;
-    for (int l = 0; l < kQK; ++l)
-      if (std::fabs(x[l]) > amax) amax = std::fabs(x[l]), max = x[l];
-    const float d = max / -8.f, id = d != 0.f ? 1.f / d : 0.f;
-    b[i].d = f32_to_f16(d);
-    for (int l = 0; l < 16; ++l) {
-      // Truncation of v + 8.5 (v >= -8) is rounding half up of v + 8.
-      const int q0 = std::min(15, static_cast<int>(x[l] * id + 8.5f));
-      const int q1 = std::min(15, static_cast<int>(x[l + 16] * id + 8.5f));
-      b[i].qs[l] = static_cast<uint8_t>(q0 | (q1 << 4));
-    }
+    int q[kQK];
+    b[i].d = f32_to_f16(symmetric_codes(x, 8, q));
+    for (int l = 0; l < 16; ++l) b[i].qs[l] = static_cast<uint8_t>(q[l] | (q[l + 16] << 4));
   }
 }
 
@@ -59,14 +63,8 @@ void put_q5(const int* q, uint8_t* qs, uint8_t* qh) {
 
 void quant_q5_0(const float* x, BlockQ5_0* b, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK) {
-    // As Q4_0: the signed value of largest magnitude maps to -16.
-    float amax = 0.f, max = 0.f;
-    for (int l = 0; l < kQK; ++l)
-      if (std::fabs(x[l]) > amax) amax = std::fabs(x[l]), max = x[l];
-    const float d = max / -16.f, id = d != 0.f ? 1.f / d : 0.f;
-    b[i].d = f32_to_f16(d);
     int q[kQK];
-    for (int l = 0; l < kQK; ++l) q[l] = std::min(31, static_cast<int>(x[l] * id + 16.5f));
+    b[i].d = f32_to_f16(symmetric_codes(x, 16, q));
     put_q5(q, b[i].qs, b[i].qh);
   }
 }

@@ -34,8 +34,8 @@ inline __mmask16 tail_mask(int64_t n) { return mask16(n); }
 // (about one vdpbf16ps per 8 cycles at this machine's bandwidth), far from the dependency chain's
 // latency, and with two the batched tiles can hold 3 weight rows x 4 x rows (24 accumulators)
 // without spilling: 7 loads per 12 vdpbf16ps instead of 5 per 4. (Measured, kernels_bench
-// MatvecRows, 8 x rows: 1.6x faster on 2048-column rows, no gain on 576-column rows, where the
-// 1-row tiles stay.)
+// MatvecRows, 8 x rows: 1.5-1.9x faster on 2048-column rows, no gain on 576-column rows, where
+// the 1-row tiles stay.)
 inline __mmask32 mask32(int64_t e) { return e >= 32 ? ~__mmask32{0} : ((__mmask32{1} << e) - 1); }
 
 // y[i][r..r+NW) for NX x rows and NW weight rows, each output in the decode order above

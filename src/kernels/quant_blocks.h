@@ -4,7 +4,10 @@
 // constexpr inline helpers: nothing a path's translation unit could compile differently.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+
+#include "core/tensor_type.h"
 
 namespace longctx::kernels::quant {
 
@@ -64,6 +67,24 @@ struct BlockQ6_K {
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_K) == 144 &&
               sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 && sizeof(BlockQ5_0) == 22 &&
               sizeof(BlockQ5_1) == 24);
+
+// Bytes of a block of one of the 32-element types (Q8_0, Q4_0, Q5_0, Q5_1), and where its codes
+// (qs) start; a Q5 block's fifth bits (qh) are the 4 bytes before them. For the SIMD kernels, which
+// need these at compile time.
+constexpr int64_t block32_bytes(TensorType t) {
+  return t == TensorType::kQ8_0   ? sizeof(BlockQ8_0)
+         : t == TensorType::kQ4_0 ? sizeof(BlockQ4_0)
+         : t == TensorType::kQ5_0 ? sizeof(BlockQ5_0)
+                                  : sizeof(BlockQ5_1);
+}
+constexpr int block32_qs_at(TensorType t) {
+  return t == TensorType::kQ8_0   ? offsetof(BlockQ8_0, qs)
+         : t == TensorType::kQ4_0 ? offsetof(BlockQ4_0, qs)
+         : t == TensorType::kQ5_0 ? offsetof(BlockQ5_0, qs)
+                                  : offsetof(BlockQ5_1, qs);
+}
+static_assert(block32_qs_at(TensorType::kQ5_0) == offsetof(BlockQ5_0, qh) + 4 &&
+              block32_qs_at(TensorType::kQ5_1) == offsetof(BlockQ5_1, qh) + 4);
 
 // The 5-bit code q[i] of a Q5_0 / Q5_1 block (qs, qh as stored).
 constexpr int q5_code(const uint8_t* qs, const uint8_t* qh, int i) {

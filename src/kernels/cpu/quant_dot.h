@@ -52,20 +52,12 @@ inline __m256i dot_signed(__m256i w, __m256i x) {
   return QT::dot(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
 }
 
-// Bytes of a block of one of the 32-element types.
-constexpr int64_t block32_bytes(TensorType t) {
-  return t == TensorType::kQ8_0   ? 34
-         : t == TensorType::kQ4_0 ? 18
-         : t == TensorType::kQ5_0 ? 22
-                                  : 24;
-}
-
 // The 32 codes of a Q4_0 / Q5_0 / Q5_1 block as bytes 0..31 of a vector: nibbles (element i low,
 // i + 16 high), the fifth bits of Q5 on top (byte i gets bit i of qh: each byte picks its qh byte
 // i / 8, then tests bit i % 8).
 template <TensorType T>
 inline __m256i codes_32(const uint8_t* blk) {
-  constexpr int qs_at = T == TensorType::kQ4_0 ? 2 : T == TensorType::kQ5_0 ? 6 : 8;
+  constexpr int qs_at = block32_qs_at(T);
   const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + qs_at));
   const __m128i m = _mm_set1_epi8(0x0F);
   __m256i w = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, m)),

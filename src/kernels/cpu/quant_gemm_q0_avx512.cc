@@ -82,15 +82,15 @@ void pack(const WeightView& w, int64_t r, int nr, const PanelQ0& p) {
         for (int l = 0; l < 16; ++l) o[l] = src[2 + l] & 0xF, o[l + 16] = src[2 + l] >> 4;
         src += 18;
       } else {
-        constexpr int qh_at = T == TensorType::kQ5_0 ? 2 : 4;
+        constexpr int qs_at = quant::block32_qs_at(T);
         if constexpr (T == TensorType::kQ5_1) {
           uint16_t mh;
-          __builtin_memcpy(&mh, src + 2, 2);
+          __builtin_memcpy(&mh, src + offsetof(quant::BlockQ5_1, m), 2);
           p.m[b][i] = f16(mh);
         }
         for (int l = 0; l < 32; ++l)
-          o[l] = static_cast<uint8_t>(quant::q5_code(src + qh_at + 4, src + qh_at, l));
-        src += qh_at + 20;
+          o[l] = static_cast<uint8_t>(quant::q5_code(src + qs_at, src + qs_at - 4, l));
+        src += quant::block32_bytes(T);
       }
     }
     for (int64_t c4 = 0; c4 < cols / 4; ++c4) __builtin_memcpy(p.codes[c4][i], p.row + 4 * c4, 4);

@@ -49,11 +49,8 @@ inline __m512i dot_signed(__m512i w, __m512i x) {
 // half only. Q5_1's minima are summed apart (q5_1_min_sum) by the caller.
 template <TensorType T>
 float row_32(const uint8_t* wr, int64_t nb, const int8_t* xq, const float* xd) {
-  constexpr int64_t bytes = T == TensorType::kQ8_0   ? 34
-                            : T == TensorType::kQ4_0 ? 18
-                            : T == TensorType::kQ5_0 ? 22
-                                                     : 24;
-  constexpr int qs_at = T == TensorType::kQ5_0 ? 6 : T == TensorType::kQ5_1 ? 8 : 2;
+  constexpr int64_t bytes = quant::block32_bytes(T);
+  constexpr int qs_at = quant::block32_qs_at(T);
   const __m512i lane_of_block = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
   auto step = [&](int64_t b, bool two, int u) {

@@ -38,10 +38,10 @@ float row_dot(TensorType t, const uint8_t* w, int64_t cols, const int8_t* xq, co
     case TensorType::kQ5_1:
       for (int64_t b = 0; b < cols / kQK; ++b, xq += kQK, xs += 2) {
         const bool q51 = t == TensorType::kQ5_1;
-        const uint8_t* blk = w + b * (q51 ? 24 : 22);
-        const uint8_t* qh = blk + (q51 ? 4 : 2);
+        const uint8_t* blk = w + b * block32_bytes(t);
+        const uint8_t* qs = blk + block32_qs_at(t);
         int32_t s = 0;
-        for (int l = 0; l < kQK; ++l) s += (q5_code(qh + 4, qh, l) - (q51 ? 0 : 16)) * xq[l];
+        for (int l = 0; l < kQK; ++l) s += (q5_code(qs, qs - 4, l) - (q51 ? 0 : 16)) * xq[l];
         uint16_t dm[2];
         __builtin_memcpy(dm, blk, 4);
         acc += f16_to_f32(dm[0]) * xd[b] * static_cast<float>(s);

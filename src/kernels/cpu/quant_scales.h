@@ -3,7 +3,10 @@
 // (cpu/isa.h).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+
+#include "kernels/quant_blocks.h"
 
 namespace longctx::kernels::cpu {
 namespace {
@@ -35,7 +38,7 @@ inline float q5_1_min_sum(const uint8_t* wr, int64_t nb, const float* xd, const 
   float s = 0.f;
   for (int64_t b = 0; b < nb; ++b) {
     uint16_t m;
-    __builtin_memcpy(&m, wr + 24 * b + 2, 2);
+    __builtin_memcpy(&m, wr + sizeof(quant::BlockQ5_1) * b + offsetof(quant::BlockQ5_1, m), 2);
     s += f16(m) * xd[b] * static_cast<float>(xs[2 * b] + xs[2 * b + 1]);
   }
   return s;

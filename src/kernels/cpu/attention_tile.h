@@ -48,6 +48,28 @@ struct FloatRows {
   }
 };
 
+// Key rows of a float cache that also ask for what the tile reads next (as the int8/int4 tiles
+// of cpu/kv_attention_avx512.cc do): as the scores take keys [j0, j0 + n), those keys' values and
+// the next tile's keys j0 .. j0 + n (the rows after this tile's; after a block's last tile,
+// whatever follows it, which a prefetch may name without faulting). A decode step reads each
+// layer's cache once, from memory, and the hardware prefetcher does not run ahead over the two
+// streams a tile alternates between.
+template <class VT, DType DT>
+struct FloatKeyRowsAhead : FloatRows<VT, DT> {
+  const void* v;
+  void ahead(int j0, int n, int nk) const {
+    constexpr size_t esz = DT == DType::kF32 ? 4 : 2;
+    const size_t row = static_cast<size_t>(this->hd) * esz;
+    // Addresses as integers: the next tile's may lie past the block's allocation.
+    const uintptr_t k = reinterpret_cast<uintptr_t>(this->p) + (nk + j0) * row;
+    const uintptr_t vv = reinterpret_cast<uintptr_t>(v) + j0 * row;
+    for (size_t o = 0; o < n * row; o += 64) {
+      __builtin_prefetch(reinterpret_cast<const void*>(vv + o), 0, 3);
+      __builtin_prefetch(reinterpret_cast<const void*>(k + o), 0, 3);
+    }
+  }
+};
+
 // int8 rows with one scale per group of 2^gshift columns (>= kW; kernels/kv_quant.h), decoded in
 // registers: the cache is read once, at one byte per value. `scales` are the tile's f16 scales
 // already widened to f32 ([row][groups]), so each kW values cost a broadcast load, two
@@ -101,7 +123,7 @@ struct Int4ValueRows {
 // and converted once for all R rows; kW keys' partial products fold into one vector.
 // NC > 0: hd == kW * NC, with the query rows held in registers; NC == 0: loaded from L1.
 template <class VT, class KL, int R, int NC>
-void scores_direct(const float* q, int hd, const KL& k, int nk, float* s) {
+void scores_direct(const float* q, int hd, const KL& k, int nk, float* s, bool first_pass) {
   using V = typename VT::V;
   constexpr int W = VT::kW, kQuads = W / 4;
   V qr[R][NC > 0 ? NC : 1];
@@ -116,6 +138,8 @@ void scores_direct(const float* q, int hd, const KL& k, int nk, float* s) {
   };
   alignas(64) float wbuf[R][kQuads * VT::kFoldFloats];  // fold_quad results of one key group
   for (int j0 = 0; j0 < nk; j0 += W) {
+    if constexpr (requires { k.ahead(0, 0, 0); })
+      if (first_pass) k.ahead(j0, nk - j0 < W ? nk - j0 : W, nk);
     for (int quad = 0; quad < kQuads; ++quad) {
       // Keys past the end repeat the last one: their scores are never read (the tile's visible
       // ranges end at nk), and the loop keeps 4 x R independent accumulators with no branch.
@@ -146,7 +170,7 @@ void scores_passes(const float* q, int rows, int hd, const KL& k, int nk, float*
     const float* qr = q + static_cast<size_t>(r) * hd;
     float* sr = s + static_cast<size_t>(r) * kT;
     vec::with_const<C>(rows - r < C ? rows - r : C, [&](auto R) {
-      scores_direct<VT, KL, decltype(R)::value, NC>(qr, hd, k, nk, sr);
+      scores_direct<VT, KL, decltype(R)::value, NC>(qr, hd, k, nk, sr, r == 0);
     });
   }
 }
@@ -358,7 +382,8 @@ void tile(const AttnTile& t) {
   constexpr int W = VT::kW;
   const int hd = t.head_dim, nk = t.n_keys;
   if (hd % W == 0 && t.rows <= kAttnDirectRows)
-    return tile_direct<VT>(t, FloatRows<VT, DT>{t.k, hd}, FloatRows<VT, DT>{t.v, hd});
+    return tile_direct<VT>(t, FloatKeyRowsAhead<VT, DT>{{t.k, hd}, t.v},
+                           FloatRows<VT, DT>{t.v, hd});
   transpose_keys<VT, DT>(t.k, nk, hd, t.kf);
   const float* vf = static_cast<const float*>(t.v);
   if constexpr (DT != DType::kF32) {

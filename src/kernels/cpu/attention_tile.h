@@ -60,13 +60,8 @@ struct FloatKeyRowsAhead : FloatRows<VT, DT> {
   void ahead(int j0, int n, int nk) const {
     constexpr size_t esz = DT == DType::kF32 ? 4 : 2;
     const size_t row = static_cast<size_t>(this->hd) * esz;
-    // Addresses as integers: the next tile's may lie past the block's allocation.
-    const uintptr_t k = reinterpret_cast<uintptr_t>(this->p) + (nk + j0) * row;
-    const uintptr_t vv = reinterpret_cast<uintptr_t>(v) + j0 * row;
-    for (size_t o = 0; o < n * row; o += 64) {
-      __builtin_prefetch(reinterpret_cast<const void*>(vv + o), 0, 3);
-      __builtin_prefetch(reinterpret_cast<const void*>(k + o), 0, 3);
-    }
+    vec::prefetch_lines(v, j0 * row, n * row);
+    vec::prefetch_lines(this->p, (nk + j0) * row, n * row);
   }
 };
 

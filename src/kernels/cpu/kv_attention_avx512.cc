@@ -43,14 +43,6 @@ inline __m512i dpbusd_bcast(__m512i acc, __m512i u, const int8_t* x) {
   return acc;
 }
 
-// Every line of [base + off, base + off + bytes) towards L1. The address is formed as an integer:
-// it may lie past the block's allocation (see below), where pointer arithmetic may not go.
-inline void prefetch_rows(const void* base, size_t off, size_t bytes) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(base) + off;
-  for (size_t o = 0; o < bytes; o += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(a + o), _MM_HINT_T0);
-}
-
 // A decode step reads each layer's cache once, from memory, and the hardware prefetcher does not
 // run ahead over the four streams a tile alternates between (key codes and scales, value codes
 // and scales). So the tile asks for what it reads next: at its start, the next tile's scales; as
@@ -63,18 +55,19 @@ inline void prefetch_rows(const void* base, size_t off, size_t bytes) {
 inline void prefetch_next_meta(const QuantTile& c, int nk, int hd) {
   if (c.k_type == KvType::kInt8) {
     const size_t km = kv_meta_bytes(c.k_type, hd, true);
-    prefetch_rows(c.k_meta, nk * km, nk * km);
+    vec::prefetch_lines(c.k_meta, nk * km, nk * km);
   } else {  // per channel: [hd] scales and [hd] minima per group of kKvChannelGroup tokens
     const size_t g0 = (c.k_first + nk) / kKvChannelGroup, group = static_cast<size_t>(hd) * 4;
-    prefetch_rows(c.k_meta, g0 * group, (nk + kKvChannelGroup - 1) / kKvChannelGroup * group);
+    vec::prefetch_lines(c.k_meta, g0 * group,
+                        (nk + kKvChannelGroup - 1) / kKvChannelGroup * group);
   }
   const size_t vm = kv_meta_bytes(c.v_type, hd, false);
-  prefetch_rows(c.v_meta, nk * vm, nk * vm);
+  vec::prefetch_lines(c.v_meta, nk * vm, nk * vm);
 }
 inline void prefetch_ahead(const QuantTile& c, int hd, int nk, int j0, int n) {
   const size_t kc = kv_code_bytes(c.k_type, hd), vc = kv_code_bytes(c.v_type, hd);
-  prefetch_rows(c.v_codes, j0 * vc, n * vc);
-  prefetch_rows(c.k_codes, (nk + j0) * kc, n * kc);
+  vec::prefetch_lines(c.v_codes, j0 * vc, n * vc);
+  vec::prefetch_lines(c.k_codes, (nk + j0) * kc, n * kc);
 }
 
 inline __m512 abs_ps(__m512 x) {

@@ -3,6 +3,7 @@
 // Include only from a path's translation unit; everything here has internal linkage.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -22,6 +23,15 @@ inline void with_const(int k, F&& f) {
     else
       with_const<N - 1>(k, f);
   }
+}
+
+// Every cache line of [base + off, base + off + bytes) asked for towards L1. The address is formed
+// as an integer: callers name rows past the end of a block's allocation (the next tile's, where the
+// walk may not go), which a prefetch may name without faulting and pointer arithmetic may not.
+inline void prefetch_lines(const void* base, size_t off, size_t bytes) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(base) + off;
+  for (size_t o = 0; o < bytes; o += 64)
+    __builtin_prefetch(reinterpret_cast<const void*>(a + o), 0, 3);
 }
 
 // dst[j * ldd + i] = src[i * ld + j] as f32 for i < rows, j < cols (rows, cols <= kW; src elements

@@ -48,21 +48,11 @@ struct FloatRows {
   }
 };
 
-// Key rows of a float cache that also ask for what the tile reads next (as the int8/int4 tiles
-// of cpu/kv_attention_avx512.cc do): as the scores take keys [j0, j0 + n), those keys' values and
-// the next tile's keys j0 .. j0 + n (the rows after this tile's; after a block's last tile,
-// whatever follows it, which a prefetch may name without faulting). A decode step reads each
-// layer's cache once, from memory, and the hardware prefetcher does not run ahead over the two
-// streams a tile alternates between.
+// Key rows of a float cache with what the tile reads next (vec::TileAhead), asked for by
+// scores_direct as it goes.
 template <class VT, DType DT>
 struct FloatKeyRowsAhead : FloatRows<VT, DT> {
-  const void* v;
-  void ahead(int j0, int n, int nk) const {
-    constexpr size_t esz = DT == DType::kF32 ? 4 : 2;
-    const size_t row = static_cast<size_t>(this->hd) * esz;
-    vec::prefetch_lines(v, j0 * row, n * row);
-    vec::prefetch_lines(this->p, (nk + j0) * row, n * row);
-  }
+  vec::TileAhead ahead;
 };
 
 // int8 rows with one scale per group of 2^gshift columns (>= kW; kernels/kv_quant.h), decoded in
@@ -133,8 +123,8 @@ void scores_direct(const float* q, int hd, const KL& k, int nk, float* s, bool f
   };
   alignas(64) float wbuf[R][kQuads * VT::kFoldFloats];  // fold_quad results of one key group
   for (int j0 = 0; j0 < nk; j0 += W) {
-    if constexpr (requires { k.ahead(0, 0, 0); })
-      if (first_pass) k.ahead(j0, nk - j0 < W ? nk - j0 : W, nk);
+    if constexpr (requires { k.ahead(0, 0); })
+      if (first_pass) k.ahead(j0, nk - j0 < W ? nk - j0 : W);
     for (int quad = 0; quad < kQuads; ++quad) {
       // Keys past the end repeat the last one: their scores are never read (the tile's visible
       // ranges end at nk), and the loop keeps 4 x R independent accumulators with no branch.
@@ -376,9 +366,11 @@ template <class VT, DType DT>
 void tile(const AttnTile& t) {
   constexpr int W = VT::kW;
   const int hd = t.head_dim, nk = t.n_keys;
-  if (hd % W == 0 && t.rows <= kAttnDirectRows)
-    return tile_direct<VT>(t, FloatKeyRowsAhead<VT, DT>{{t.k, hd}, t.v},
+  if (hd % W == 0 && t.rows <= kAttnDirectRows) {
+    const size_t row = static_cast<size_t>(hd) * (DT == DType::kF32 ? 4 : 2);
+    return tile_direct<VT>(t, FloatKeyRowsAhead<VT, DT>{{t.k, hd}, {t.k, row, t.v, row, nk}},
                            FloatRows<VT, DT>{t.v, hd});
+  }
   transpose_keys<VT, DT>(t.k, nk, hd, t.kf);
   const float* vf = static_cast<const float*>(t.v);
   if constexpr (DT != DType::kF32) {

@@ -43,15 +43,11 @@ inline __m512i dpbusd_bcast(__m512i acc, __m512i u, const int8_t* x) {
   return acc;
 }
 
-// A decode step reads each layer's cache once, from memory, and the hardware prefetcher does not
-// run ahead over the four streams a tile alternates between (key codes and scales, value codes
-// and scales). So the tile asks for what it reads next: at its start, the next tile's scales; as
-// its scores take keys [j0, j0 + n), those keys' values (read after the scores) and the next
-// tile's keys j0 .. j0 + n. "Next tile" means the rows after this tile's, where the walk goes while
-// it stays in the block; after a block's last tile the addresses are whatever follows the block's
-// codes or scales, which a prefetch may name without faulting. (Measured on SmolLM2's shape at
-// depth 8192, 2 threads: the int8 tile's share of decode time fell from 1.6x to 0.7-0.9x the
-// weight matvecs', and decoding became faster than with an f16 cache; docs/kv-quantization.md.)
+// At a tile's start, the next tile's scales (the rows after this tile's, as vec::TileAhead's keys;
+// per-channel int4 keys: the token groups after the tile's). The codes follow during the scores
+// (vec::TileAhead). Measured on SmolLM2's shape at depth 8192, 2 threads: the int8 tile's share of
+// decode time fell from 1.6x to 0.7-0.9x the weight matvecs', and decoding became faster than with
+// an f16 cache (docs/kv-quantization.md).
 inline void prefetch_next_meta(const QuantTile& c, int nk, int hd) {
   if (c.k_type == KvType::kInt8) {
     const size_t km = kv_meta_bytes(c.k_type, hd, true);
@@ -63,11 +59,6 @@ inline void prefetch_next_meta(const QuantTile& c, int nk, int hd) {
   }
   const size_t vm = kv_meta_bytes(c.v_type, hd, false);
   vec::prefetch_lines(c.v_meta, nk * vm, nk * vm);
-}
-inline void prefetch_ahead(const QuantTile& c, int hd, int nk, int j0, int n) {
-  const size_t kc = kv_code_bytes(c.k_type, hd), vc = kv_code_bytes(c.v_type, hd);
-  vec::prefetch_lines(c.v_codes, j0 * vc, n * vc);
-  vec::prefetch_lines(c.k_codes, (nk + j0) * kc, n * kc);
 }
 
 inline __m512 abs_ps(__m512 x) {
@@ -282,13 +273,13 @@ void quantize_rows(const float* q, int rows, int hd, QueryCodes& qc) {
 // t.s[i][j] for int8 keys: km = the tile's key scales widened to f32, [groups][kT].
 template <int R>
 void scores_int8(const AttnTile& t, const QuantTile& c, const QueryCodes& qc, int row0,
-                 const float* km) {
+                 const float* km, const vec::TileAhead& ahead) {
   const int hd = t.head_dim, groups = hd / 32;
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   KeyChunks k;
   for (int j0 = 0; j0 < t.n_keys; j0 += 16) {
     const int n = t.n_keys - j0 < 16 ? t.n_keys - j0 : 16;
-    if (row0 == 0) prefetch_ahead(c, hd, t.n_keys, j0, n);
+    if (row0 == 0) ahead(j0, n);
     for (int b = 0; b < hd; b += 64)
       transpose_rows(c.k_codes + static_cast<size_t>(j0) * hd + b, hd, n,
                      hd - b < 64 ? hd - b : 64, flip, k.kt + b / 4);
@@ -325,7 +316,8 @@ struct Reductions {
 // km: the tile's token groups' [scales][minima] widened to f32, 2 x hd per group. The scales of
 // every token group of the tile are found first, so that their reductions and divisions overlap.
 template <int R>
-void scores_int4(const AttnTile& t, const QuantTile& c, int row0, const float* km) {
+void scores_int4(const AttnTile& t, const QuantTile& c, int row0, const float* km,
+                 const vec::TileAhead& ahead) {
   const int hd = t.head_dim, half = hd / 2, groups = hd / 32, kf = c.k_first;
   const int n_tg = (kf + t.n_keys + kKvChannelGroup - 1) / kKvChannelGroup;  // <= 5
   const int per_tg = R * groups;  // (row, group) pairs of a token group
@@ -378,7 +370,7 @@ void scores_int4(const AttnTile& t, const QuantTile& c, int row0, const float* k
                                f))));
         qc.scale[i][g] = scale[tg * per_tg + i * groups + g];
       }
-    if (row0 == 0) prefetch_ahead(c, hd, t.n_keys, j0 + first, n);
+    if (row0 == 0) ahead(j0 + first, n);
     const bool pair_order =
         int4_key_chunks(c.k_codes + static_cast<ptrdiff_t>(j0) * half, first, n, hd, k);
     __m512 sf[R];
@@ -522,6 +514,8 @@ template <KvType KT, KvType VT2, int HD>
   if constexpr (HD > 0) t.head_dim = HD;
   const int hd = t.head_dim, nk = t.n_keys, groups = hd / 32;
   prefetch_next_meta(c, nk, hd);
+  const vec::TileAhead ahead{c.k_codes, kv_code_bytes(c.k_type, hd), c.v_codes,
+                             kv_code_bytes(c.v_type, hd), nk};
   // Widened metadata: int8 keys [groups][kT] scales; int4 keys [token group][scales, minima][hd]
   // over at most 5 token groups; values [groups][kT] (int4: [groups][scale, minimum][kT]).
   alignas(64) float km[5 * 2 * kMaxHd], vm[2 * kMaxGroups * kT];
@@ -540,9 +534,9 @@ template <KvType KT, KvType VT2, int HD>
   for (int r0 = 0; r0 < t.rows; r0 += kPassRows)
     vec::with_const<kPassRows>(t.rows - r0 < kPassRows ? t.rows - r0 : kPassRows, [&](auto R) {
       if constexpr (KT == KvType::kInt8)
-        scores_int8<decltype(R)::value>(t, c, *qc, r0, km);
+        scores_int8<decltype(R)::value>(t, c, *qc, r0, km, ahead);
       else
-        scores_int4<decltype(R)::value>(t, c, r0, km);
+        scores_int4<decltype(R)::value>(t, c, r0, km, ahead);
     });
   softmax_values<VT2>(t, c, vm);
 }

@@ -34,6 +34,25 @@ inline void prefetch_lines(const void* base, size_t off, size_t bytes) {
     __builtin_prefetch(reinterpret_cast<const void*>(a + o), 0, 3);
 }
 
+// What a decode tile reads next, asked for as its scores go. A decode step reads each layer's
+// cache once, from memory, and the hardware prefetcher does not run ahead over the streams a tile
+// alternates between (keys and values; for int8/int4 caches also their scales). So as the scores
+// take keys [j0, j0 + n): those keys' values (read after the scores) and the next tile's keys j0 ..
+// j0 + n, i.e. the rows after this tile's, where the walk goes while it stays in the block (after
+// a block's last tile, whatever follows it). Issued all at once at a tile's start the same
+// prefetches stalled on full miss queues (docs/kv-quantization.md, "Prefetch").
+struct TileAhead {
+  const void* k;  // the tile's first key row
+  size_t k_row;   // bytes per key row
+  const void* v;  // the tile's first value row
+  size_t v_row;
+  int n_keys;  // keys in this tile
+  void operator()(int j0, int n) const {
+    prefetch_lines(v, j0 * v_row, n * v_row);
+    prefetch_lines(k, (n_keys + j0) * k_row, n * k_row);
+  }
+};
+
 // dst[j * ldd + i] = src[i * ld + j] as f32 for i < rows, j < cols (rows, cols <= kW; src elements
 // of dtype DT counted from element `off`); lanes i >= rows of each written row are zero.
 template <class VT, DType DT>
